@@ -1,0 +1,145 @@
+"""The one exception tree of wanbatch.
+
+::
+
+    WanbatchError
+    ├── InputError                  bad input the user must fix: exit 2
+    │   ├── ManifestError           one or more located issues in a manifest (file:line:col field: what)
+    │   └── ConfigError             bad arguments or environment (missing API key, unknown region, …)
+    ├── LedgerError                 an unreadable ledger line (file and line named): exit 2
+    │   └── LockHeld                another live run holds the output folder: exit 3
+    ├── ApiError                    a DashScope request failed; carries status, code, message, request_id
+    │   ├── TransientError          worth retrying after a pause
+    │   │   ├── RateLimited         429 Throttling*; retry_after from the server when it sent one
+    │   │   ├── ServerError         5xx
+    │   │   ├── RequestTimeout      no answer in time (the request may have reached the server)
+    │   │   └── ConnectionLost      reset/refused/closed (may or may not have reached the server)
+    │   └── PermanentError          the API refused with a code that retrying cannot change (400/401/403/404)
+    └── DownloadError               a video could not be fetched or verified
+        ├── UrlExpired              the signed URL is no longer valid (403/expired): query the task again
+        ├── DownloadRefused         the URL is not allowed (non-https, too large)
+        └── VerifyError             the bytes are not the video asked for (size, sha256, MP4 check)
+
+Whether an ApiError is retried, never retried, or (for a create) ambiguous is decided in ONE place,
+``runner.api.classify``. Messages never contain the API key: nothing here is ever given it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class WanbatchError(Exception):
+    """Base of every error wanbatch raises on purpose."""
+
+
+class InputError(WanbatchError):
+    """The user's input is wrong; the CLI prints the message and exits 2."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One located problem in a manifest. ``line``/``column`` are 1-based; 0 when unknown."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}: {self.severity}:{field} {self.message}"
+
+
+class ManifestError(InputError):
+    """Every error found in a manifest, reported together."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class ConfigError(InputError):
+    """Bad command-line arguments or environment."""
+
+
+class LedgerError(WanbatchError):
+    """A ledger line that cannot be read (not the torn last line, which replay tolerates)."""
+
+
+class LockHeld(LedgerError):
+    """Another live run holds the output folder's lock."""
+
+
+class ApiError(WanbatchError):
+    """A DashScope request failed.
+
+    ``sent`` says whether the request may have reached the server: for a create request that matters,
+    since the API has no idempotency key and a lost answer may hide a paid task.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.sent = sent
+
+    def __str__(self) -> str:
+        parts = [p for p in (str(self.status) if self.status else None, self.code, self.message) if p]
+        rid = f" (request_id {self.request_id})" if self.request_id else ""
+        return " ".join(parts) + rid
+
+
+class TransientError(ApiError):
+    """Worth retrying after a pause."""
+
+
+class RateLimited(TransientError):
+    """HTTP 429 with a Throttling* code."""
+
+
+class ServerError(TransientError):
+    """HTTP 5xx."""
+
+
+class RequestTimeout(TransientError):
+    """No answer in time."""
+
+
+class ConnectionLost(TransientError):
+    """The connection failed or closed without an answer."""
+
+
+class PermanentError(ApiError):
+    """Refused with a code that retrying cannot change."""
+
+
+class DownloadError(WanbatchError):
+    """A video could not be fetched or verified."""
+
+
+class UrlExpired(DownloadError):
+    """The signed URL has expired: query the task for a fresh one; never generate again."""
+
+
+class DownloadRefused(DownloadError):
+    """The URL or the answer is not acceptable (non-https to a non-loopback host, over the size cap)."""
+
+
+class VerifyError(DownloadError):
+    """The downloaded bytes are not the requested video."""
