@@ -40,6 +40,12 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return cancel_command(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from runner.report import report_command
+
+    return report_command(args)
+
+
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from runner.emulator.cli import command
 
@@ -91,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
     _add_region(p)
     p.set_defaults(func=_cmd_cancel)
+
+    p = sub.add_parser("report", help="(re)build DIR/index.html, the gallery of a run")
+    p.add_argument("dir", help="the run's output folder")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("emulator", help="serve the local DashScope emulator")
     _add_emulator_arguments(p)
