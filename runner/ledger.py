@@ -1,0 +1,371 @@
+"""The run's ledger: an append-only JSONL file, one complete line per event, and the output folder's lock.
+
+The ledger is the run's memory. Every transition of a job is one line; ``replay()`` folds the lines back
+into a ``RunState`` (``runner/state.py``) so an interrupted run resumes where it stopped. Two promises:
+
+* **Durable before return.** ``await writer.append(...)`` returns only once its line is written whole and
+  ``fsync``'d, so the pipeline can write the ``submitting`` intent and know it is on disk before the create
+  request leaves (a paid task is never made without a trace of it).
+* **Group commit.** One writer task owns the file. Lines that arrive while an fsync runs are gathered and
+  written with ONE write and ONE fsync; every caller waiting on them is released together. A run with
+  thousands of jobs therefore pays one fsync per batch, not per line. The write and fsync run in a worker
+  thread, never on the event loop.
+
+The format (ARCHITECTURE.md, "the ledger format") is defined here once: ``EVENTS`` and the line models of
+``runner/state.py``. A line the writer is asked to append is validated against the same models replay
+uses, so the run can never write what a resume cannot read.
+
+A crash can leave a torn last line (a partial write). Replay ignores it; the writer cuts it off before
+appending, so the next line never glues onto garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from runner.errors import LedgerError, LockHeld
+from runner.state import (
+    CANCELED,
+    DOWNLOADED,
+    EVENTS,
+    EXPIRED,
+    FAILED,
+    PLANNED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    STATES,
+    SUBMITTED,
+    SUBMITTING,
+    SUCCEEDED,
+    TASK_STATUS,
+    Failure,
+    JobState,
+    RunState,
+    replay,
+    sound_length,
+    validate_line,
+)
+
+__all__ = [
+    "CANCELED",
+    "DOWNLOADED",
+    "EVENTS",
+    "EXPIRED",
+    "FAILED",
+    "LEDGER_NAME",
+    "LOCK_NAME",
+    "PLANNED",
+    "RUN_FINISHED",
+    "RUN_STARTED",
+    "STATES",
+    "SUBMITTED",
+    "SUBMITTING",
+    "SUCCEEDED",
+    "TASK_STATUS",
+    "Failure",
+    "JobState",
+    "LedgerWriter",
+    "RunLock",
+    "RunState",
+    "replay",
+]
+
+LEDGER_NAME = "ledger.jsonl"
+LOCK_NAME = ".lock"
+
+_log = structlog.get_logger("wanbatch.ledger")
+
+
+@dataclass
+class _Pending:
+    data: bytes
+    done: asyncio.Future[None]
+
+
+class LedgerWriter:
+    """Appends lines to the ledger; one writer task does group commit (see the module docstring).
+
+    Use as ``async with LedgerWriter(path) as ledger: await ledger.append(SUBMITTING, job_id, attempt=1,
+    model=m)``. ``fsync`` and ``clock`` can be replaced (tests count fsyncs; ``clock`` gives ``ts``).
+    ``lines`` and ``fsyncs`` count what was made durable, for tests and the benchmark.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: Callable[[int], None] = os.fsync,
+        clock: Callable[[], float] = time.time,
+        validate: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self._fsync = fsync
+        self._clock = clock
+        self._validate = validate
+        self._fd: int | None = None
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self._closing = False
+        self.lines = 0
+        self.fsyncs = 0
+        self.batches = 0
+        self.repaired_bytes = 0
+
+    async def __aenter__(self) -> LedgerWriter:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open (create) the file, cut off a torn last line, and start the writer task."""
+        if self._task is not None:
+            return
+        self._fd, self.repaired_bytes = await asyncio.to_thread(self._open_sync)
+        if self.repaired_bytes:
+            _log.warning("ledger.torn_tail_removed", path=str(self.path), bytes=self.repaired_bytes)
+        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    def _open_sync(self) -> tuple[int, int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            keep = sound_length(self.path) if size else 0
+            if keep < size:
+                os.ftruncate(fd, keep)
+                self._fsync(fd)
+            if keep == 0 and size == 0:
+                _fsync_dir(self.path.parent)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, size - keep
+
+    def encode(self, event: str, job_id: str | None, fields: dict[str, Any]) -> bytes:
+        """The line for one event (with ``ts``), validated against the format; ValueError when it breaks it."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown ledger event {event!r}; the events are defined in runner/state.py")
+        obj: dict[str, Any] = {"ts": self._clock(), "event": event, "job_id": job_id, **fields}
+        try:
+            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"ledger event {event!r} for {job_id!r} is not JSON: {e}") from e
+        if "\n" in text:  # json.dumps escapes newlines in strings; belt and braces for the one-line rule
+            raise ValueError("a ledger line must not contain a newline")
+        if self._validate:
+            validate_line(obj)
+        return text.encode("utf-8") + b"\n"
+
+    async def append(self, event: str, job_id: str | None = None, **fields: Any) -> None:
+        """Append one event; return once it is durable (written and fsync'd)."""
+        await self.append_raw(self.encode(event, job_id, fields))
+
+    record = append  # the name ARCHITECTURE.md's readers may look for
+
+    async def append_raw(self, data: bytes) -> None:
+        """Append pre-encoded line bytes (from ``encode``); return once durable."""
+        if self._error is not None:
+            raise LedgerError(f"{self.path}: the ledger cannot be written: {self._error}") from self._error
+        if self._task is None or self._closing:
+            raise RuntimeError("LedgerWriter is not open")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(data, fut))
+        await asyncio.shield(fut)
+
+    async def _run(self) -> None:
+        """The writer task: take everything queued, one write + one fsync, release the callers."""
+        while True:
+            first = await self._queue.get()
+            batch: list[_Pending] = []
+            stop = first is None
+            if first is not None:
+                batch.append(first)
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            if batch:
+                await self._commit(batch)
+            if stop:
+                return
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        if self._error is None:
+            try:
+                await asyncio.to_thread(self._write_sync, b"".join(p.data for p in batch))
+            except BaseException as e:  # the disk is gone or full: every later append fails too
+                self._error = e
+        for p in batch:
+            if p.done.done():
+                continue
+            if self._error is None:
+                p.done.set_result(None)
+            else:
+                p.done.set_exception(LedgerError(f"{self.path}: the ledger cannot be written: {self._error}"))
+        if self._error is None:
+            self.lines += len(batch)
+            self.batches += 1
+
+    def _write_sync(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._fsync(self._fd)
+        self.fsyncs += 1
+
+    async def close(self) -> None:
+        """Flush what is queued, stop the writer task, close the file. Safe to call twice."""
+        if self._task is None:
+            return
+        if not self._closing:
+            self._closing = True
+            self._queue.put_nowait(None)
+        task, self._task = self._task, None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a new directory entry durable (a fresh ledger, a renamed file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """The output folder's lock: ``.lock`` holds the pid of the run that owns the folder.
+
+    Taken with ``fcntl.flock`` (non-blocking) on the file, so the kernel frees it when the holder dies,
+    however it dies. A second run gets ``LockHeld`` naming the holder's pid. A lock file left behind by a
+    dead process is taken over with a log line. The inode is checked after locking, so a run that locked a
+    file another run was just deleting retries on the new one rather than sharing the folder.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str]) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / LOCK_NAME
+        self._fd: int | None = None
+        self.took_over_from: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock or raise ``LockHeld``."""
+        if self._fd is not None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                pid = read_lock_pid(self.path)
+                who = f"pid {pid}" if pid else "another process"
+                raise LockHeld(
+                    f"{self.out_dir} is in use by another run ({who}); wait for it to finish or stop it"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder deleted it between our open and our flock: try the new file
+                os.close(fd)
+                continue
+            old = _read_pid_fd(fd)
+            if old and old != os.getpid():
+                self.took_over_from = old
+                state = "still running but not holding it" if _pid_alive(old) else "no longer running"
+                _log.warning("lock.taken_over", path=str(self.path), stale_pid=old, reason=state)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.fsync(fd)
+            self._fd = fd
+            return
+        raise LockHeld(f"{self.out_dir}: could not take the lock (it keeps changing)")
+
+    def release(self) -> None:
+        """Remove the lock file and unlock. Safe to call twice."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(fd)  # closing drops the flock
+
+
+def _read_pid_fd(fd: int) -> int | None:
+    raw = os.pread(fd, 64, 0)
+    try:
+        return int(raw.decode("ascii").strip() or "0") or None
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def read_lock_pid(path: str | os.PathLike[str]) -> int | None:
+    """The pid written in a lock file, or None (missing, empty, unreadable)."""
+    try:
+        raw = Path(path).read_bytes()[:64]
+    except OSError:
+        return None
+    try:
+        return int(raw.decode("ascii").strip() or "0") or None
+    except (UnicodeDecodeError, ValueError):
+        return None

@@ -1,0 +1,579 @@
+"""The ledger's format and its replay: line models (pydantic, the boundary), ``JobState`` and ``RunState``.
+
+The event table of ARCHITECTURE.md ("the ledger format") lives here as code: the event names, one
+pydantic model per event, and the state each event leaves a job in. ``replay(path)`` folds a ledger into a
+``RunState``; the writer (``runner/ledger.py``) validates what it appends against the same models.
+
+Replay rules: a torn last line (no trailing newline, or not JSON) is ignored; any other unreadable line is
+a ``LedgerError`` naming the file and line; events this version does not know are skipped, and fields it
+does not know are ignored, so an older wanbatch can read a newer ledger.
+
+``JobState`` is a plain (mutable, slotted) dataclass: replay updates one per line, a million times for a
+large ledger, and copying a frozen object on every line would cost more than the parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from runner.errors import LedgerError
+from runner.models import REGIONS
+
+# --- event names (the one definition) ---------------------------------------------------------------
+RUN_STARTED = "run.started"
+PLANNED = "planned"
+SUBMITTING = "submitting"
+SUBMITTED = "submitted"
+TASK_STATUS = "task.status"
+SUCCEEDED = "succeeded"
+DOWNLOADED = "downloaded"
+FAILED = "failed"
+CANCELED = "canceled"
+EXPIRED = "expired"
+RUN_FINISHED = "run.finished"
+
+EVENTS = frozenset(
+    {RUN_STARTED, PLANNED, SUBMITTING, SUBMITTED, TASK_STATUS, SUCCEEDED, DOWNLOADED, FAILED, CANCELED, EXPIRED,
+     RUN_FINISHED}
+)  # fmt: skip
+
+# --- job states, in lifecycle order (status --json lists every one) ---------------------------------------
+STATES: tuple[str, ...] = (
+    "planned",
+    "submitting",
+    "pending",
+    "running",
+    "succeeded",
+    "downloaded",
+    "failed",
+    "canceled",
+    "expired",
+)
+#: States a job does not leave by itself (the run is done with it).
+FINAL_STATES = frozenset({"downloaded", "failed", "canceled", "expired"})
+#: States in which a task exists on the server and has not finished.
+IN_FLIGHT_STATES = frozenset({"pending", "running"})
+
+
+# --- line models ---------------------------------------------------------------------------------------
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ts: float
+    job_id: str | None = None
+
+
+class RunStartedLine(_Line):
+    event: Literal["run.started"]
+    run_id: str | None = None
+    name: str | None = None  # the manifest's name (added to the table: status --json shows it)
+    manifest: str | None = None
+    region: str | None = None
+    base_url: str | None = None
+    pid: int | None = None
+    version: str | None = None
+
+
+class PlannedLine(_Line):
+    event: Literal["planned"]
+    job_id: str
+    name: str
+    model: str
+    request: dict[str, Any] = Field(default_factory=dict)
+    size: str | None = None
+    duration: int | None = None
+    seed: int | None = None
+    seconds: float = 0.0
+    cost: float = 0.0
+
+
+class SubmittingLine(_Line):
+    event: Literal["submitting"]
+    job_id: str
+    attempt: int = 1
+    model: str | None = None
+
+
+class SubmittedLine(_Line):
+    event: Literal["submitted"]
+    job_id: str
+    task_id: str
+    request_id: str | None = None
+    adopted: bool = False
+
+
+class TaskStatusLine(_Line):
+    event: Literal["task.status"]
+    job_id: str
+    task_id: str
+    status: str
+
+
+class SucceededLine(_Line):
+    event: Literal["succeeded"]
+    job_id: str
+    task_id: str
+    video_url: str | None = None
+    url_expires: float | None = None
+    usage: dict[str, Any] | None = None
+    orig_prompt: str | None = None
+    actual_prompt: str | None = None
+    submit_time: str | None = None
+    scheduled_time: str | None = None
+    end_time: str | None = None
+
+
+class DownloadedLine(_Line):
+    event: Literal["downloaded"]
+    job_id: str
+    path: str
+    bytes: int
+    sha256: str
+
+
+class FailedLine(_Line):
+    event: Literal["failed"]
+    job_id: str
+    stage: str = "task"
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    task_id: str | None = None
+
+
+class CanceledLine(_Line):
+    event: Literal["canceled"]
+    job_id: str
+    task_id: str | None = None
+
+
+class ExpiredLine(_Line):
+    event: Literal["expired"]
+    job_id: str
+    task_id: str | None = None
+
+
+class RunFinishedLine(_Line):
+    event: Literal["run.finished"]
+    exit_code: int | None = None
+    counts: dict[str, int] | None = None
+
+
+Line = Annotated[
+    RunStartedLine
+    | PlannedLine
+    | SubmittingLine
+    | SubmittedLine
+    | TaskStatusLine
+    | SucceededLine
+    | DownloadedLine
+    | FailedLine
+    | CanceledLine
+    | ExpiredLine
+    | RunFinishedLine,
+    Field(discriminator="event"),
+]
+LINE: TypeAdapter[Line] = TypeAdapter(Line)
+
+
+def validate_line(obj: dict[str, Any]) -> Line:
+    """The model for one line given as a dict; ValueError (naming the event) when it breaks the format."""
+    try:
+        return LINE.validate_python(obj)
+    except ValidationError as e:
+        raise ValueError(f"ledger event {obj.get('event')!r} breaks the ledger format: {_short(e)}") from None
+
+
+def _short(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors(include_url=False)[:3]:
+        loc = ".".join(str(x) for x in err["loc"][1:] or err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+# --- state ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Failure:
+    """Why a job failed: where (submit/task/download) and what the API or the download said."""
+
+    stage: str
+    code: str | None
+    message: str | None
+    request_id: str | None
+    task_id: str | None
+
+
+@dataclass(slots=True)
+class JobState:
+    """Everything the ledger knows about one job, as of the last line read."""
+
+    job_id: str
+    state: str = "planned"
+    name: str = ""
+    model: str = ""
+    request: dict[str, Any] = field(default_factory=dict)
+    size: str | None = None
+    duration: int | None = None
+    seed: int | None = None
+    seconds: float = 0.0  # planned seconds of video
+    cost: float = 0.0  # planned cost
+    attempts: int = 0  # submitting intents written
+    task_id: str | None = None  # the current task
+    task_ids: list[str] = field(default_factory=list)  # every task id ever recorded, oldest first
+    adopted: bool = False  # the current task was found by reconcile
+    submitting_since: float | None = None  # ts of the latest intent not yet answered by `submitted`
+    task_status: str | None = None
+    video_url: str | None = None
+    url_expires: float | None = None
+    usage: dict[str, Any] | None = None
+    orig_prompt: str | None = None
+    actual_prompt: str | None = None
+    times: dict[str, str] = field(default_factory=dict)  # submit_time, scheduled_time, end_time (UTC+8)
+    path: str | None = None  # relative to the output folder
+    bytes: int | None = None
+    sha256: str | None = None
+    failure: Failure | None = None
+    updated: float = 0.0  # ts of the last line about this job
+
+    @property
+    def billed_seconds(self) -> float | None:
+        """Seconds the API billed (usage.duration on wan2.6, usage.video_duration before), else None."""
+        u = self.usage
+        if not u:
+            return None
+        for key in ("duration", "video_duration"):
+            v = u.get(key)
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
+                return float(v)
+        return None
+
+    @property
+    def billed(self) -> bool:
+        """True once the task succeeded (the API bills success only), even if the download then failed."""
+        return self.usage is not None or self.state in ("succeeded", "downloaded")
+
+    @property
+    def billed_cost(self) -> float:
+        """Cost of the success: the planned unit price times the billed seconds when usage says them."""
+        secs = self.billed_seconds
+        if secs is None or not self.seconds:
+            return self.cost
+        return self.cost / self.seconds * secs
+
+
+@dataclass
+class RunState:
+    """The run as the ledger tells it: job_id → ``JobState`` plus run-level facts."""
+
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    name: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+    manifest: str | None = None
+    region: str | None = None
+    base_url: str | None = None
+    started: float | None = None  # ts of the first run.started
+    finished: float | None = None  # ts of the last run.finished
+    exit_code: int | None = None
+    lines: int = 0  # lines applied (known events)
+    skipped: int = 0  # lines of unknown events
+    torn_tail: bool = False  # the file ended in a torn line, ignored
+
+    # -- applying lines --
+    def apply(self, line: Line) -> None:
+        """Fold one validated line into the state."""
+        self.lines += 1
+        if isinstance(line, RunStartedLine):
+            self._run_started(line)
+        elif isinstance(line, RunFinishedLine):
+            self.finished = line.ts
+            self.exit_code = line.exit_code
+        else:
+            job = self.jobs.get(line.job_id)  # every job line has a str job_id
+            if job is None:
+                job = self.jobs[line.job_id] = JobState(line.job_id)
+            job.updated = line.ts
+            _APPLY[type(line)](job, line)
+
+    def apply_dict(self, obj: dict[str, Any]) -> None:
+        """Fold one line given as a dict (what the writer appended); unknown events are skipped."""
+        if obj.get("event") not in EVENTS:
+            self.skipped += 1
+            return
+        self.apply(validate_line(obj))
+
+    def _run_started(self, line: RunStartedLine) -> None:
+        if self.started is None:
+            self.started = line.ts
+        if line.run_id:
+            self.run_ids.append(line.run_id)
+        self.name = line.name or self.name
+        self.manifest = line.manifest or self.manifest
+        self.region = line.region or self.region
+        self.base_url = line.base_url or self.base_url
+        self.finished = None
+        self.exit_code = None
+
+    # -- questions --
+    def counts(self) -> dict[str, int]:
+        """Jobs per state; every state key present."""
+        out = dict.fromkeys(STATES, 0)
+        for job in self.jobs.values():
+            out[job.state] = out.get(job.state, 0) + 1
+        return out
+
+    def known_task_ids(self) -> set[str]:
+        """Every task id the ledger has recorded, for any job (reconcile drops these candidates)."""
+        return {t for job in self.jobs.values() for t in job.task_ids}
+
+    def in_state(self, *states: str) -> list[JobState]:
+        return [j for j in self.jobs.values() if j.state in states]
+
+    @property
+    def currency(self) -> str:
+        region = REGIONS.get(self.region or "")
+        return region.currency if region else "CNY"
+
+    def summary(self, name: str | None = None) -> dict[str, Any]:
+        """The ``status --json`` object of DESIGN.md.
+
+        ``seconds`` and ``cost`` are what the API billed: every job whose task succeeded (downloaded or
+        not; a later download failure does not refund it), from ``usage`` when known, else the plan.
+        """
+        billed = [j for j in self.jobs.values() if j.billed]
+        seconds = sum((j.billed_seconds if j.billed_seconds is not None else float(j.seconds)) for j in billed)
+        cost = sum(j.billed_cost for j in billed)
+        failures = [
+            {
+                "job_id": j.job_id,
+                "name": j.name,
+                "code": j.failure.code if j.failure else None,
+                "message": j.failure.message if j.failure else None,
+                "request_id": j.failure.request_id if j.failure else None,
+            }
+            for j in self.jobs.values()
+            if j.state == "failed"
+        ]
+        return {
+            "name": name or self.name,
+            "jobs": len(self.jobs),
+            "states": self.counts(),
+            "seconds": _num(seconds),
+            "cost": round(cost, 6),
+            "currency": self.currency,
+            "failures": failures,
+        }
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else round(x, 6)
+
+
+# --- per-event transitions -----------------------------------------------------------------------------
+def _planned(job: JobState, line: PlannedLine) -> None:
+    job.name, job.model, job.request = line.name, line.model, line.request
+    job.size, job.duration, job.seed = line.size, line.duration, line.seed
+    job.seconds, job.cost = line.seconds, line.cost
+    # a second `planned` (a resume re-planning) updates the spec but never the job's progress
+
+
+def _submitting(job: JobState, line: SubmittingLine) -> None:
+    job.state = "submitting"
+    job.attempts += 1
+    job.submitting_since = line.ts
+    job.failure = None
+
+
+def _submitted(job: JobState, line: SubmittedLine) -> None:
+    job.state = "pending"
+    job.task_id = line.task_id
+    job.adopted = line.adopted
+    job.task_status = "PENDING"
+    job.submitting_since = None
+    job.failure = None
+    if line.task_id not in job.task_ids:
+        job.task_ids.append(line.task_id)
+
+
+def _task_status(job: JobState, line: TaskStatusLine) -> None:
+    if line.task_id not in job.task_ids:
+        job.task_ids.append(line.task_id)
+    if job.task_id is not None and line.task_id != job.task_id:
+        return  # news of an older task never moves the job
+    job.task_id = line.task_id
+    job.task_status = line.status
+    if job.state in ("submitting", "pending", "running"):
+        job.state = "running" if line.status == "RUNNING" else "pending"
+
+
+def _succeeded(job: JobState, line: SucceededLine) -> None:
+    job.state = "succeeded"
+    job.task_id = line.task_id
+    if line.task_id not in job.task_ids:
+        job.task_ids.append(line.task_id)
+    job.task_status = "SUCCEEDED"
+    job.submitting_since = None
+    job.video_url, job.url_expires = line.video_url, line.url_expires
+    if line.usage is not None:
+        job.usage = line.usage
+    job.orig_prompt = line.orig_prompt if line.orig_prompt is not None else job.orig_prompt
+    job.actual_prompt = line.actual_prompt if line.actual_prompt is not None else job.actual_prompt
+    for key in ("submit_time", "scheduled_time", "end_time"):
+        v = getattr(line, key)
+        if v is not None:
+            job.times[key] = v
+    job.failure = None
+
+
+def _downloaded(job: JobState, line: DownloadedLine) -> None:
+    job.state = "downloaded"
+    job.path, job.bytes, job.sha256 = line.path, line.bytes, line.sha256
+    job.failure = None
+
+
+def _failed(job: JobState, line: FailedLine) -> None:
+    job.state = "failed"
+    job.submitting_since = None
+    if line.task_id:
+        if line.task_id not in job.task_ids:
+            job.task_ids.append(line.task_id)
+        if line.stage != "submit":
+            job.task_status = "FAILED" if line.stage == "task" else job.task_status
+    job.failure = Failure(line.stage, line.code, line.message, line.request_id, line.task_id or job.task_id)
+
+
+def _canceled(job: JobState, line: CanceledLine) -> None:
+    job.state = "canceled"
+    job.task_status = "CANCELED"
+    job.submitting_since = None
+
+
+def _expired(job: JobState, line: ExpiredLine) -> None:
+    job.state = "expired"
+    job.submitting_since = None
+
+
+_APPLY: dict[type, Any] = {
+    PlannedLine: _planned,
+    SubmittingLine: _submitting,
+    SubmittedLine: _submitted,
+    TaskStatusLine: _task_status,
+    SucceededLine: _succeeded,
+    DownloadedLine: _downloaded,
+    FailedLine: _failed,
+    CanceledLine: _canceled,
+    ExpiredLine: _expired,
+}
+
+
+# --- reading the file ------------------------------------------------------------------------------------
+def _line_ok(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
+def sound_length(path: str | os.PathLike[str]) -> int:
+    """Bytes of the ledger up to the end of its last sound line: a torn tail (no newline, or a last line
+    that is not a JSON object) is left out. The writer truncates to this before appending."""
+    p = Path(path)
+    with p.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        # find the last two newlines (enough to isolate the last line), reading backwards in blocks
+        block = 1 << 16
+        pos = size
+        tail = b""
+        while pos > 0 and tail.count(b"\n") < (2 if tail.endswith(b"\n") else 1):
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+    if not tail.endswith(b"\n"):
+        cut = tail.rfind(b"\n")
+        return pos + cut + 1 if cut >= 0 else 0
+    body = tail[:-1]
+    cut = body.rfind(b"\n")
+    last = body[cut + 1 :]
+    if not last.strip() or _line_ok(last):
+        return size
+    return pos + cut + 1 if cut >= 0 else 0
+
+
+def replay(path: str | os.PathLike[str]) -> RunState:
+    """Read a ledger into a ``RunState``. A missing file is an empty run."""
+    p = Path(path)
+    state = RunState()
+    try:
+        f = p.open("rb")
+    except FileNotFoundError:
+        return state
+    validate = LINE.validate_json
+    apply = state.apply
+    pending: tuple[int, str] | None = None  # an unreadable line: fatal unless it is the last one
+    n = 0
+    with f:
+        for raw in f:
+            n += 1
+            if pending is not None:
+                _raise(p, *pending)
+            if not raw.endswith(b"\n"):
+                state.torn_tail = True  # written partly: never acknowledged, so never acted on
+                break
+            if not raw.strip():
+                continue
+            try:
+                line = validate(raw)
+            except ValidationError as e:
+                reason = _classify(raw, e)
+                if reason is None:
+                    state.skipped += 1
+                    continue
+                pending = (n, reason)
+                continue
+            apply(line)
+    if pending is not None:
+        state.torn_tail = True
+    return state
+
+
+def _classify(raw: bytes, e: ValidationError) -> str | None:
+    """None for a line of an unknown event (skipped), else why the line is unreadable."""
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as je:
+        return f"not JSON ({je.msg} at column {je.colno})"
+    except ValueError:
+        return "not UTF-8 text"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    event = obj.get("event")
+    if isinstance(event, str) and event not in EVENTS:
+        return None
+    if event is None:
+        return "no 'event' field"
+    return f"event {event!r}: {_short(e)}"
+
+
+def _raise(path: Path, line: int, reason: str) -> None:
+    raise LedgerError(
+        f"{path}:{line}: unreadable ledger line ({reason}); "
+        "the ledger is damaged there: fix or remove that line, or start a new output folder"
+    )
+
+
+def replay_lines(lines: Iterable[dict[str, Any]]) -> RunState:
+    """A ``RunState`` from line dicts (tests, and callers that keep lines in memory)."""
+    state = RunState()
+    for obj in lines:
+        state.apply_dict(obj)
+    return state
