@@ -1,0 +1,131 @@
+"""Logging: structlog with a console renderer on a terminal and JSON lines otherwise (cron, CI, pipes).
+
+Callers log stable dotted event names (``job.submitted``, ``task.failed``) with fields; this module only
+decides how they are rendered and makes sure no secret is ever written. ``Redactor`` is a processor that
+runs on every event before rendering: it replaces each configured secret (the API key) and anything that
+looks like a DashScope key (``sk-…``) or a bearer token with ``***``, in every field, nested containers
+and exception text included.
+
+``configure()`` is called once by the CLI with the key passed in; structlog's own configuration is the
+only global state.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+MASK = "***"
+
+#: ``Bearer <anything>`` and DashScope-style keys. Keys are ``sk-`` followed by letters and digits.
+_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"),
+)
+#: Fields whose value is a credential whatever it looks like.
+_SECRET_KEYS = frozenset({"api_key", "apikey", "authorization", "password", "secret", "token", "x-api-key"})
+_SCALARS = (int, float, bool, type(None))
+
+
+class Redactor:
+    """structlog processor: mask secrets in every field of an event (see the module docstring)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # longest first, so a secret that contains another is masked whole; tiny strings would mask noise
+        self._secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+
+    def text(self, s: str) -> str:
+        """``s`` with every secret masked."""
+        for secret in self._secrets:
+            if secret in s:
+                s = s.replace(secret, MASK)
+        if "sk-" in s or "earer" in s or "EARER" in s:
+            s = _PATTERNS[0].sub(lambda m: m.group(1) + MASK, s)
+            s = _PATTERNS[1].sub(MASK, s)
+        return s
+
+    def value(self, v: Any, depth: int = 0) -> Any:
+        """A copy of ``v`` with secrets masked; objects whose text holds a secret become masked text."""
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, _SCALARS):
+            return v
+        if depth > 8:
+            return self.text(repr(v))
+        if isinstance(v, Mapping):
+            return {
+                k: (MASK if isinstance(k, str) and k.lower() in _SECRET_KEYS else self.value(x, depth + 1))
+                for k, x in v.items()
+            }
+        if isinstance(v, tuple):
+            return tuple(self.value(x, depth + 1) for x in v)
+        if isinstance(v, list | set | frozenset):
+            return [self.value(x, depth + 1) for x in v]
+        if isinstance(v, BaseException):
+            masked = self.text(str(v))
+            return v if masked == str(v) else f"{type(v).__name__}: {masked}"
+        try:
+            text = str(v)
+        except Exception:  # an object that cannot print itself cannot leak through the renderer either
+            return v
+        masked = self.text(text)
+        return v if masked == text else masked
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        for key in list(event_dict):
+            if key.lower() in _SECRET_KEYS:
+                event_dict[key] = MASK
+            else:
+                event_dict[key] = self.value(event_dict[key])
+        return event_dict
+
+
+def level_for(verbosity: int) -> int:
+    """``-v`` count → logging level: info by default, debug from ``-v``."""
+    return logging.DEBUG if verbosity >= 1 else logging.INFO
+
+
+def configure(
+    *,
+    verbosity: int = 0,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    json: bool | None = None,
+) -> None:
+    """Set up structlog once for the process: renderer by terminal or not, level, redaction.
+
+    ``json=None`` picks JSON lines unless ``stream`` is a terminal.
+    """
+    out = stream if stream is not None else sys.stderr
+    if json is None:
+        json = not (hasattr(out, "isatty") and out.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=False, default=str)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,  # exception text becomes a field, so it is redacted too
+        Redactor(secrets),
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level_for(verbosity)),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "wanbatch") -> Any:
+    """A structlog logger; events go through the processors set by ``configure``."""
+    return structlog.get_logger(name)
