@@ -1,0 +1,390 @@
+"""Request-rate limiters and the in-flight cap, both adaptive on 429, with an injectable clock.
+
+Why not aiolimiter (listed in pyproject): its ``AsyncLimiter(5, 1)`` is a leaky bucket — a burst of 5 at
+t=0, then the bucket drains 1 slot every 0.2 s, so 5 + 4 = 9 requests land inside [0, 1) s. DashScope counts
+"5 per second" over ANY 1-second window (API.md decision 8), so that pattern is refused. aiolimiter also
+reads ``loop.time()`` directly (no replaceable clock) and has no notion of slowing down on 429. Hence a
+sliding-window log here: remember the start times of the last ``k`` grants and let the next one start only
+when the oldest of them is more than one window (plus a safety margin for latency jitter) in the past.
+That is exact for "at most k in any window", costs O(k) memory, and stays simple enough to prove by test.
+
+Adaptive behaviour (AIMD): on a 429 the effective rate is halved (at most once per window, so one burst of
+429s counts once) and a ``Retry-After`` pauses every caller; after a quiet period without 429s the rate
+climbs back additively, and it does not climb past the rate that was last refused until a long quiet period
+has passed. A limit configured 4x too high thus costs a couple of 429s, then one probe every few minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from runner.models import MODELS, QUERY_QPS, resolve_model
+
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "InFlight",
+    "Limits",
+    "QueryLimiter",
+    "RealClock",
+    "SubmitLimiter",
+    "WindowLimiter",
+]
+
+
+# --------------------------------------------------------------------------------------------------- clocks
+
+
+class Clock(Protocol):
+    """Monotonic seconds and a way to wait; replaced by ``FakeClock`` in tests."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """``time.monotonic`` and ``asyncio.sleep``."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock:
+    """Virtual time for tests: ``sleep`` parks the caller until ``advance`` moves time past its deadline.
+
+    ``advance`` wakes sleepers one deadline at a time, in order, and lets the event loop run the woken
+    coroutines before moving on, so time-ordering bugs show up without any real sleeping.
+    """
+
+    def __init__(self, start: float = 1000.0, *, settle_steps: int = 25) -> None:
+        self._now = start
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._settle_steps = settle_steps
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (self._now + seconds, next(self._seq), fut))
+        await fut
+
+    @property
+    def sleepers(self) -> int:
+        return sum(1 for _, _, f in self._heap if not f.done())
+
+    def next_deadline(self) -> float | None:
+        live = [d for d, _, f in self._heap if not f.done()]
+        return min(live) if live else None
+
+    async def settle(self) -> None:
+        """Let ready coroutines run until they block again."""
+        for _ in range(self._settle_steps):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Move virtual time forward by ``seconds``, waking every sleeper whose deadline passes, in order."""
+        target = self._now + seconds
+        await self.settle()
+        while self._heap and self._heap[0][0] <= target:
+            deadline, _, fut = heapq.heappop(self._heap)
+            if fut.done():
+                continue
+            self._now = max(self._now, deadline)
+            fut.set_result(None)
+            await self.settle()
+        self._now = max(self._now, target)
+        await self.settle()
+
+    async def run_until_idle(self, limit: float = 1e6) -> None:
+        """Advance to each next deadline until nobody sleeps (or ``limit`` virtual seconds passed)."""
+        end = self._now + limit
+        await self.settle()
+        while (d := self.next_deadline()) is not None and d <= end:
+            await self.advance(d - self._now)
+
+
+# --------------------------------------------------------------------------------------------------- rate
+
+
+@dataclass(frozen=True)
+class Adapt:
+    """Tuning of the AIMD reaction to 429s (see the module docstring)."""
+
+    decrease: float = 0.5  # rate multiplier on a 429
+    quiet: float = 10.0  # seconds without 429 before each additive step
+    step: float = 0.5  # requests/second added per step
+    forget: float = 300.0  # after this long without 429, the last refused rate no longer caps the climb
+    min_rate: float = 0.2  # never slower than one request per 5 s
+
+
+class WindowLimiter:
+    """At most ``rate`` starts in any ``window`` seconds (sliding-window log), adaptive on 429.
+
+    ``acquire()`` returns when the caller may start its request; callers are served first come, first
+    served. ``margin`` widens the window a little so the server, which sees our requests after a variable
+    network delay, still never counts more than ``rate`` in its own 1-second windows. ``min_gap`` spaces
+    consecutive starts (default: half the even spacing) so a window's quota is not one burst — the real
+    service refuses sharp bursts below the nominal rate (``Throttling.BurstRate``).
+
+    After 429s the rate drops below the configured one; it is enforced as ``floor(rate)`` starts per
+    window (one per ``window / rate`` below 1), so no window ever holds more than the configured count.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Clock,
+        *,
+        window: float = 1.0,
+        margin: float = 0.05,
+        min_gap: float | None = None,
+        adapt: Adapt | None = None,
+    ) -> None:
+        if rate <= 0 or window <= 0 or margin < 0:
+            raise ValueError("rate and window must be positive, margin non-negative")
+        self._configured = float(rate)
+        self._rate = float(rate)
+        self._clock = clock
+        self._window = window
+        self._margin = margin
+        self._min_gap = min_gap
+        self._adapt = adapt or Adapt()
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._pause_until = -math.inf
+        self._last_throttle = -math.inf
+        self._last_change = clock.now()
+        self._refused_rate: float | None = None
+        self.throttles = 0  # 429s reported, for the run summary
+
+    # -------------------------------------------------------------------------------------- introspection
+
+    @property
+    def rate(self) -> float:
+        """The effective rate now (requests per window)."""
+        return self._rate
+
+    @property
+    def configured(self) -> float:
+        return self._configured
+
+    def _shape(self) -> tuple[int, float, float]:
+        """(k, span, gap): at most k starts in any ``span`` seconds, consecutive starts ``gap`` apart.
+
+        The effective rate is enforced as a whole number of starts per window (``floor(rate)``), never more
+        than configured, so no window ever holds more than the configured count; below one per window the
+        window itself stretches (one start per ``window / rate`` seconds).
+        """
+        w = self._window + self._margin
+        if self._rate >= 1.0:
+            k, span = math.floor(self._rate + 1e-9), w
+        else:
+            k, span = 1, w / self._rate
+        gap = self._min_gap if self._min_gap is not None else 0.5 * span / k
+        return k, span, gap
+
+    def delay(self) -> float:
+        """Seconds until a start would be allowed now (0 when it would)."""
+        now = self._clock.now()
+        self._recover(now)
+        k, span, gap = self._shape()
+        ready = self._pause_until
+        while self._starts and self._starts[0] <= now - span:
+            self._starts.popleft()
+        if len(self._starts) >= k:
+            ready = max(ready, self._starts[-k] + span)
+        if self._starts:
+            ready = max(ready, self._starts[-1] + gap)
+        return max(0.0, ready - now)
+
+    # -------------------------------------------------------------------------------------- use
+
+    async def acquire(self) -> None:
+        """Wait until a request may start, and count it as started."""
+        async with self._lock:
+            while (wait := self.delay()) > 0:
+                await self._clock.sleep(wait)
+            self._starts.append(self._clock.now())
+            # keep only what any window can need
+            while len(self._starts) > max(1, math.ceil(self._configured)) + 1:
+                self._starts.popleft()
+
+    def on_throttled(self, retry_after: float | None = None) -> None:
+        """A 429 arrived: pause everybody (Retry-After, else one window) and lower the rate, once per window."""
+        now = self._clock.now()
+        self.throttles += 1
+        pause = retry_after if retry_after is not None else self._window
+        self._pause_until = max(self._pause_until, now + pause)
+        if now - self._last_throttle >= self._window:
+            self._refused_rate = self._rate
+            self._rate = max(self._adapt.min_rate, self._rate * self._adapt.decrease)
+            self._last_change = now
+        self._last_throttle = now
+
+    def _recover(self, now: float) -> None:
+        a = self._adapt
+        if self._rate >= self._configured:
+            return
+        if self._refused_rate is not None and now - self._last_throttle >= a.forget:
+            self._refused_rate = None
+        ceiling = self._configured
+        if self._refused_rate is not None:
+            ceiling = min(ceiling, max(self._rate, self._refused_rate - a.step))
+        quiet_since = max(self._last_throttle, self._last_change)
+        steps = int((now - quiet_since) // a.quiet)
+        if steps > 0:
+            self._rate = min(ceiling, self._rate + steps * a.step)
+            self._last_change = quiet_since + steps * a.quiet
+
+
+SubmitLimiter = WindowLimiter
+QueryLimiter = WindowLimiter
+
+
+# --------------------------------------------------------------------------------------------------- in flight
+
+
+class InFlight:
+    """A cap on tasks in flight, held from submit until the task is terminal.
+
+    ``on_throttled()`` (429 ``Throttling.Concurrency``) lowers the cap to what the server just proved it
+    accepts (the holders minus the refused one, at least 1); after ``quiet`` seconds without such a 429
+    the cap rises by one, back up to the configured value.
+    """
+
+    def __init__(self, limit: int, clock: Clock, *, quiet: float = 120.0) -> None:
+        if limit < 1:
+            raise ValueError("in-flight limit must be at least 1")
+        self._configured = limit
+        self._limit = limit
+        self._clock = clock
+        self._quiet = quiet
+        self._held = 0
+        self._cond = asyncio.Condition()
+        self._last_change = clock.now()
+        self.throttles = 0
+
+    @property
+    def limit(self) -> int:
+        self._recover()
+        return self._limit
+
+    @property
+    def configured(self) -> int:
+        return self._configured
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def _recover(self) -> None:
+        if self._limit >= self._configured:
+            return
+        now = self._clock.now()
+        steps = int((now - self._last_change) // self._quiet)
+        if steps > 0:
+            self._limit = min(self._configured, self._limit + steps)
+            self._last_change += steps * self._quiet
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._held < self.limit)
+            self._held += 1
+
+    def try_acquire(self) -> bool:
+        """Take a slot without waiting when one is free (used on resume to adopt tasks already running)."""
+        if self._held < self.limit:
+            self._held += 1
+            return True
+        return False
+
+    def adopt(self) -> None:
+        """Count a task already in flight (found on resume) even beyond the cap."""
+        self._held += 1
+
+    async def release(self) -> None:
+        """The task is terminal (or never started): free its slot."""
+        async with self._cond:
+            if self._held <= 0:
+                raise RuntimeError("InFlight.release without acquire")
+            self._held -= 1
+            self._cond.notify_all()
+
+    def on_throttled(self) -> None:
+        """429 Throttling.Concurrency while holding a slot for the refused create."""
+        self.throttles += 1
+        self._limit = max(1, min(self._limit - 1, self._held - 1))
+        self._last_change = self._clock.now()
+
+    async def wake(self) -> None:
+        """Re-check waiters (after time passed and the cap may have recovered)."""
+        async with self._cond:
+            self._cond.notify_all()
+
+
+# --------------------------------------------------------------------------------------------------- registry
+
+
+class Limits:
+    """Every limiter of one run: per model a submit limiter and an in-flight cap (the API's limits are per
+    account and independent per model), plus one query limiter shared by query, list and cancel.
+
+    Defaults come from ``models.MODELS``; ``qps`` / ``in_flight`` override them for every model (the
+    ``--qps`` / ``--max-in-flight`` flags). The query limiter uses ``query_share`` of the account's 20 QPS,
+    leaving room for other tools of the same account.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        qps: float | None = None,
+        in_flight: int | None = None,
+        query_share: float = 0.5,
+        query_qps: float | None = None,
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
+        self._qps = qps
+        self._in_flight = in_flight
+        self._submit: dict[str, WindowLimiter] = {}
+        self._caps: dict[str, InFlight] = {}
+        rate = query_qps if query_qps is not None else max(1.0, QUERY_QPS * query_share)
+        self.query = WindowLimiter(rate, self.clock)
+
+    @staticmethod
+    def _canonical(model: str) -> str:
+        spec = resolve_model(model)
+        if spec is None:
+            raise KeyError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+        return spec.name
+
+    def submit(self, model: str) -> WindowLimiter:
+        name = self._canonical(model)
+        if name not in self._submit:
+            rate = self._qps if self._qps is not None else MODELS[name].submit_qps
+            self._submit[name] = WindowLimiter(rate, self.clock)
+        return self._submit[name]
+
+    def in_flight(self, model: str) -> InFlight:
+        name = self._canonical(model)
+        if name not in self._caps:
+            cap = self._in_flight if self._in_flight is not None else MODELS[name].concurrency
+            self._caps[name] = InFlight(cap, self.clock)
+        return self._caps[name]
