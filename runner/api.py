@@ -41,6 +41,7 @@ from runner.errors import (
     ServerError,
     TransientError,
 )
+from runner.poller import FINAL_STATUSES
 
 __all__ = [
     "CREATE_PATH",
@@ -67,8 +68,8 @@ __all__ = [
 
 CREATE_PATH = "/services/aigc/video-generation/video-synthesis"
 
-#: A task in one of these states never changes again (API.md §2).
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
+#: A task in one of these states never changes again (API.md §2); one definition, in the poller.
+TERMINAL_STATUSES = FINAL_STATUSES
 
 #: Task times and list windows are read in UTC+8 (API.md decision 6 and 9).
 UTC8 = timezone(timedelta(hours=8), "UTC+8")

@@ -1,0 +1,267 @@
+"""When to ask about each task in flight: the poll schedule, as pure logic (no HTTP, injectable clock).
+
+The rule, for a task that has run ``e`` seconds (since submission) of a model whose tasks usually take
+between ``early`` (a low quantile) and ``late`` seconds:
+
+* before ``early``: wait until ``early`` (at most ``max_interval`` at a time, so fast failures are seen);
+* from ``early`` on: ask every ``fraction * e`` seconds (geometric spacing), bounded by
+  ``[min_interval, max_interval]``.
+
+A task that ends at ``D >= early`` is then seen at most ``fraction * D`` after it ended; only the tasks faster
+than ``early`` (the 5 % quantile) can be seen later, so the detection delay's p95 stays within ``fraction``
+(2 %) of the task's own time, at about ``ln(late / early) / fraction`` polls per task (≈ 80 for 1–5 min).
+
+``early``, the typical time and ``late`` are learned per model from completed tasks (a bounded sample of
+recent durations), starting from ``models.TYPICAL_TASK_SECONDS`` or from a user-given expected time. All
+tasks share one due-time heap and one query budget: when more polls are due than the budget allows, they
+are handed out in due order as the budget refills (spread, never dropped). A task still PENDING or RUNNING
+long after ``late`` is flagged once as stalled (the pipeline logs ``task.stalled``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from runner.limits import Clock
+from runner.models import TYPICAL_TASK_SECONDS
+
+__all__ = ["FINAL_STATUSES", "DurationStats", "Expectation", "PollConfig", "PollSchedule"]
+
+#: A task in one of these states never changes again (API.md §2).
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    """Tuning of the poll schedule. ``budget_qps`` is the share of the account's 20 QPS used for polls."""
+
+    fraction: float = 0.02  # detection-delay target, as a fraction of the task time
+    min_interval: float = 1.0
+    max_interval: float = 30.0
+    budget_qps: float = 8.0  # polls per second for all tasks together (query limiter allows 10)
+    burst: float = 4.0  # polls that may go at once after a quiet spell
+    stall_factor: float = 2.0  # stalled when elapsed > stall_factor * late
+    expected_task_time: float | None = None  # --expected-task-time: overrides the prior for every model
+    min_samples: int = 5  # completions needed before learned quantiles replace the prior
+    sample_size: int = 256  # durations remembered per model
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What we expect of a model's tasks, in seconds since submission."""
+
+    early: float  # about the 5 % quantile: polling densely starts here
+    typical: float  # the median
+    late: float  # about the 95 % quantile
+
+    @classmethod
+    def prior(cls, expected: float | None = None) -> Expectation:
+        if expected is not None:
+            return cls(early=0.5 * expected, typical=expected, late=1.5 * expected)
+        lo, hi = TYPICAL_TASK_SECONDS
+        return cls(early=lo, typical=(lo + hi) / 2, late=hi)
+
+
+class DurationStats:
+    """Recent task durations per model, for quantiles (a bounded sample: recent behaviour matters most)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._samples: dict[str, deque[float]] = {}
+        self._sorted: dict[str, list[float]] = {}
+
+    def add(self, model: str, seconds: float) -> None:
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        self._samples.setdefault(model, deque(maxlen=self._size)).append(seconds)
+        self._sorted.pop(model, None)
+
+    def count(self, model: str) -> int:
+        return len(self._samples.get(model, ()))
+
+    def quantile(self, model: str, q: float) -> float | None:
+        """Nearest-rank quantile of the recent durations, or None without data."""
+        values = self._sorted.get(model)
+        if values is None:
+            values = sorted(self._samples.get(model, ()))
+            if not values:
+                return None
+            self._sorted[model] = values
+        rank = min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))
+        return values[rank]
+
+
+@dataclass
+class _Task:
+    task_id: str
+    model: str
+    submitted_at: float
+    status: str = "PENDING"
+    due_at: float = 0.0
+    version: int = 0
+    outstanding: bool = False  # handed out by due(), answer not yet observed
+    stalled: bool = False
+    polls: int = 0
+
+
+class PollSchedule:
+    """One due-time heap for every task in flight.
+
+    Use: ``add`` when a task is submitted (or adopted on resume); ``due()`` gives the ids to ask about now
+    (each is then outstanding until ``observe`` or ``poll_failed``); ``next_wakeup()`` says when to call
+    ``due()`` again. A final status removes the task; SUCCEEDED also feeds the duration statistics.
+    """
+
+    def __init__(self, clock: Clock, config: PollConfig | None = None, *, stats: DurationStats | None = None) -> None:
+        self._clock = clock
+        self._cfg = config or PollConfig()
+        self._stats = stats or DurationStats(self._cfg.sample_size)
+        self._tasks: dict[str, _Task] = {}
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._seq = itertools.count()
+        self._tokens = self._cfg.burst
+        self._tokens_at = clock.now()
+
+    # ------------------------------------------------------------------------------------------ learning
+
+    @property
+    def config(self) -> PollConfig:
+        return self._cfg
+
+    def record_completion(self, model: str, seconds: float) -> None:
+        """A task of ``model`` took ``seconds`` from submission to its end (e.g. from the ledger on resume)."""
+        self._stats.add(model, seconds)
+
+    def expectation(self, model: str) -> Expectation:
+        cfg = self._cfg
+        prior = Expectation.prior(cfg.expected_task_time)
+        if self._stats.count(model) < cfg.min_samples:
+            return prior
+        q05 = self._stats.quantile(model, 0.05)
+        q50 = self._stats.quantile(model, 0.5)
+        q95 = self._stats.quantile(model, 0.95)
+        assert q05 is not None and q50 is not None and q95 is not None
+        return Expectation(early=0.9 * q05, typical=q50, late=q95)
+
+    # ------------------------------------------------------------------------------------------ intervals
+
+    def interval(self, model: str, elapsed: float) -> float:
+        """Seconds until the next poll of a task of ``model`` that has run ``elapsed`` seconds."""
+        cfg = self._cfg
+        exp = self.expectation(model)
+        dense = cfg.fraction * max(elapsed, 0.0)
+        wait = max(dense, exp.early - elapsed) if elapsed < exp.early else dense
+        return min(cfg.max_interval, max(cfg.min_interval, wait))
+
+    def next_delay(self, task_id: str) -> float:
+        task = self._tasks[task_id]
+        return self.interval(task.model, self._clock.now() - task.submitted_at)
+
+    # ------------------------------------------------------------------------------------------ tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def status(self, task_id: str) -> str:
+        return self._tasks[task_id].status
+
+    def add(self, task_id: str, model: str, submitted_at: float | None = None, *, status: str = "PENDING") -> None:
+        """Track a task; its first poll is scheduled by the rule above (``submitted_at`` in clock seconds)."""
+        now = self._clock.now()
+        task = _Task(task_id, model, now if submitted_at is None else submitted_at, status=status)
+        self._tasks[task_id] = task
+        self._schedule(task, now + self.interval(model, now - task.submitted_at))
+
+    def remove(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)  # heap entries die lazily
+
+    def observe(self, task_id: str, status: str, at: float | None = None, *, seconds: float | None = None) -> bool:
+        """The answer of a poll. Returns True exactly once per task: when it is first seen stalled.
+
+        A final status removes the task; a SUCCEEDED one records its duration (``seconds`` when the caller
+        knows it from the server's times, else ``at - submitted_at``).
+        """
+        task = self._tasks.get(task_id)
+        if task is None:
+            return False
+        now = self._clock.now() if at is None else at
+        task.status = status
+        task.outstanding = False
+        task.polls += 1
+        if status in FINAL_STATUSES:
+            if status == "SUCCEEDED":
+                self._stats.add(task.model, seconds if seconds is not None else now - task.submitted_at)
+            self.remove(task_id)
+            return False
+        elapsed = now - task.submitted_at
+        newly_stalled = False
+        if not task.stalled and elapsed > self._cfg.stall_factor * self.expectation(task.model).late:
+            task.stalled = newly_stalled = True
+        self._schedule(task, now + self.interval(task.model, elapsed))
+        return newly_stalled
+
+    def poll_failed(self, task_id: str, delay: float | None = None) -> None:
+        """The poll got no answer: ask again after ``delay`` (the classifier's) or the normal interval."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return
+        now = self._clock.now()
+        task.outstanding = False
+        wait = delay if delay is not None else self.interval(task.model, now - task.submitted_at)
+        self._schedule(task, now + max(self._cfg.min_interval, wait))
+
+    def stalled(self) -> list[str]:
+        return [t.task_id for t in self._tasks.values() if t.stalled]
+
+    # ------------------------------------------------------------------------------------------ the heap
+
+    def _schedule(self, task: _Task, at: float) -> None:
+        task.version += 1
+        task.due_at = at
+        heapq.heappush(self._heap, (at, next(self._seq), task.task_id, task.version))
+
+    def _top(self) -> tuple[float, str] | None:
+        """The earliest live heap entry (dropping dead ones)."""
+        while self._heap:
+            at, _, task_id, version = self._heap[0]
+            task = self._tasks.get(task_id)
+            if task is None or task.version != version or task.outstanding:
+                heapq.heappop(self._heap)
+                continue
+            return at, task_id
+        return None
+
+    def _refill(self, now: float) -> None:
+        cfg = self._cfg
+        self._tokens = min(cfg.burst, self._tokens + max(0.0, now - self._tokens_at) * cfg.budget_qps)
+        self._tokens_at = now
+
+    def due(self, now: float | None = None) -> list[str]:
+        """Ids to poll now, earliest due first, as many as the query budget allows; each becomes outstanding."""
+        now = self._clock.now() if now is None else now
+        self._refill(now)
+        out: list[str] = []
+        while self._tokens >= 1.0 and (top := self._top()) is not None and top[0] <= now:
+            heapq.heappop(self._heap)
+            task = self._tasks[top[1]]
+            task.outstanding = True
+            self._tokens -= 1.0
+            out.append(task.task_id)
+        return out
+
+    def next_wakeup(self, now: float | None = None) -> float | None:
+        """Clock time at which ``due()`` will next have something, or None when nothing is scheduled."""
+        top = self._top()
+        if top is None:
+            return None
+        now = self._clock.now() if now is None else now
+        self._refill(now)
+        budget_at = now + (1.0 - self._tokens) / self._cfg.budget_qps if self._tokens < 1.0 else now
+        return max(top[0], budget_at)
