@@ -1,0 +1,60 @@
+"""Poster frames for the gallery: one small JPEG per video, decoded and encoded with PyAV alone.
+
+The gallery must show a picture for every clip without loading the videos, and without a second image
+library: PyAV decodes the frame at the middle of the clip (the first frame of a generated video is often a
+fade from black), scales it to a thumbnail and encodes it with FFmpeg's ``mjpeg`` encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+POSTER_SUFFIX = ".poster.jpg"
+POSTER_WIDTH = 480
+
+
+def poster_path(video: Path) -> Path:
+    """``videos/<stem>.mp4`` → ``videos/<stem>.poster.jpg``: beside the video, so relative links hold."""
+    return video.with_name(video.stem + POSTER_SUFFIX)
+
+
+def ensure_poster(video: Path, width: int = POSTER_WIDTH) -> Path | None:
+    """The poster of ``video``, made when missing or older than the video; None when it cannot be decoded.
+
+    A broken or half-written video must not break the report, so every decoding error gives None.
+    """
+    poster = poster_path(video)
+    try:
+        if poster.exists() and poster.stat().st_mtime_ns >= video.stat().st_mtime_ns:
+            return poster
+        data = poster_jpeg(video, width)
+    except (OSError, av.FFmpegError, StopIteration, ValueError):
+        return None
+    tmp = poster.with_name(poster.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, poster)
+    return poster
+
+
+def poster_jpeg(video: Path, width: int = POSTER_WIDTH) -> bytes:
+    """JPEG bytes of the frame at the middle of ``video``, scaled to ``width`` (height keeps the aspect)."""
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        if container.duration and container.duration > 0:
+            # container.duration is in AV_TIME_BASE (microseconds); seek lands on the keyframe before it.
+            container.seek(container.duration // 2, any_frame=False, backward=True)
+        frame = next(container.decode(stream))
+    width = min(width, frame.width) // 2 * 2  # never upscale
+    height = max(2, round(frame.height * width / frame.width / 2) * 2)
+    small = frame.reformat(width=width, height=height, format="yuvj420p")
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height = width, height
+    encoder.pix_fmt = "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"qscale": "3"}
+    packets = [*encoder.encode(small), *encoder.encode(None)]
+    return b"".join(bytes(p) for p in packets)

@@ -1,0 +1,389 @@
+"""The gallery of a run: ``DIR/index.html``, built from the ledger (the one record of what happened), the
+sidecars (timings the ledger does not hold) and the downloaded videos (poster frames).
+
+The page is self-contained and safe to open from disk: inline CSS and JS only (allowed by hash in a
+Content-Security-Policy that forbids every network fetch), every text escaped by Jinja2's autoescape,
+links relative to the folder. Without JavaScript every card is visible and readable; the script adds the
+filter, the sort and the in-page player.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from markupsafe import Markup
+
+from runner.errors import LedgerError
+from runner.ledger import LEDGER_NAME, STATES, Failure, JobState, replay
+from runner.poster import ensure_poster
+
+INDEX_NAME = "index.html"
+#: States in which the job has not ended: its cost is still an estimate.
+OPEN_STATES = frozenset({"planned", "submitting", "pending", "running"})
+
+#: The API's task timestamps are ``YYYY-MM-DD HH:mm:ss.SSS`` in UTC+8 (API.md decision 6).
+_TASK_TZ = timezone(timedelta(hours=8))
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run as a whole: facts of its ``run.started`` lines."""
+
+    title: str
+    run_id: str | None = None
+    manifest: str | None = None
+    region: str | None = None
+    attempts: int = 0
+    currency: str = "CNY"
+
+
+@dataclass(frozen=True)
+class Card:
+    """One job as the page shows it; plain data, escaped by the template."""
+
+    job_id: str
+    order: int
+    name: str
+    state: str
+    model: str
+    size: str
+    duration: int | None
+    seed: int | None
+    shot_type: str | None
+    prompt: str
+    actual_prompt: str | None  # only when the service rewrote the prompt
+    cost: float  # billed when the task succeeded, the plan's estimate while open, 0 otherwise
+    cost_note: str  # "", "estimate" or "not billed"
+    task_id: str | None
+    generation_s: float | None  # task submit_time → end_time
+    queue_s: float | None  # task submit_time → scheduled_time
+    download_s: float | None
+    video: str | None  # href relative to the output folder (percent-encoded)
+    poster: str | None  # href likewise
+    bytes: int | None
+    failure: Failure | None
+
+    @property
+    def code(self) -> str:
+        return (self.failure.code if self.failure else None) or "(no code)"
+
+
+@dataclass(frozen=True)
+class Totals:
+    jobs: int
+    states: Mapping[str, int]
+    seconds: float  # planned, every job
+    cost: float
+    billed_seconds: float  # what the API billed (as ``status`` counts it)
+    billed_cost: float
+    bytes: int
+    videos: int
+    generation_s: float
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Everything the template needs."""
+
+    run: RunInfo
+    cards: tuple[Card, ...]
+    totals: Totals
+    failures: tuple[tuple[str, tuple[Card, ...]], ...]  # by code, most frequent first
+    generated: str
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading the run
+
+
+def _sidecar(out_dir: Path, video: Path | None) -> Mapping[str, Any]:
+    """The video's ``.json`` sidecar, or {} when absent or unreadable (it only adds detail)."""
+    if video is None:
+        return {}
+    try:
+        data = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _download_seconds(sidecar: Mapping[str, Any]) -> float | None:
+    """Download time from the sidecar's ``timings`` (``download_s``, or started/finished stamps)."""
+    timings = sidecar.get("timings")
+    if not isinstance(timings, dict):
+        return None
+    for key in ("download_s", "download_seconds", "download"):
+        value = _num(timings.get(key))
+        if value is not None:
+            return value
+    for a, b in (("download_started", "download_finished"), ("download_start", "download_end")):
+        start, end = _when(timings.get(a)), _when(timings.get(b))
+        if start is not None and end is not None and end >= start:
+            return end - start
+    return None
+
+
+def _local_file(out_dir: Path, rel: str | None) -> Path | None:
+    """``rel`` as a file inside ``out_dir``, or None when missing or pointing outside the folder."""
+    if not rel or "://" in rel or rel.startswith(("/", "\\")):
+        return None
+    path = (out_dir / rel).resolve()
+    root = out_dir.resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
+
+
+def _href(out_dir: Path, path: Path) -> str:
+    return quote(path.relative_to(out_dir.resolve()).as_posix())
+
+
+def _card(job: JobState, order: int, out_dir: Path, *, posters: bool) -> Card:
+    request = job.request
+    inp = request.get("input")
+    params = request.get("parameters")
+    inp = inp if isinstance(inp, dict) else {}
+    params = params if isinstance(params, dict) else {}
+    prompt = _str(inp.get("prompt")) or job.orig_prompt or ""
+    actual = job.actual_prompt if job.actual_prompt and job.actual_prompt.strip() != prompt.strip() else None
+    video = _local_file(out_dir, job.path)
+    poster: str | None = None
+    if video is not None and posters:
+        made = ensure_poster(video)
+        poster = _href(out_dir, made) if made else None
+    if job.billed:
+        cost, note = job.billed_cost, ""
+    elif job.state in OPEN_STATES:
+        cost, note = job.cost, "estimate"
+    else:
+        cost, note = 0.0, "not billed"
+    submit = _when(job.times.get("submit_time"))
+    return Card(
+        job_id=job.job_id,
+        order=order,
+        name=job.name or job.job_id[:8],
+        state=job.state,
+        model=job.model or _str(request.get("model")) or "",
+        size=(job.size or _str(params.get("size")) or "").replace("*", "×"),
+        duration=job.duration if job.duration is not None else _int(params.get("duration")),
+        seed=job.seed if job.seed is not None else _int(params.get("seed")),
+        shot_type=_str(params.get("shot_type")),
+        prompt=prompt,
+        actual_prompt=actual,
+        cost=cost,
+        cost_note=note,
+        task_id=job.task_id,
+        generation_s=_span(submit, _when(job.times.get("end_time"))),
+        queue_s=_span(submit, _when(job.times.get("scheduled_time"))),
+        download_s=_download_seconds(_sidecar(out_dir, video)),
+        video=_href(out_dir, video) if video is not None else None,
+        poster=poster,
+        bytes=job.bytes,
+        failure=job.failure,
+    )
+
+
+def build_gallery(out_dir: Path, *, posters: bool = True, now: datetime | None = None) -> Gallery:
+    """Read the run in ``out_dir`` (ledger via ``replay``, sidecars, videos) into the page's data.
+
+    Makes missing poster frames unless ``posters`` is False. ``LedgerError`` when there is no ledger.
+    """
+    out_dir = Path(out_dir)
+    ledger = out_dir / LEDGER_NAME
+    if not ledger.is_file():
+        raise LedgerError(f"{ledger}: no ledger here (is this a run's output folder?)")
+    state = replay(ledger)
+    run = RunInfo(
+        title=state.name or out_dir.resolve().name,
+        run_id=state.run_ids[-1] if state.run_ids else None,
+        manifest=state.manifest,
+        region=state.region,
+        attempts=len(state.run_ids),
+        currency=state.currency,
+    )
+    cards = tuple(_card(j, i, out_dir, posters=posters) for i, j in enumerate(state.jobs.values()))
+    summary = state.summary()
+    videos = [c for c in cards if c.video]
+    totals = Totals(
+        jobs=len(cards),
+        states=state.counts(),
+        seconds=sum(j.seconds for j in state.jobs.values()),
+        cost=sum(j.cost for j in state.jobs.values()),
+        billed_seconds=float(summary["seconds"]),
+        billed_cost=float(summary["cost"]),
+        bytes=sum(c.bytes or 0 for c in videos),
+        videos=len(videos),
+        generation_s=sum(c.generation_s or 0.0 for c in cards),
+    )
+    by_code: dict[str, list[Card]] = {}
+    for c in cards:
+        if c.state == "failed":
+            by_code.setdefault(c.code, []).append(c)
+    failures = tuple((code, tuple(cs)) for code, cs in sorted(by_code.items(), key=lambda kv: (-len(kv[1]), kv[0])))
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Gallery(run=run, cards=cards, totals=totals, failures=failures, generated=stamp)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _asset(name: str) -> str:
+    return resources.files("runner").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("runner", "templates"),
+        autoescape=True,  # every {{ }} is escaped whatever the file's extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["dur"] = fmt_duration
+    env.filters["money"] = fmt_money
+    env.filters["size_b"] = fmt_bytes
+    return env
+
+
+def render(gallery: Gallery) -> str:
+    """The page as a string. CSS and JS are inlined and allowed by their hashes in the page's CSP."""
+    css, js = _asset("gallery.css"), _asset("gallery.js")
+    csp = "; ".join(
+        (
+            "default-src 'none'",
+            "img-src 'self' file: data:",
+            "media-src 'self' file:",
+            f"style-src {_csp_hash(css)}",
+            f"script-src {_csp_hash(js)}",
+            "base-uri 'none'",
+            "form-action 'none'",
+        )
+    )
+    template = _environment().get_template("gallery.html.j2")
+    return template.render(
+        g=gallery,
+        css=Markup(css),
+        js=Markup(js),
+        csp=csp,
+        states=STATES,
+        present_states=iter_states(gallery.cards),
+    )
+
+
+def write_report(out_dir: Path) -> Path:
+    """(Re)build ``out_dir/index.html`` from the run's ledger and files; returns its path.
+
+    Written to a temporary file and renamed, so a browser never sees half a page. Raises ``LedgerError``
+    when the folder has no readable ledger.
+    """
+    out_dir = Path(out_dir)
+    html = render(build_gallery(out_dir))
+    index = out_dir / INDEX_NAME
+    tmp = index.with_name(index.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, index)
+    return index
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``wanbatch report DIR``: 0 and the page's path on stdout; 2 when DIR holds no readable ledger."""
+    try:
+        index = write_report(Path(args.dir))
+    except LedgerError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
+    print(index)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``287.1`` → ``4 min 47 s``; ``2.4`` → ``2.4 s``; None → ``–``."""
+    if seconds is None:
+        return "–"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m} min {s} s" if s else f"{m} min"
+    h, m = divmod(m, 60)
+    return f"{h} h {m} min"
+
+
+def fmt_money(amount: float) -> str:
+    return f"{amount:,.2f}"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "–"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"  # pragma: no cover
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return end - start if start is not None and end is not None and end >= start else None
+
+
+def _when(value: object) -> float | None:
+    """A task time as epoch seconds: the API's UTC+8 string, epoch seconds, or epoch milliseconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) / 1000 if value > 1e11 else float(value)
+    if isinstance(value, str) and value:
+        for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+            try:
+                return datetime.strptime(value, fmt).replace(tzinfo=_TASK_TZ).timestamp()
+            except ValueError:
+                pass
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=_TASK_TZ)).timestamp()
+    return None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def iter_states(cards: Iterable[Card]) -> list[str]:
+    """The states present among ``cards``, in lifecycle order (the filter's choices)."""
+    present = {c.state for c in cards}
+    return [s for s in STATES if s in present]
