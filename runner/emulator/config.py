@@ -1,0 +1,54 @@
+"""The emulator's settings as one frozen object (the CLI builds it; tests build it directly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from runner.emulator.faults import FaultRule, parse_fault
+from runner.models import RETENTION_SECONDS
+
+#: A signed ``video_url`` is valid this long after the task ends (API.md §2), in simulated seconds.
+URL_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Every option of ``wanbatch emulator``.
+
+    Simulated durations (task times, retention, URL lifetime, the 3 h task timeout) are divided by
+    ``speed``: at speed 60 a 120 s task takes 2 s. Quota windows and ``slow_seconds`` are real time.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    speed: float = 1.0
+    seed: int = 0
+    faults: tuple[FaultRule, ...] = ()
+    concurrency_mode: Literal["queue", "reject"] = "queue"
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: any key starting with "sk-"
+    task_time: float | None = None  # fixed submit→end time (simulated s); None: drawn from 1–5 min
+    retention: float = float(RETENTION_SECONDS)  # simulated s after submission before UNKNOWN
+    url_ttl: float = float(URL_TTL_SECONDS)  # simulated s a video_url stays valid after the task ends
+    quotas: bool = True
+    qps_scale: float = 1.0  # multiplies every quota (submit QPS, concurrency, query QPS)
+    block_word: str | None = None  # a prompt containing it gets 400 DataInspectionFailed at submit
+    slow_seconds: float = 2.0  # real delay of a "slow" fault
+    fps: int = 1  # frame rate of the synthesized videos (low: cheap to encode and serve)
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError("speed must be > 0")
+        if self.qps_scale <= 0:
+            raise ValueError("qps_scale must be > 0")
+        if self.concurrency_mode not in ("queue", "reject"):
+            raise ValueError("concurrency_mode must be queue or reject")
+        if self.task_time is not None and self.task_time <= 0:
+            raise ValueError("task_time must be > 0")
+        if not 1 <= self.fps <= 30:
+            raise ValueError("fps must be in 1..30")
+
+    @staticmethod
+    def parse_faults(specs: list[str] | tuple[str, ...]) -> tuple[FaultRule, ...]:
+        return tuple(parse_fault(s) for s in specs)

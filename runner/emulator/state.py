@@ -1,0 +1,111 @@
+"""Everything one running emulator knows: tasks, quotas, faults, videos and request counters."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter
+from typing import Any
+
+from runner.emulator.clock import Clock, system_clock
+from runner.emulator.config import EmulatorConfig
+from runner.emulator.faults import FaultInjector, roll
+from runner.emulator.quotas import Quotas
+from runner.emulator.tasks import TaskStore
+from runner.emulator.video import VideoCache
+
+
+class EmulatorState:
+    """The mutable heart of the emulator, used from its event loop only (no locks needed)."""
+
+    def __init__(self, config: EmulatorConfig, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.quotas = Quotas(enabled=config.quotas, scale=config.qps_scale)
+        self.faults = FaultInjector(config.faults, config.seed)
+        self.block_word = config.block_word
+        self.slow_seconds = config.slow_seconds
+        self.store = TaskStore(
+            seed=config.seed,
+            speed=config.speed,
+            task_time=config.task_time,
+            retention=config.retention,
+            url_ttl=config.url_ttl,
+            concurrency_mode=config.concurrency_mode,
+        )
+        self.videos = VideoCache(fps=config.fps)
+        self._url_secret = hashlib.blake2b(f"url-secret:{config.seed}".encode(), digest_size=32).digest()
+        self._accepted_keys = frozenset(config.api_keys)
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.submitted = 0
+        self.submitted_by_model: Counter[str] = Counter()
+        self.by_body: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.queries = 0
+        self.bytes_served = 0
+        self.downloads = 0
+        self.downloads_with_authorization = 0
+        self.resets_after_create = 0
+        self.n_429 = 0
+
+    def reset(self) -> None:
+        """Forget tasks, counters and quota windows (``POST /_emulator/reset``); config and faults stay."""
+        self.store.clear()
+        self.quotas.reset()
+        self.faults.reset()
+        self.reset_stats()
+
+    # -- keys and URLs ------------------------------------------------------------------------------------
+
+    def key_accepted(self, key: str) -> bool:
+        if self._accepted_keys:
+            return key in self._accepted_keys
+        return key.startswith("sk-")
+
+    @staticmethod
+    def api_key_id(key: str) -> str:
+        """A stable public id for a key (the key itself never leaves the request)."""
+        return str(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=5).digest(), "big"))
+
+    def sign(self, task_id: str, expires: int) -> str:
+        return hmac.new(self._url_secret, f"{task_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def signature_ok(self, task_id: str, expires: int, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(task_id, expires), signature)
+
+    def retry_after_for_429(self, wait: float) -> int | None:
+        """Some 429s carry ``Retry-After`` and some do not (decided by the seed, API.md decision 5)."""
+        n = self.n_429
+        self.n_429 += 1
+        if roll(self.config.seed, "retry-after", n) < 0.5:
+            return None
+        return max(1, int(wait + 0.999))
+
+    # -- stats --------------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        now = self.clock()
+        dup_bodies = {h: n for h, n in self.by_body.items() if n > 1}
+        return {
+            "submitted": self.submitted,
+            "submitted_by_model": dict(self.submitted_by_model),
+            "submissions_by_body": dict(self.by_body),
+            "duplicates": len(dup_bodies),
+            "duplicate_submissions": sum(n - 1 for n in dup_bodies.values()),
+            **self.store.as_stats(now),
+            "canceled": self.store.canceled,
+            "throttled": dict(self.throttled),
+            "throttled_total": sum(self.throttled.values()),
+            "requests": dict(self.requests),
+            "queries": self.queries,
+            "bytes_served": self.bytes_served,
+            "downloads": self.downloads,
+            "downloads_with_authorization": self.downloads_with_authorization,
+            "resets_after_create": self.resets_after_create,
+            "faults_injected": dict(self.faults.injected),
+            "videos_encoded": self.videos.encoded,
+            "now": now,
+        }
