@@ -1,0 +1,393 @@
+"""The meaning rules of a manifest (API.md §1.3 per model, shots, placeholders) and the issue collector.
+
+Split from ``manifest.py`` so the expansion loop reads as a loop. Every check names the YAML path of the value
+it judges; ``IssueSink`` turns paths into file:line:col once, at the end, and reports a problem that many
+expanded jobs share (a bad size in ``defaults``) once, not once per job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import Issue
+from runner.manifest_yaml import key_position_of, position_of
+from runner.models import (
+    MODELS,
+    NEGATIVE_PROMPT_MAX_CHARS,
+    REGIONS,
+    SEED_MAX,
+    SEED_MIN,
+    ModelSpec,
+    all_model_names,
+    resolve_model,
+    tier_of,
+)
+
+if TYPE_CHECKING:
+    from runner.manifest import JobModel, ShotModel
+
+Path = tuple[Any, ...]
+
+#: Order of ``parameters`` in the request body (the SDK's capture, API.md §7.4).
+PARAMETER_ORDER = ("size", "duration", "prompt_extend", "watermark", "shot_type", "seed", "audio")
+INPUT_FIELDS = ("negative_prompt", "audio_url")
+AUDIO_URL_SCHEMES = ("http://", "https://", "oss://")
+
+_TYPE_OF_FIELD: dict[str, str] = {
+    "model": "string",
+    "size": "string",
+    "negative_prompt": "string",
+    "audio_url": "string",
+    "duration": "integer",
+    "seed": "integer",
+    "prompt_extend": "boolean",
+    "watermark": "boolean",
+    "audio": "boolean",
+    "shot_type": "'single' or 'multi'",
+}
+
+
+def _path_str(path: Path) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+class IssueSink:
+    """Collects issues by YAML path; the same (path, message) from many jobs is reported once."""
+
+    def __init__(self, file: str, data: Any) -> None:
+        self.file, self.data = file, data
+        self._items: dict[tuple[Path, str, str, bool], str] = {}  # (path, field, message, at_key) -> severity
+
+    def error(self, path: Path, field: str, message: str) -> None:
+        self._items.setdefault((path, field, message, False), "error")
+
+    def error_at_key(self, path: Path, field: str, message: str) -> None:
+        self._items.setdefault((path, field, message, True), "error")
+
+    def warning(self, path: Path, field: str, message: str) -> None:
+        self._items.setdefault((path, field, message, False), "warning")
+
+    def has_errors(self) -> bool:
+        return "error" in self._items.values()
+
+    def _issues(self, severity: str) -> list[Issue]:
+        out = []
+        for (path, field, message, at_key), sev in self._items.items():
+            if sev != severity:
+                continue
+            line, col = key_position_of(self.data, path) if at_key else position_of(self.data, path)
+            out.append(Issue(self.file, line, col, field, message, severity))
+        return sorted(out, key=lambda i: (i.line, i.column, i.field, i.message))
+
+    def errors(self) -> list[Issue]:
+        return self._issues("error")
+
+    def warnings(self) -> list[Issue]:
+        return self._issues("warning")
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def var_text(value: Any) -> str | None:
+    """A var's text: strings as they are, numbers as written; None for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _type_ok(name: str, value: Any) -> bool:
+    kind = _TYPE_OF_FIELD[name]
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return value in ("single", "multi")
+
+
+def check_value(sink: IssueSink, name: str, value: Any, path: Path) -> bool:
+    """Rules on one value that hold whatever the model: seed range, audio_url scheme, text lengths."""
+    field = _path_str(path)
+    if name == "seed" and not SEED_MIN <= value <= SEED_MAX:
+        sink.error(path, field, f"seed must be an integer from {SEED_MIN} to {SEED_MAX}")
+        return False
+    if name == "audio_url" and not value.startswith(AUDIO_URL_SCHEMES):
+        sink.error(path, field, "audio_url must be an http://, https:// or oss:// URL")
+        return False
+    if name == "negative_prompt" and len(value) > NEGATIVE_PROMPT_MAX_CHARS:
+        sink.warning(
+            path,
+            field,
+            f"negative_prompt is {len(value)} characters; the API keeps the first {NEGATIVE_PROMPT_MAX_CHARS} "
+            "and silently drops the rest",
+        )
+    if name == "duration" and value < 1:
+        sink.error(path, field, "duration must be a positive number of seconds")
+        return False
+    return True
+
+
+def check_axis_values(sink: IssueSink, name: str, values: list[Any], path: Path, is_var: bool) -> list[Any] | None:
+    """The values of one matrix axis, typed and checked; None when any is wrong."""
+    out: list[Any] = []
+    ok = True
+    seen: set[Any] = set()
+    for k, value in enumerate(values):
+        vpath = (*path, k)
+        if is_var:
+            text = var_text(value)
+            if text is None:
+                sink.error(vpath, _path_str(vpath), "a var value must be a string or a number")
+                ok = False
+                continue
+            value = text
+        elif not _type_ok(name, value):
+            sink.error(vpath, _path_str(vpath), f"{name} must be {_article(_TYPE_OF_FIELD[name])}")
+            ok = False
+            continue
+        elif not check_value(sink, name, value, vpath):
+            ok = False
+            continue
+        key = (type(value), value)
+        if key in seen:
+            sink.error(vpath, _path_str(vpath), f"{_short(repr(value))} appears twice in this axis")
+            ok = False
+            continue
+        seen.add(key)
+        out.append(value)
+    return out if ok else None
+
+
+def _article(kind: str) -> str:
+    return kind if kind.startswith("'") else f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------- shots and text
+
+
+def check_shots(sink: IssueSink, shots: list[ShotModel], path: Path) -> bool:
+    """Shots are contiguous from 0, each at least one second long (the end is checked per job's duration)."""
+    if not shots:
+        sink.error(path, _path_str(path), "shots needs at least one shot")
+        return False
+    ok = True
+    expected = 0
+    for k, shot in enumerate(shots):
+        if shot.from_ != expected:
+            where = "the first shot must start at 0" if k == 0 else f"shot {k + 1} must start where shot {k} ends"
+            sink.error((*path, k, "from"), _path_str((*path, k, "from")), f"{where} ({expected}), not {shot.from_}")
+            ok = False
+        if shot.to <= shot.from_:
+            sink.error((*path, k, "to"), _path_str((*path, k, "to")), f"shot {k + 1} must end after it starts")
+            ok = False
+        expected = shot.to
+    return ok
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_template(text: str) -> list[tuple[str, str | None]]:
+    """``"a {x} b"`` → ``[("a ", None), ("", "x"), (" b", None)]``-style parts: (literal, var name).
+
+    ``{{`` and ``}}`` stand for literal braces; braces around anything but a name stay as written.
+    """
+    parts: list[tuple[str, str | None]] = []
+    last = 0
+    for m in _PLACEHOLDER.finditer(text):
+        literal = text[last : m.start()]
+        token = m.group(0)
+        if m.group(1) is None:
+            parts.append((literal + token[0], None))
+        else:
+            parts.append((literal, m.group(1)))
+        last = m.end()
+    parts.append((text[last:], None))
+    return parts
+
+
+def _render(parts: list[tuple[str, str | None]], values: dict[str, str]) -> str:
+    return "".join(lit + values[var] if var is not None else lit for lit, var in parts)
+
+
+@dataclass(frozen=True)
+class Templates:
+    """A job's prompt text with its placeholders parsed once, rendered per expanded job."""
+
+    pieces: list[tuple[str, list[tuple[str, str | None]]]]  # (prefix, parts) joined by a space
+    path: Path
+    constant: str | None
+
+    def render(self, values: dict[str, str]) -> tuple[str, Path]:
+        if self.constant is not None:
+            return self.constant, self.path
+        return " ".join(p + _render(parts, values) for p, parts in self.pieces), self.path
+
+
+def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str]) -> Templates | None:
+    """Parse prompt (or intro + shots) of a job; unknown placeholders are errors."""
+    sources: list[tuple[str, str, Path]] = []  # (prefix, text, path)
+    if job.prompt is not None:
+        sources.append(("", job.prompt.strip(), (*jpath, "prompt")))
+        prompt_path: Path = (*jpath, "prompt")
+    else:
+        assert job.shots is not None
+        prompt_path = (*jpath, "shots")
+        if job.intro is not None and job.intro.strip():
+            sources.append(("", job.intro.strip(), (*jpath, "intro")))
+        for k, shot in enumerate(job.shots):
+            prefix = f"Shot {k + 1} [{shot.from_}–{shot.to} s]: "
+            sources.append((prefix, shot.text.strip(), (*jpath, "shots", k, "text")))
+    pieces = []
+    ok = True
+    uses_vars = False
+    for prefix, text, path in sources:
+        parts = parse_template(text)
+        for _, var in parts:
+            if var is None:
+                continue
+            uses_vars = True
+            if var not in known:
+                have = ", ".join(sorted(known)) or "none"
+                sink.error(path, _path_str(path), f"unknown placeholder {{{var}}}; known vars: {have}")
+                ok = False
+        pieces.append((prefix, parts))
+    if not ok:
+        return None
+    if not "".join(text for _, text, _ in sources):
+        sink.error(prompt_path, _path_str(prompt_path), "the prompt is empty")
+        return None
+    constant = None if uses_vars else " ".join(p + _render(parts, {}) for p, parts in pieces)
+    return Templates(pieces, prompt_path, constant)
+
+
+# ---------------------------------------------------------------------------------------------- per job
+
+
+def suffix_part(name: str, value: Any, index: int, is_var: bool) -> str:
+    """The readable piece an axis adds to an expanded job's name."""
+    if name == "size":
+        return str(value).replace("*", "x")
+    if name == "duration":
+        return f"{value}s"
+    if name == "seed":
+        return f"seed{value}"
+    if name in ("prompt_extend", "watermark", "audio"):
+        return f"{name}-{'on' if value else 'off'}"
+    if name == "negative_prompt":
+        return f"neg{index + 1}"
+    if name == "audio_url":
+        return f"audio{index + 1}"
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-.")[:40]
+    return slug or f"{name}{index + 1}"
+
+
+def tier(size: str) -> str:
+    return tier_of(size) or ""
+
+
+Fields = dict[str, tuple[Any, Path]]
+
+
+def check_request(
+    sink: IssueSink,
+    region: str,
+    fields: Fields,
+    prompt: str,
+    prompt_path: Path,
+    jpath: Path,
+    shots: list[ShotModel] | None,
+) -> tuple[ModelSpec, dict[str, Any]] | None:
+    """Check one expanded job against its model (API.md §1.3) and build its request body, model spelled
+    canonically. None when the job has an error (already reported)."""
+    if "model" not in fields:
+        allowed = ", ".join(MODELS)
+        sink.error(jpath, _path_str((*jpath, "model")), f"no model: set model in defaults or in the job ({allowed})")
+        return None
+    model_name, model_path = fields["model"]
+    spec = resolve_model(model_name)
+    if spec is None:
+        sink.error(
+            model_path,
+            _path_str(model_path),
+            f"unknown model {_short(repr(model_name))}; allowed: {', '.join(all_model_names())}",
+        )
+        return None
+    ok = True
+    if region not in spec.prices:
+        offered = [m.name_in(region) for m in MODELS.values() if region in m.prices]
+        sink.error(
+            model_path,
+            _path_str(model_path),
+            f"{spec.name} is not offered in {region} ({REGIONS[region].title}); offered there: {', '.join(offered)}",
+        )
+        ok = False
+    if "size" in fields:
+        size, path = fields["size"]
+        if not spec.allows_size(size):
+            what = "is not allowed for" if tier_of(size) else "is not a size of"
+            sink.error(
+                path, _path_str(path), f"size {_short(repr(size))} {what} {spec.name}; allowed: {', '.join(spec.sizes)}"
+            )
+            ok = False
+    duration = spec.default_duration
+    if "duration" in fields:
+        duration, path = fields["duration"]
+        if duration not in spec.durations:
+            sink.error(
+                path,
+                _path_str(path),
+                f"duration {duration} is not allowed for {spec.name}; allowed: {spec.describe_durations()}",
+            )
+            ok = False
+    if shots and shots[-1].to != duration:
+        path = (*jpath, "shots", len(shots) - 1, "to")
+        whose = "" if "duration" in fields else f" ({spec.name}'s default; set duration)"
+        sink.error(
+            path, _path_str(path), f"the last shot ends at {shots[-1].to} s but the job lasts {duration} s{whose}"
+        )
+        ok = False
+    for name in ("shot_type", "audio_url", "audio"):
+        if name in fields and not getattr(spec, "shot_type" if name == "shot_type" else "audio_url"):
+            path = fields[name][1]
+            takers = [
+                m.name for m in MODELS.values() if getattr(m, "shot_type" if name == "shot_type" else "audio_url")
+            ]
+            sink.error(path, _path_str(path), f"{spec.name} does not take {name}; only {', '.join(takers)} do")
+            ok = False
+    if "shot_type" in fields and "prompt_extend" in fields and fields["prompt_extend"][0] is False:
+        path = fields["shot_type"][1]
+        sink.warning(path, _path_str(path), "shot_type takes effect only when prompt_extend is true")
+    if len(prompt) > spec.prompt_max_chars:
+        sink.warning(
+            prompt_path,
+            _path_str(prompt_path),
+            f"the prompt is {len(prompt)} characters; {spec.name} keeps the first {spec.prompt_max_chars} "
+            "and silently drops the rest",
+        )
+    if not ok:
+        return None
+    inputs: dict[str, Any] = {"prompt": prompt}
+    for name in INPUT_FIELDS:
+        if name in fields:
+            inputs[name] = fields[name][0]
+    params = {name: fields[name][0] for name in PARAMETER_ORDER if name in fields}
+    body: dict[str, Any] = {"model": spec.name, "input": inputs}
+    if params:
+        body["parameters"] = params
+    return spec, body

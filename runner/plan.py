@@ -1,0 +1,199 @@
+"""``wanbatch plan``: what a manifest will do — jobs, seconds of video, cost, time — without any network.
+
+``build_plan(manifest)`` is the library call the run engine shares; ``plan_command(args)`` is the CLI. Output is
+plain text (fast for 100,000 jobs) or the JSON object of DESIGN.md, whose ``request`` is the exact POST body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from runner.errors import ConfigError, ManifestError
+from runner.manifest import JobSpec, Manifest, load_manifest
+from runner.models import DEFAULT_REGION, MODELS, REGIONS, TYPICAL_TASK_SECONDS
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job with what it costs: seconds of output video and their price in the region's currency."""
+
+    job: JobSpec
+    seconds: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    """Wall time one model's jobs need at its default concurrency, for the typical task time range."""
+
+    model: str
+    jobs: int
+    concurrency: int
+    min_seconds: float
+    max_seconds: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``plan`` prints; ``run`` uses the same numbers for its budget and progress."""
+
+    name: str
+    region: str
+    currency: str
+    jobs: list[PlannedJob]
+    seconds: int
+    cost: float
+    estimates: list[ModelEstimate]
+
+    @property
+    def min_seconds(self) -> float:
+        """Wall time if the models run one after another and every task takes the short typical time."""
+        return sum(e.min_seconds for e in self.estimates)
+
+    @property
+    def max_seconds(self) -> float:
+        return sum(e.max_seconds for e in self.estimates)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of DESIGN.md: name, region, jobs (id, name, exact request, seconds, cost), totals."""
+        return {
+            "name": self.name,
+            "region": self.region,
+            "jobs": [
+                {
+                    "job_id": p.job.job_id,
+                    "name": p.job.name,
+                    "request": p.job.request,
+                    "seconds": p.seconds,
+                    "cost": round(p.cost, 6),
+                }
+                for p in self.jobs
+            ],
+            "totals": {
+                "jobs": len(self.jobs),
+                "seconds": self.seconds,
+                "cost": round(self.cost, 6),
+                "currency": self.currency,
+            },
+        }
+
+
+def build_plan(manifest: Manifest) -> Plan:
+    """Price every job of ``manifest`` in its region and estimate the run's wall time per model."""
+    region = manifest.region
+    planned: list[PlannedJob] = []
+    per_model: dict[str, int] = {}
+    total_seconds = 0
+    total_cost = 0.0
+    for job in manifest.jobs:
+        spec = MODELS[job.model]
+        cost = spec.price(region, job.tier) * job.duration
+        planned.append(PlannedJob(job, job.duration, cost))
+        per_model[job.model] = per_model.get(job.model, 0) + 1
+        total_seconds += job.duration
+        total_cost += cost
+    low, high = TYPICAL_TASK_SECONDS
+    estimates = []
+    for model, count in per_model.items():
+        conc = MODELS[model].concurrency
+        waves = math.ceil(count / conc)
+        estimates.append(ModelEstimate(model, count, conc, waves * low, waves * high))
+    return Plan(manifest.name, region, REGIONS[region].currency, planned, total_seconds, total_cost, estimates)
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def format_duration(seconds: float) -> str:
+    """``5400`` → ``1 h 30 min``; ``60`` → ``1 min``."""
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def render_table(plan: Plan) -> str:
+    """The human-readable plan: one row per job, then totals and the time estimate."""
+    region = plan.region
+    header = ("NAME", "MODEL", "SIZE", "DURATION", "SHOT", "SEED", "SECONDS", f"COST ({plan.currency})")
+    rows = [
+        (
+            p.job.name,
+            MODELS[p.job.model].name_in(region),
+            p.job.size,
+            f"{p.job.duration} s",
+            p.job.shot_type or "-",
+            "random" if p.job.seed is None else str(p.job.seed),
+            str(p.seconds),
+            f"{p.cost:.2f}",
+        )
+        for p in plan.jobs
+    ]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    right = {6, 7}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [line(header)]
+    out.extend(line(r) for r in rows)
+    out.append("")
+    out.append(f"plan {plan.name} in {region} ({REGIONS[region].title})")
+    out.append(f"jobs: {len(plan.jobs)}")
+    out.append(f"seconds of video: {plan.seconds}")
+    out.append(f"cost: {plan.cost:.2f} {plan.currency} (billed only for videos that succeed)")
+    low, high = TYPICAL_TASK_SECONDS
+    for e in plan.estimates:
+        out.append(
+            f"time for {MODELS[e.model].name_in(region)}: {format_duration(e.min_seconds)} to "
+            f"{format_duration(e.max_seconds)} ({e.jobs} job{'s' if e.jobs != 1 else ''}, {e.concurrency} at a time, "
+            f"{format_duration(low)} to {format_duration(high)} per task)"
+        )
+    if len(plan.estimates) > 1:
+        out.append(
+            f"time in all, models one after another: {format_duration(plan.min_seconds)} to "
+            f"{format_duration(plan.max_seconds)}"
+        )
+    return "\n".join(out) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), ensure_ascii=True) + "\n"
+
+
+def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """``wanbatch plan MANIFEST [--json] [--region R]``: exit 0 with the plan, or 2 with every issue."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    region = getattr(args, "region", None) or DEFAULT_REGION
+    try:
+        manifest = load_manifest(args.manifest, region)
+    except ManifestError as e:
+        for issue in e.issues:
+            print(issue, file=err)
+        n = len(e.issues)
+        print(f"{args.manifest}: {n} error{'s' if n != 1 else ''}; nothing planned", file=err)
+        return EXIT_USAGE
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return EXIT_USAGE
+    for warning in manifest.warnings:
+        print(warning, file=err)
+    plan = build_plan(manifest)
+    text = render_json(plan) if getattr(args, "json", False) else render_table(plan)
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:  # `wanbatch plan big.yaml | head` is fine
+        pass
+    return EXIT_OK
