@@ -469,7 +469,7 @@ class DashScopeClient:
 
     async def cancel(self, task_id: str) -> None:
         """Cancel a PENDING task; a non-PENDING one answers 400 UnsupportedOperation (PermanentError)."""
-        await self._request("cancel", "POST", f"/tasks/{_quote_id(task_id)}/cancel", body=b"")
+        await self._request("cancel", "POST", f"/tasks/{_quote_id(task_id)}/cancel")
 
     # ------------------------------------------------------------------------------------------ transport
 
@@ -512,6 +512,8 @@ class DashScopeClient:
                 timeout=timeout,
                 trace_request_ctx=flag,
                 allow_redirects=False,
+                # a body-less POST (cancel) goes out as the SDK sends it: Content-Length 0, no Content-Type
+                skip_auto_headers=("Content-Type",) if body is None else (),
             ) as resp:
                 raw = await resp.read()
                 status = resp.status
