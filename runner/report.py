@@ -286,14 +286,14 @@ def render(gallery: Gallery) -> str:
     )
 
 
-def write_report(out_dir: Path) -> Path:
+def write_report(out_dir: Path, *, now: datetime | None = None) -> Path:
     """(Re)build ``out_dir/index.html`` from the run's ledger and files; returns its path.
 
     Written to a temporary file and renamed, so a browser never sees half a page. Raises ``LedgerError``
     when the folder has no readable ledger.
     """
     out_dir = Path(out_dir)
-    html = render(build_gallery(out_dir))
+    html = render(build_gallery(out_dir, now=now))
     index = out_dir / INDEX_NAME
     tmp = index.with_name(index.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -216,7 +216,7 @@ def make_mp4(path: Path, size: str, palette: Palette, seconds: int = 2) -> None:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
+        stream.options = {"preset": "ultrafast", "threads": "1"}  # deterministic bytes
         for i in range(fps * seconds):
             t = i / (fps * seconds)
             frame = sky.copy()
