@@ -14,12 +14,13 @@ large ledger, and copying a frozen object on every line would cost more than the
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -290,17 +291,19 @@ class RunState:
     def apply(self, line: Line) -> None:
         """Fold one validated line into the state."""
         self.lines += 1
-        if isinstance(line, RunStartedLine):
+        transition = _APPLY.get(type(line))
+        if transition is not None:  # a job line: every one has a str job_id
+            job_id: str = line.job_id  # type: ignore[assignment]
+            job = self.jobs.get(job_id)
+            if job is None:
+                job = self.jobs[job_id] = JobState(job_id)
+            job.updated = line.ts
+            transition(job, line)
+        elif isinstance(line, RunStartedLine):
             self._run_started(line)
         elif isinstance(line, RunFinishedLine):
             self.finished = line.ts
             self.exit_code = line.exit_code
-        else:
-            job = self.jobs.get(line.job_id)  # every job line has a str job_id
-            if job is None:
-                job = self.jobs[line.job_id] = JobState(line.job_id)
-            job.updated = line.ts
-            _APPLY[type(line)](job, line)
 
     def apply_dict(self, obj: dict[str, Any]) -> None:
         """Fold one line given as a dict (what the writer appended); unknown events are skipped."""
@@ -425,10 +428,12 @@ def _succeeded(job: JobState, line: SucceededLine) -> None:
         job.usage = line.usage
     job.orig_prompt = line.orig_prompt if line.orig_prompt is not None else job.orig_prompt
     job.actual_prompt = line.actual_prompt if line.actual_prompt is not None else job.actual_prompt
-    for key in ("submit_time", "scheduled_time", "end_time"):
-        v = getattr(line, key)
-        if v is not None:
-            job.times[key] = v
+    if line.submit_time is not None:
+        job.times["submit_time"] = line.submit_time
+    if line.scheduled_time is not None:
+        job.times["scheduled_time"] = line.scheduled_time
+    if line.end_time is not None:
+        job.times["end_time"] = line.end_time
     job.failure = None
 
 
@@ -517,33 +522,45 @@ def replay(path: str | os.PathLike[str]) -> RunState:
         f = p.open("rb")
     except FileNotFoundError:
         return state
-    validate = LINE.validate_json
+    # The cyclic GC would rescan the growing state again and again while a million short-lived line
+    # objects pass through (measured: 7.1 s instead of 3.8 s for 1M lines); nothing here makes cycles.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with f:
+            _replay_file(p, f, state)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return state
+
+
+def _replay_file(p: Path, f: BinaryIO, state: RunState) -> None:
+    validate = LINE.validator.validate_json  # the core validator: skips a wrapper call per line
     apply = state.apply
     pending: tuple[int, str] | None = None  # an unreadable line: fatal unless it is the last one
     n = 0
-    with f:
-        for raw in f:
-            n += 1
-            if pending is not None:
-                _raise(p, *pending)
-            if not raw.endswith(b"\n"):
-                state.torn_tail = True  # written partly: never acknowledged, so never acted on
-                break
-            if not raw.strip():
+    for raw in f:
+        n += 1
+        if pending is not None:
+            _raise(p, *pending)
+        if not raw.endswith(b"\n"):
+            state.torn_tail = True  # written partly: never acknowledged, so never acted on
+            break
+        if len(raw) < 4 and not raw.strip():  # blank line (a real line is far longer)
+            continue
+        try:
+            line = validate(raw)
+        except ValidationError as e:
+            reason = _classify(raw, e)
+            if reason is None:
+                state.skipped += 1
                 continue
-            try:
-                line = validate(raw)
-            except ValidationError as e:
-                reason = _classify(raw, e)
-                if reason is None:
-                    state.skipped += 1
-                    continue
-                pending = (n, reason)
-                continue
-            apply(line)
+            pending = (n, reason)
+            continue
+        apply(line)
     if pending is not None:
         state.torn_tail = True
-    return state
 
 
 def _classify(raw: bytes, e: ValidationError) -> str | None:
