@@ -1,0 +1,92 @@
+"""The task simulation without HTTP: realistic seeded durations, speed scaling, the queue, the stats sweep."""
+
+from __future__ import annotations
+
+import statistics
+
+from runner.emulator.protocol import check_create
+from runner.emulator.tasks import TaskStore
+from runner.models import resolve_model
+
+
+def req(model: str = "wan2.6-t2v", size: str = "1280*720", duration: int = 5):  # type: ignore[no-untyped-def]
+    spec = resolve_model(model)
+    assert spec is not None
+    return check_create(
+        {"model": model, "input": {"prompt": "p"}, "parameters": {"size": size, "duration": duration}}, model, spec
+    )
+
+
+def store(**kw: object) -> TaskStore:
+    args: dict[str, object] = dict(
+        seed=0, speed=1.0, task_time=None, retention=86400.0, url_ttl=86400.0, concurrency_mode="queue"
+    )
+    args.update(kw)
+    return TaskStore(**args)  # type: ignore[arg-type]
+
+
+def make(s: TaskStore, now: float, concurrency: int | None = None, r=None):  # type: ignore[no-untyped-def]
+    return s.create(r or req(), now=now, request_id="r", api_key_id="k", faults=frozenset(), concurrency=concurrency)
+
+
+def test_durations_are_realistic_seeded_and_scaled() -> None:
+    a = store(seed=3)
+    totals = [t.end_at - t.submit_at for t in (make(a, 0.0) for _ in range(300))]
+    assert all(52.0 <= x <= 300.0 for x in totals)  # 1–5 min (plus dispatch)
+    assert 90.0 < statistics.median(totals) < 200.0
+    b = store(seed=3)
+    assert [t.end_at - t.submit_at for t in (make(b, 0.0) for _ in range(300))] == totals
+    fast = store(seed=3, speed=60.0)
+    assert abs((make(fast, 0.0).end_at) - totals[0] / 60.0) < 1e-9
+    assert [t.task_id for t in a.order[:3]] == [t.task_id for t in b.order[:3]]
+
+
+def test_longer_and_larger_videos_take_longer_on_average() -> None:
+    s = store(seed=1)
+    short = [make(s, 0.0, r=req(size="1280*720", duration=2)) for _ in range(200)]
+    long = [make(s, 0.0, r=req(size="1920*1080", duration=15)) for _ in range(200)]
+    assert statistics.mean(t.run_s for t in long) > statistics.mean(t.run_s for t in short)
+
+
+def test_fixed_task_time_splits_pending_and_running() -> None:
+    t = make(store(task_time=100.0, speed=10.0), 0.0)
+    assert (t.scheduled_at, t.end_at) == (2.5, 10.0)
+    s = store(task_time=100.0)
+    t = make(s, 0.0)
+    assert [s.status(t, x) for x in (0.0, 24.9, 25.0, 99.9, 100.0)] == [
+        "PENDING",
+        "PENDING",
+        "RUNNING",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+
+
+def test_queue_lanes_fifo() -> None:
+    s = store(task_time=100.0)
+    tasks = [make(s, 0.0, concurrency=2) for _ in range(5)]
+    assert [t.admit_at for t in tasks] == [0.0, 0.0, 100.0, 100.0, 200.0]
+    assert s.max_concurrent(0.0) == (5, {"wan2.6-t2v": 5})
+    assert s.max_concurrent(1000.0)[0] == 5
+    assert s.by_status(150.0) == {"PENDING": 1, "RUNNING": 2, "SUCCEEDED": 2, "FAILED": 0, "CANCELED": 0, "UNKNOWN": 0}
+
+
+def test_max_concurrent_counts_only_overlaps() -> None:
+    s = store(task_time=10.0)
+    for i in range(4):
+        make(s, i * 10.0)  # back to back: one at a time (end == next submit)
+    assert s.max_concurrent(100.0) == (1, {"wan2.6-t2v": 1})
+    make(s, 35.0)
+    assert s.max_concurrent(100.0)[0] == 2
+
+
+def test_listing_window_and_retention() -> None:
+    s = store(task_time=10.0, retention=100.0)
+    a, b = make(s, 0.0), make(s, 50.0)
+    assert [t.task_id for t in s.listing(now=60.0, start=0.0, end=60.0, model=None, status=None, task_id=None)] == [
+        b.task_id,
+        a.task_id,
+    ]
+    assert [t.task_id for t in s.listing(now=120.0, start=0.0, end=120.0, model=None, status=None, task_id=None)] == [
+        b.task_id
+    ]
