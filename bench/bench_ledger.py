@@ -79,12 +79,13 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 t0 = time.perf_counter()
 from runner.ledger import replay
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 s = replay(sys.argv[1])
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 summary = s.summary()
 t3 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "summary": t3 - t2, "lines": s.lines, "jobs": len(s.jobs),
+print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "replay_cpu": c2 - c1, "summary": t3 - t2,
+                  "lines": s.lines, "jobs": len(s.jobs),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -157,7 +158,8 @@ def main() -> None:
         size = make_ledger(path, args.lines)
         print(f"made {args.lines} lines, {size / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s")
         res = bench_replay(path, args.runs)
-        replay_s = fmt([r["replay"] for r in res], " s")
+        replay_s = fmt([r["replay"] for r in res], " s") + " wall, "
+        replay_s += fmt([r["replay_cpu"] for r in res], " s") + " cpu"
         summary_s = fmt([r["summary"] for r in res], " s", 3)
         rss = fmt([r["rss_mb"] for r in res], " MB", 0)
         head = f"replay  {res[0]['lines']} lines, {res[0]['jobs']} jobs"

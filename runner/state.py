@@ -480,15 +480,18 @@ _APPLY: dict[type, Any] = {
 
 # --- reading the file ------------------------------------------------------------------------------------
 def _line_ok(raw: bytes) -> bool:
+    """The same test replay applies: a valid line, or a line of an event this version does not know."""
     try:
-        return isinstance(json.loads(raw), dict)
-    except ValueError:
-        return False
+        LINE.validator.validate_json(raw)
+    except ValidationError as e:
+        return _classify(raw, e) is None
+    return True
 
 
 def sound_length(path: str | os.PathLike[str]) -> int:
     """Bytes of the ledger up to the end of its last sound line: a torn tail (no newline, or a last line
-    that is not a JSON object) is left out. The writer truncates to this before appending."""
+    replay cannot read) is left out. The writer truncates to this before appending, so what replay
+    forgave as the last line never ends up in the middle of the file."""
     p = Path(path)
     with p.open("rb") as f:
         size = f.seek(0, os.SEEK_END)

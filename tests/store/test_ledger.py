@@ -244,15 +244,35 @@ def test_canceled_and_expired(tmp_path: Path) -> None:
 
 
 # --- the writer -----------------------------------------------------------------------------------------
-async def test_writer_cuts_a_torn_tail_before_appending(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b'{"ts": 2, "event": "subm',
+        b"\x00" * 40,
+        b"garbage\n",
+        b'{"ts": 2, "event": "submitted", "job_id": "j1"}\n',  # JSON, but not a line replay can read
+    ],
+)
+async def test_writer_cuts_a_torn_tail_before_appending(tmp_path: Path, tail: bytes) -> None:
     path = tmp_path / "ledger.jsonl"
-    path.write_bytes(lines_of(PLANNED_LINE) + b'{"ts": 2, "event": "subm')
+    path.write_bytes(lines_of(PLANNED_LINE) + tail)
+    assert replay(path).torn_tail
     async with LedgerWriter(path) as w:
-        assert w.repaired_bytes == len(b'{"ts": 2, "event": "subm')
+        assert w.repaired_bytes == len(tail)
         await w.append(SUBMITTING, "j1", attempt=1, model="wan2.6-t2v")
     s = replay(path)
     assert not s.torn_tail and s.lines == 2 and s.jobs["j1"].state == "submitting"
     assert path.read_bytes().count(b"\n") == 2
+
+
+async def test_writer_keeps_a_sound_last_line_of_an_unknown_event(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(lines_of(PLANNED_LINE, {"ts": 2, "event": "from.the.future", "job_id": "j1"}))
+    async with LedgerWriter(path) as w:
+        assert w.repaired_bytes == 0
+        await w.append(SUBMITTING, "j1", attempt=1)
+    s = replay(path)
+    assert s.lines == 2 and s.skipped == 1
 
 
 async def test_writer_rejects_lines_replay_could_not_read(tmp_path: Path) -> None:
