@@ -304,7 +304,7 @@ class _ListAnswer(_Wire):
 
 
 class _ErrorAnswer(_Wire):
-    code: str | None = None
+    code: str | int | None = None
     message: str | None = None
     msg: str | None = None
     request_id: str | None = None
@@ -320,8 +320,9 @@ def _redact(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def _snippet(raw: bytes, limit: int = 200) -> str:
-    text = " ".join(raw.decode("utf-8", "replace").split())
+def _snippet(raw: bytes, secret: str, limit: int = 200) -> str:
+    """The start of a body for a message, secret removed BEFORE cutting (so no partial secret survives)."""
+    text = _redact(" ".join(raw.decode("utf-8", "replace").split()), secret)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -518,6 +519,8 @@ class DashScopeClient:
                 raw = await resp.read()
                 status = resp.status
                 headers = {k.lower(): v for k, v in resp.headers.items()}
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection within ``connect``: nothing was sent
+            raise self._transport_error(ConnectionLost, op, exc, flag["sent"], "connect timed out") from None
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise self._transport_error(RequestTimeout, op, exc, flag["sent"], "no answer in time") from None
         except aiohttp.ClientError as exc:
@@ -548,17 +551,21 @@ class DashScopeClient:
             err = _ErrorAnswer.model_validate_json(raw)
         except ValidationError:
             content_type = headers.get("content-type", "?").split(";")[0]
-            message = f"non-JSON answer ({content_type}): {_snippet(raw)}" if raw.strip() else "empty answer"
+            message = (
+                f"non-JSON answer ({content_type}): {_snippet(raw, self._config.api_key)}"
+                if raw.strip()
+                else "empty answer"
+            )
         else:
-            code = err.code
-            message = err.message or err.msg
+            code = None if err.code is None else str(err.code)
+            message = err.message or err.msg or (None if code else _snippet(raw, self._config.api_key))
             request_id = err.request_id or request_id
         message = _redact(f"{op}: {message or 'HTTP ' + str(status)}", self._config.api_key)
         return _error_for_status(status, code=code, message=message, request_id=request_id, retry_after=retry_after)
 
     def _bad_answer(self, op: Op, status: int, raw: bytes, headers: Mapping[str, str]) -> ApiError:
         """A 2xx whose body is not the documented shape: a server fault (AMBIGUOUS for a create)."""
-        message = _redact(f"{op}: unexpected answer: {_snippet(raw)}", self._config.api_key)
+        message = f"{op}: unexpected answer: {_snippet(raw, self._config.api_key)}"
         return ServerError(message, status=status, code="MalformedAnswer", request_id=headers.get("x-request-id"))
 
     def _parse(self, model: type[_M], data: Any, op: Op, headers: Mapping[str, str]) -> _M:

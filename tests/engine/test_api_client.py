@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -524,3 +525,63 @@ async def test_slow_answer_times_out_and_is_ambiguous_for_create(server: Canned)
     assert_no_key(exc)
     assert classify(exc, op="create").action is Action.AMBIGUOUS
     assert classify(exc, op="get", rng=lambda: 1.0).action is Action.RETRY
+
+
+async def test_odd_json_error_bodies(server: Canned) -> None:
+    answers = iter(
+        [
+            web.json_response({"code": 500, "message": "numeric code"}, status=500),
+            web.json_response({"error": {"message": "openai style"}}, status=400),
+        ]
+    )
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return next(answers)
+
+    server.handler = handler
+    async with client(server) as c:
+        with pytest.raises(ServerError) as numeric:
+            await c.get("t")
+        with pytest.raises(PermanentError) as other:
+            await c.get("t")
+    assert numeric.value.code == "500" and "numeric code" in numeric.value.message
+    assert other.value.code is None and "openai style" in other.value.message
+
+
+async def test_key_cut_by_the_snippet_limit_leaves_no_fragment(server: Canned) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=502, text="x" * 190 + KEY + "y" * 50, content_type="text/html")
+
+    server.handler = handler
+    async with client(server) as c:
+        with pytest.raises(ServerError) as info:
+            await c.get("t")
+    assert KEY[:10] not in info.value.message
+    assert_no_key(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raised", "cls", "what"),
+    [
+        (lambda: aiohttp.ConnectionTimeoutError("connect"), ConnectionLost, "connect timed out"),
+        (lambda: aiohttp.SocketTimeoutError("read"), RequestTimeout, "no answer in time"),
+        (lambda: aiohttp.ServerDisconnectedError(), ConnectionLost, "connection failed"),
+        (lambda: aiohttp.ClientPayloadError("short body"), ConnectionLost, "connection failed"),
+        (lambda: OSError(104, "Connection reset by peer"), ConnectionLost, "connection failed"),
+    ],
+)
+async def test_transport_exceptions_map_to_transient_errors(
+    monkeypatch: pytest.MonkeyPatch, raised: Callable[[], BaseException], cls: type[ApiError], what: str
+) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise raised()
+
+    async with DashScopeClient(ApiConfig("http://127.0.0.1:9/api/v1", KEY)) as c:
+        assert c._session is not None
+        monkeypatch.setattr(c._session, "request", boom)
+        with pytest.raises(ApiError) as info:
+            await c.get("t")
+    assert type(info.value) is cls
+    assert what in info.value.message
+    assert info.value.sent is False  # the request never reached the wire here
+    assert_no_key(info.value)
