@@ -6,8 +6,8 @@ runs on every event before rendering: it replaces each configured secret (the AP
 looks like a DashScope key (``sk-…``) or a bearer token with ``***``, in every field, nested containers
 and exception text included.
 
-``configure()`` is called once by the CLI with the key passed in; structlog's own configuration is the
-only global state.
+``configure()`` is called once by the CLI with the key passed in; structlog's configuration and one
+handler on the stdlib root logger (so library records are redacted too) are the only global state.
 """
 
 from __future__ import annotations
@@ -109,21 +109,44 @@ def configure(
         if json
         else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+    redactor = Redactor(secrets)
+    common: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,  # exception text becomes a field, so it is redacted too
-        Redactor(secrets),
-        renderer,
+        redactor,
     ]
     structlog.configure(
-        processors=processors,
+        processors=[structlog.contextvars.merge_contextvars, *common, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_for(verbosity)),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib(common, renderer, logging.DEBUG if verbosity >= 2 else logging.WARNING, out)
+
+
+def _route_stdlib(pre_chain: list[Any], renderer: Any, level: int, out: TextIO) -> None:
+    """Send the stdlib ``logging`` records of libraries (aiohttp, asyncio's "exception never retrieved")
+    through the same redaction and renderer, so nothing reaches the output unmasked. Replaces the handler
+    a previous ``configure`` installed rather than adding a second one."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if h.get_name() == _HANDLER:
+            root.removeHandler(h)
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+_HANDLER = "wanbatch"
 
 
 def get_logger(name: str = "wanbatch") -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -106,5 +107,9 @@ async def storage() -> AsyncIterator[tuple[Storage, TestServer]]:
 
 @pytest.fixture
 def reset_structlog() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)

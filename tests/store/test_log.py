@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 
@@ -89,6 +90,24 @@ def test_console_renderer_and_verbose_level(reset_structlog: None) -> None:
     assert "poll.scheduled" in text and MASK in text and KEY not in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
+
+
+def test_library_records_through_stdlib_logging_are_redacted(reset_structlog: None) -> None:
+    buf = io.StringIO()
+    configure(secrets=[KEY], stream=buf)
+    configure(secrets=[KEY], stream=buf)  # twice: still one handler
+    lib = logging.getLogger("aiohttp.client")
+    lib.info("chatter below the library level")
+    lib.warning("retrying with header Authorization: Bearer %s", KEY)
+    try:
+        raise ConnectionError(f"reset while sending {KEY}")
+    except ConnectionError:
+        logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=True)
+    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert [x["level"] for x in lines] == ["warning", "error"]
+    assert lines[0]["event"] == f"retrying with header Authorization: Bearer {MASK}"
+    assert "ConnectionError" in lines[1]["exception"] and MASK in lines[1]["exception"]
+    assert KEY not in buf.getvalue()
 
 
 def test_level_for() -> None:
