@@ -223,9 +223,9 @@ class PollSchedule:
     # ------------------------------------------------------------------------------------------ the heap
 
     def _schedule(self, task: _Task, at: float) -> None:
-        task.version += 1
+        task.version = next(self._seq)  # unique across re-adds, so stale heap entries never come back to life
         task.due_at = at
-        heapq.heappush(self._heap, (at, next(self._seq), task.task_id, task.version))
+        heapq.heappush(self._heap, (at, task.version, task.task_id, task.version))
 
     def _top(self) -> tuple[float, str] | None:
         """The earliest live heap entry (dropping dead ones)."""

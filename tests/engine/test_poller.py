@@ -227,3 +227,16 @@ def test_stall_is_flagged_once() -> None:
     assert s.stalled() == ["a"]
     assert s.status("a") == "RUNNING"
     assert s.next_wakeup() == pytest.approx(700.0 + 14.0)  # still polled
+
+
+def test_re_adding_a_task_keeps_one_schedule() -> None:
+    clock = ManualClock(0.0)
+    s = PollSchedule(clock)
+    s.add("a", "m", -200.0)  # first poll at 4 s
+    s.add("a", "m", 0.0)  # added again as a fresh task: first poll at 30 s; the 4 s entry must be dead
+    assert len(s) == 1
+    clock.t = 4.0
+    assert s.due() == []
+    assert s.next_wakeup() == pytest.approx(30.0)
+    clock.t = 30.0
+    assert s.due() == ["a"]
