@@ -130,8 +130,10 @@ async def test_one_server_error_then_success(storage, mp4: bytes, tmp_path: Path
     st, server = storage
     st.bodies["/v.mp4"] = mp4
     st.script["/v.mp4"] = ["500"]
-    res = await fetch(st.url(server, "/v.mp4"), tmp_path / "a.mp4", expect=EXPECT)
+    ticks = iter([100.0, 107.5])
+    res = await fetch(st.url(server, "/v.mp4"), tmp_path / "a.mp4", expect=EXPECT, clock=lambda: next(ticks))
     assert res.attempts == 2 and res.bytes == len(mp4)
+    assert res.seconds == 7.5  # from the injected clock
 
 
 async def test_404_is_a_download_error_without_retry(storage, tmp_path: Path) -> None:

@@ -453,3 +453,36 @@ def test_two_processes_cannot_both_hold_it(tmp_path: Path) -> None:
         if child.poll() is None:
             child.kill()
             child.wait(10)
+
+
+def test_apply_dict_skips_unknown_and_bills_a_download_failure() -> None:
+    from runner.state import RunState
+
+    s = RunState()
+    s.apply_dict(PLANNED_LINE)
+    s.apply_dict({"ts": 2, "event": "not.yet.invented", "job_id": "j1"})
+    s.apply_dict({"ts": 3, "event": "succeeded", "job_id": "j1", **ok_fields("t1")})
+    s.apply_dict({"ts": 4, "event": "failed", "job_id": "j1", "stage": "download", "code": "VerifyError",
+                  "message": "video is 64x64", "task_id": "t1"})  # fmt: skip
+    job = s.jobs["j1"]
+    assert job.state == "failed" and job.task_status == "SUCCEEDED" and job.video_url is not None
+    assert job.failure is not None and job.failure.stage == "download"
+    summary = s.summary(name="given")
+    assert summary["name"] == "given" and summary["cost"] == pytest.approx(6.0)  # the API billed it
+    assert summary["failures"][0]["code"] == "VerifyError"
+    assert (s.lines, s.skipped) == (3, 1)
+    with pytest.raises(ValueError, match="task_id"):
+        s.apply_dict({"ts": 5, "event": "submitted", "job_id": "j1"})
+
+
+def test_an_answered_intent_clears_submitting_since() -> None:
+    from runner.state import RunState
+
+    s = RunState()
+    for obj in (PLANNED_LINE, SUBMITTING_LINE):
+        s.apply_dict(obj)
+    assert s.jobs["j1"].submitting_since == 2.0
+    s.apply_dict({**SUBMITTING_LINE, "ts": 9.0, "attempt": 2})
+    assert s.jobs["j1"].submitting_since == 9.0 and s.jobs["j1"].attempts == 2
+    s.apply_dict(SUBMITTED_LINE)
+    assert s.jobs["j1"].submitting_since is None
