@@ -362,7 +362,9 @@ async def download(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(state.slow_seconds)
     elif fault == "reset":
         _abort(request)
-    elif fault in ("500", "502", "503", "429"):
+    elif fault == "429":
+        return _oss_error(503, "SlowDown", "Please reduce your request rate.")
+    elif fault in ("500", "502", "503"):
         return _oss_error(int(fault), "InternalError", "Please contact the server administrator.")
     if "Authorization" in request.headers:
         state.downloads_with_authorization += 1
@@ -407,6 +409,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         status, (first, last) = 206, rng
         headers["Content-Range"] = f"bytes {first}-{last}/{total}"
     body = data[first : last + 1]
+    if request.method == "HEAD":
+        return web.Response(
+            status=status, headers={**headers, "Content-Length": str(len(body))}, content_type="video/mp4"
+        )
     state.downloads += 1
     if fault == "truncate":
         resp = web.StreamResponse(status=status, headers=headers)

@@ -85,18 +85,17 @@ class VideoCache:
         fut = self._files.get(key)
         if fut is None:
             loop = asyncio.get_running_loop()
-            fut = self._files[key] = loop.create_future()
-            try:
-                data = await loop.run_in_executor(self._pool, encode_mp4, width, height, duration, self.fps)
-            except BaseException as e:
-                del self._files[key]
-                fut.set_exception(e)
-                fut.exception()  # mark retrieved: waiters (if any) get it, nobody else logs it
-                raise
-            self.encoded += 1
-            fut.set_result(data)
-            return data
+            fut = loop.run_in_executor(self._pool, encode_mp4, width, height, duration, self.fps)
+            self._files[key] = fut
+            fut.add_done_callback(lambda f: self._done(key, f))
+        # shield: a caller that goes away must not cancel the encode others are waiting for
         return await asyncio.shield(fut)
+
+    def _done(self, key: tuple[int, int, int], fut: asyncio.Future[bytes]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self._files.pop(key, None)  # the next request tries again
+        else:
+            self.encoded += 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -141,3 +141,31 @@ async def test_signature_covers_the_task_id(client: Client) -> None:
 def test_encode_is_exact_for_every_fixed_duration_and_odd_size() -> None:
     assert decoded(encode_mp4(624, 624, 2)) == (624, 624, 2.0)
     assert decoded(encode_mp4(1088, 832, 1, fps=2)) == (1088, 832, 1.0)
+
+
+async def test_head_gives_length_without_counting_a_download(client: Client) -> None:
+    _, url = await finished_url(client, body(size="1280*720", duration=2))
+    full = (await client.call("GET", url))[1]
+    async with client.session.head(url) as r:
+        assert r.status == 200
+        assert int(r.headers["Content-Length"]) == len(full)
+    assert (await client.stats())["downloads"] == 1
+
+
+async def test_concurrent_first_downloads_share_one_encode(client: Client) -> None:
+    import asyncio
+
+    urls = [(await finished_url(client, body(size="960*960", duration=2)))[1] for _ in range(4)]
+    answers = await asyncio.gather(*(client.call("GET", u) for u in urls))
+    assert [a[0] for a in answers] == [200] * 4
+    assert len({a[1] for a in answers}) == 4
+    assert (await client.stats())["videos_encoded"] == 1
+
+
+async def test_storage_faults_answer_xml(make_client: MakeClient) -> None:
+    c = await make_client(task_time=100.0, faults=(parse_fault("503@file=1x1"),))
+    _, url = await finished_url(c)
+    status, data, headers = await c.call("GET", url)
+    assert status == 503 and headers["Content-Type"].startswith("application/xml")
+    assert b"<Code>InternalError</Code>" in data
+    assert (await c.call("GET", url))[0] == 200
