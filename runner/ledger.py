@@ -187,34 +187,52 @@ class LedgerWriter:
         if self._task is None or self._closing:
             raise RuntimeError("LedgerWriter is not open")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)  # a caller cancelled while waiting must not leave an unread error
         self._queue.put_nowait(_Pending(data, fut))
         await asyncio.shield(fut)
 
     async def _run(self) -> None:
         """The writer task: take everything queued, one write + one fsync, release the callers."""
-        while True:
-            first = await self._queue.get()
-            batch: list[_Pending] = []
-            stop = first is None
-            if first is not None:
-                batch.append(first)
+        batch: list[_Pending] = []
+        try:
+            while True:
+                first = await self._queue.get()
+                stop = first is None
+                batch = [] if first is None else [first]
+                while not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        stop = True
+                    else:
+                        batch.append(item)
+                if batch:
+                    await self._commit(batch)
+                    batch = []
+                if stop:
+                    return
+        finally:
+            # cancelled (the loop is shutting down) or broken: nobody may wait forever for a line.
+            # A line whose write was under way may in fact be on disk; saying "not durable" is the safe side.
+            if self._error is None and (batch or not self._queue.empty()):
+                self._error = RuntimeError("the ledger writer stopped")
             while not self._queue.empty():
                 item = self._queue.get_nowait()
-                if item is None:
-                    stop = True
-                else:
+                if item is not None:
                     batch.append(item)
-            if batch:
-                await self._commit(batch)
-            if stop:
-                return
+            self._settle(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
         if self._error is None:
             try:
                 await asyncio.to_thread(self._write_sync, b"".join(p.data for p in batch))
-            except BaseException as e:  # the disk is gone or full: every later append fails too
+            except Exception as e:  # the disk is gone or full: every later append fails too
                 self._error = e
+            else:
+                self.lines += len(batch)
+                self.batches += 1
+        self._settle(batch)
+
+    def _settle(self, batch: list[_Pending]) -> None:
         for p in batch:
             if p.done.done():
                 continue
@@ -222,9 +240,6 @@ class LedgerWriter:
                 p.done.set_result(None)
             else:
                 p.done.set_exception(LedgerError(f"{self.path}: the ledger cannot be written: {self._error}"))
-        if self._error is None:
-            self.lines += len(batch)
-            self.batches += 1
 
     def _write_sync(self, data: bytes) -> None:
         assert self._fd is not None
@@ -243,11 +258,19 @@ class LedgerWriter:
             self._closing = True
             self._queue.put_nowait(None)
         task, self._task = self._task, None
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():  # our caller was cancelled, not the writer: let that through
+                raise
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _consume(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -486,3 +486,22 @@ def test_an_answered_intent_clears_submitting_since() -> None:
     assert s.jobs["j1"].submitting_since == 9.0 and s.jobs["j1"].attempts == 2
     s.apply_dict(SUBMITTED_LINE)
     assert s.jobs["j1"].submitting_since is None
+
+
+async def test_a_cancelled_writer_fails_waiting_appends_instead_of_hanging(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    fsync = GatedFsync(path, hold_first=True)
+    w = LedgerWriter(path, fsync=fsync)
+    await w.open()
+    first = asyncio.create_task(w.append(PLANNED, "j1", **PLAN))
+    await asyncio.to_thread(fsync.entered.wait, 10)
+    second = asyncio.create_task(w.append(PLANNED, "j2", **PLAN))
+    await asyncio.sleep(0)
+    assert w._task is not None
+    w._task.cancel()
+    fsync.release.set()
+    results = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 10)
+    assert all(isinstance(r, LedgerError) for r in results)
+    with pytest.raises(LedgerError):
+        await w.append(PLANNED, "j3", **PLAN)
+    await w.close()
