@@ -263,9 +263,10 @@ class LedgerWriter:
         except asyncio.CancelledError:
             if not task.cancelled():  # our caller was cancelled, not the writer: let that through
                 raise
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+        finally:
+            if self._fd is not None and task.done():
+                fd, self._fd = self._fd, None
+                os.close(fd)
 
 
 def _consume(fut: asyncio.Future[None]) -> None:
