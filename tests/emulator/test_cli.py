@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -53,21 +52,20 @@ def test_bad_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_process_prints_url_serves_and_stops_on_sigterm() -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "0"}
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "runner", "emulator", "--port", "0", "--speed", "100"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line.startswith("emulator listening on http://127.0.0.1:") and line.endswith("/api/v1")
-        root = line.removeprefix("emulator listening on ").removesuffix("/api/v1")
-        with urllib.request.urlopen(root + "/_emulator/stats", timeout=10) as r:
-            assert json.load(r)["submitted"] == 0
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line.startswith("emulator listening on http://127.0.0.1:") and line.endswith("/api/v1")
+            root = line.removeprefix("emulator listening on ").removesuffix("/api/v1")
+            with urllib.request.urlopen(root + "/_emulator/stats", timeout=10) as r:
+                assert json.load(r)["submitted"] == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

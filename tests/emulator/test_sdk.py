@@ -15,6 +15,7 @@ dashscope = pytest.importorskip("dashscope")
 
 from dashscope import VideoSynthesis  # noqa: E402
 from dashscope.aigc.video_synthesis import AioVideoSynthesis  # noqa: E402
+from dashscope.api_entities.aio_session import close_shared_aio_session  # noqa: E402
 
 from runner.emulator import EmulatorConfig, ThreadedEmulator, body_digest, run_in_thread  # noqa: E402
 from tests.emulator.conftest import KEY, SEED_PROMPT  # noqa: E402
@@ -126,21 +127,22 @@ async def test_aio_client_quirks(fast: ThreadedEmulator, slow: ThreadedEmulator,
     assert cancel.status_code == HTTPStatus.OK
     fetched = await AioVideoSynthesis.fetch(pending, api_key=KEY)
     assert fetched.output.task_status == "CANCELED"
+    await close_shared_aio_session()  # the SDK keeps one aiohttp session per loop
 
 
 def test_v2_client_jobs(fast: ThreadedEmulator) -> None:
-    client = dashscope.Client(api_key=KEY, base_url=fast.base_url)
-    job = client.videos.jobs.create(
-        model="wan2.6-t2v",
-        prompt=SEED_PROMPT,
-        size="1280*720",
-        duration=15,
-        prompt_extend=True,
-        watermark=True,
-        parameters={"shot_type": "multi"},
-    )
-    assert job.task_id and job.status == "PENDING"
-    done = client.videos.jobs.wait(job)
+    with dashscope.Client(api_key=KEY, base_url=fast.base_url) as client:
+        job = client.videos.jobs.create(
+            model="wan2.6-t2v",
+            prompt=SEED_PROMPT,
+            size="1280*720",
+            duration=15,
+            prompt_extend=True,
+            watermark=True,
+            parameters={"shot_type": "multi"},
+        )
+        assert job.task_id and job.status == "PENDING"
+        done = client.videos.jobs.wait(job)
     assert done.status == "SUCCEEDED"
     assert done.video_url is not None
     assert decoded(done.video_url) == (1280, 720, 15.0)
