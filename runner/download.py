@@ -26,7 +26,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiofiles
 import aiohttp
+from yarl import URL
 
 from runner.errors import DownloadError, DownloadRefused, UrlExpired, VerifyError
 
@@ -280,9 +281,11 @@ async def download(
             while True:
                 attempts += 1
                 try:
-                    headers = {"Range": f"bytes={received}-"} if received else {}
-                    async with session.get(url, headers=headers, timeout=timeout) as resp:
-                        check_url(str(resp.url))
+                    # identity: the bytes hashed and counted are the bytes of the object, never a gzip of them
+                    headers = {"Accept-Encoding": "identity"}
+                    if received:
+                        headers["Range"] = f"bytes={received}-"
+                    async with _get(session, url, headers, timeout) as resp:
                         if resp.status in (403, 410):
                             raise UrlExpired(f"object storage answered {resp.status}: the video URL is no longer valid")
                         if resp.status == 416 or (received and resp.status == 200):
@@ -333,6 +336,31 @@ async def download(
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
     return DownloadResult(final, received, hasher.hexdigest(), clock() - started, attempts, resumed)
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@contextlib.asynccontextmanager
+async def _get(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], limits: aiohttp.ClientTimeout
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET following redirects by hand, so every hop passes ``check_url`` BEFORE it is requested (aiohttp
+    would follow an https → http downgrade on its own)."""
+    for _ in range(6):
+        resp = await session.get(url, headers=headers, timeout=limits, allow_redirects=False, auto_decompress=False)
+        location = resp.headers.get("Location")
+        if resp.status in _REDIRECTS and location:
+            resp.release()
+            url = str(resp.url.join(URL(location)))
+            check_url(url)
+            continue
+        try:
+            yield resp
+        finally:
+            resp.release()
+        return
+    raise DownloadRefused("too many redirects")
 
 
 def _rename(part: Path, final: Path) -> None:

@@ -59,6 +59,8 @@ class Storage:
             return web.Response(status=404, text="NoSuchKey")
         if what == "403":
             return web.Response(status=403, text="<Error><Code>AccessDenied</Code>Request has expired</Error>")
+        if what.startswith("redirect:"):
+            raise web.HTTPFound(what[len("redirect:") :])
         if what == "500":
             return web.Response(status=500, text="InternalError")
         if what == "truncate":

@@ -57,6 +57,7 @@ async def test_success_hash_size_and_no_credentials(storage, mp4: bytes, tmp_pat
     assert res.attempts == 1 and not res.resumed
     assert not (tmp_path / "videos" / "a.mp4.part").exists()
     assert all("Authorization" not in h for _, h in st.requests)
+    assert st.requests[0][1]["Accept-Encoding"] == "identity"
 
 
 async def test_truncated_body_is_resumed_with_range(storage, mp4: bytes, tmp_path: Path) -> None:
@@ -195,6 +196,26 @@ def test_duration_tolerance(tmp_path: Path) -> None:
     verify_mp4(p, Expect(64, 64, 3.4))
     with pytest.raises(VerifyError):
         verify_mp4(p, Expect(64, 64, 3.6))
+
+
+async def test_redirects_are_followed_when_allowed(storage, mp4: bytes, tmp_path: Path) -> None:
+    st, server = storage
+    st.bodies["/v.mp4"] = mp4
+    st.bodies["/old.mp4"] = b""
+    st.script["/old.mp4"] = ["redirect:/v.mp4?Expires=4000000000"]
+    res = await fetch(st.url(server, "/old.mp4"), tmp_path / "a.mp4", expect=EXPECT)
+    assert res.bytes == len(mp4) and [p for p, _ in st.requests] == ["/old.mp4", "/v.mp4"]
+
+
+async def test_a_redirect_to_plain_http_elsewhere_is_refused_before_it_is_followed(
+    storage, mp4: bytes, tmp_path: Path
+) -> None:
+    st, server = storage
+    st.bodies["/old.mp4"] = b""
+    st.script["/old.mp4"] = ["redirect:http://example.com/v.mp4"]
+    with pytest.raises(DownloadRefused, match="only https"):
+        await fetch(st.url(server, "/old.mp4"), tmp_path / "a.mp4", expect=EXPECT)
+    assert [p for p, _ in st.requests] == ["/old.mp4"]
 
 
 async def test_http_to_a_remote_host_is_refused_without_a_request(tmp_path: Path) -> None:
