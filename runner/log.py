@@ -85,6 +85,20 @@ class Redactor:
         return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing, not at ``configure`` time (a test
+    harness or a progress display may swap it; a stale reference would write to a closed file)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def level_for(verbosity: int) -> int:
     """``-v`` count → logging level: info by default, debug from ``-v``."""
     return logging.DEBUG if verbosity >= 1 else logging.INFO
@@ -101,7 +115,7 @@ def configure(
 
     ``json=None`` picks JSON lines unless ``stream`` is a terminal.
     """
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _CurrentStderr()
     if json is None:
         json = not (hasattr(out, "isatty") and out.isatty())
     renderer: Any = (

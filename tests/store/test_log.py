@@ -112,3 +112,13 @@ def test_library_records_through_stdlib_logging_are_redacted(reset_structlog: No
 
 def test_level_for() -> None:
     assert level_for(0) == 20 and level_for(1) == 10 and level_for(3) == 10
+
+
+def test_default_stream_follows_sys_stderr(reset_structlog: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(secrets=[KEY])
+    later = io.StringIO()
+    monkeypatch.setattr("sys.stderr", later)  # swapped after configure, as test harnesses do
+    get_logger().warning("job.failed", why=KEY)
+    logging.getLogger("aiohttp").warning("lib %s", KEY)
+    text = later.getvalue()
+    assert "job.failed" in text and "lib ***" in text and KEY not in text
