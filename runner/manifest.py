@@ -8,23 +8,25 @@ Errors are ``ManifestError([Issue…])``; warnings (text the server would trunca
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
-from runner.manifest_yaml import key_position_of, load_located, position_of
+from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
 
 #: A manifest may expand to at most this many jobs (a typo in a matrix should not eat the machine).
@@ -80,17 +82,34 @@ class JobModel(RequestFields):
 
 
 class ManifestModel(_Strict):
-    """The top level of a manifest file."""
+    """The top level of a manifest file; ``defaults`` and each job are validated on their own, so one bad
+    job does not hide the problems of the others."""
 
     version: int
     name: str | None = None
-    defaults: RequestFields = Field(default_factory=RequestFields)
+    defaults: dict[str, Any] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     matrix: dict[str, list[Any]] = Field(default_factory=dict)
-    jobs: list[JobModel]
+    jobs: list[Any]
 
+
+@dataclass
+class _Shape:
+    """What survived the shape pass: each part is None when it had an error (already reported)."""
+
+    version: int | None
+    name: str | None
+    defaults: RequestFields | None
+    vars: dict[str, Any] | None
+    matrix: dict[str, list[Any]] | None
+    jobs: list[tuple[int, JobModel]]
+    complete: bool  # every part and every job is valid
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 REQUEST_FIELDS: tuple[str, ...] = tuple(RequestFields.model_fields)
+_REQUEST_SET = frozenset(REQUEST_FIELDS)
 TOP_KEYS: tuple[str, ...] = tuple(ManifestModel.model_fields)
 JOB_KEYS: tuple[str, ...] = tuple(JobModel.model_fields)
 SHOT_KEYS: tuple[str, ...] = ("from", "to", "text")
@@ -160,14 +179,36 @@ def parse_manifest(
     region = region or DEFAULT_REGION
     if region not in REGIONS:
         raise ConfigError(f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}")
-    data = _parse_yaml(text, file)
-    model = _validate_shape(data, file)
-    return _Expander(data, model, file, region, text, default_name).run()
+    with gc_paused():
+        data = _parse_yaml(text, file)
+        sink = rules.IssueSink(file, text)
+        shape = _validate_shape(data, sink)
+        job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in _raw_jobs(data)]
+        del data  # positions for messages come from a second parse, only when there is something to report
+        return _Expander(shape, sink, job_lines, file, region, text, default_name).run()
+
+
+def _raw_jobs(data: dict[Any, Any]) -> list[Any]:
+    jobs = data.get("jobs")
+    return jobs if isinstance(jobs, list) else []
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a big manifest allocates millions of small acyclic objects, and
+    the collector's passes over an ever larger heap made loading 100,000 jobs several times slower."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _parse_yaml(text: str, file: str) -> Any:
     try:
-        data = load_located(text)
+        data = load_located(text, positions=False)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
@@ -195,14 +236,53 @@ def _parse_yaml(text: str, file: str) -> Any:
     return data
 
 
-def _validate_shape(data: Any, file: str) -> ManifestModel:
+def _validate_shape(data: Any, sink: rules.IssueSink) -> _Shape:
+    """Validate the top level, then ``defaults`` and each job apart; report every problem to ``sink``."""
+    bad: set[Any] = set()
     try:
-        return ManifestModel.model_validate(data)
+        top = ManifestModel.model_validate(data)
+        parts: dict[str, Any] = dict(top)
     except ValidationError as e:
-        issues = [_issue_from_pydantic(data, file, err) for err in e.errors(include_url=False, include_input=False)]
-        raise ManifestError(_dedupe_sorted(issues)) from None
+        for err in e.errors(include_url=False, include_input=False):
+            _report_pydantic(sink, err, ())
+            bad.add(err["loc"][0] if err["loc"] else None)
+        parts = {}
+        for key, info in ManifestModel.model_fields.items():
+            if key not in bad:
+                parts[key] = data[key] if key in data else info.get_default(call_default_factory=True)
+    defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
+    raw_jobs = parts.get("jobs") or []
+    jobs: list[tuple[int, JobModel]] = []
+    try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
+        jobs = list(enumerate(_JOB_LIST.validate_python(raw_jobs)))
+    except ValidationError:
+        for i, raw in enumerate(raw_jobs):
+            job = _validate_part(JobModel, raw, sink, ("jobs", i))
+            if job is not None:
+                jobs.append((i, job))
     except RecursionError:
-        raise ManifestError([Issue(file, 0, 0, "", "the manifest refers to itself (recursive YAML alias)")]) from None
+        sink.error(("jobs",), "jobs", "a job refers to itself (recursive YAML alias)")
+    complete = not bad and defaults is not None and len(jobs) == len(raw_jobs)
+    return _Shape(
+        parts.get("version"), parts.get("name"), defaults, parts.get("vars"), parts.get("matrix"), jobs, complete
+    )
+
+
+_JOB_LIST: TypeAdapter[list[JobModel]] = TypeAdapter(list[JobModel])
+
+
+def _validate_part(model: type[_M], raw: Any, sink: rules.IssueSink, base: tuple[Any, ...]) -> _M | None:
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors(include_url=False, include_input=False):
+            _report_pydantic(sink, err, base)
+        return None
+    except RecursionError:
+        sink.error(base, path_str(base), "refers to itself (recursive YAML alias)")
+        return None
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> tuple[str, ...] | None:
@@ -218,30 +298,26 @@ def _allowed_keys(loc: tuple[Any, ...]) -> tuple[str, ...] | None:
     return None
 
 
-def _issue_from_pydantic(data: Any, file: str, err: Any) -> Issue:
-    loc = tuple(p for p in err["loc"] if p != "[key]")
+def _report_pydantic(sink: rules.IssueSink, err: Any, base: tuple[Any, ...]) -> None:
+    """Turn one pydantic error into a located issue that names the field and what is allowed."""
+    raw_loc = tuple(err["loc"])
+    loc = (*base, *(p for p in raw_loc if p != "[key]"))
     kind = err["type"]
-    field_name = path_str(loc)
     if kind == "extra_forbidden":
-        line, col = key_position_of(data, loc)
         allowed = _allowed_keys(loc)
         message = f"unknown key {_short(repr(loc[-1]))}"
         if allowed:
             message += f"; allowed: {', '.join(allowed)}"
-        return Issue(file, line, col, path_str(loc[:-1]), message)
-    if kind == "missing":
-        line, col = position_of(data, loc[:-1])
-        return Issue(file, line, col, field_name, "required key is missing")
-    if kind == "invalid_key":
-        line, col = position_of(data, loc)
-        return Issue(file, line, col, path_str(loc[:-1]), f"keys must be strings, got {_short(repr(loc[-1]))}")
-    line, col = position_of(data, loc)
-    if err["loc"] and err["loc"][-1] == "[key]":
-        return Issue(file, line, col, path_str(loc[:-1]), f"keys must be strings, got {_short(repr(loc[-1]))}")
-    message = err["msg"]
-    if kind.endswith("_type") or kind == "literal_error":
-        message = f"{message[0].lower()}{message[1:]}"
-    return Issue(file, line, col, field_name, message)
+        sink.error_at_key(loc, path_str(loc[:-1]), message)
+    elif kind == "missing":
+        sink.error(loc[:-1], path_str(loc), "required key is missing")
+    elif kind == "invalid_key" or (raw_loc and raw_loc[-1] == "[key]"):
+        sink.error(loc, path_str(loc[:-1]), f"keys must be strings, got {_short(repr(loc[-1]))}")
+    else:
+        message = err["msg"]
+        if kind.endswith("_type") or kind == "literal_error":
+            message = f"{message[0].lower()}{message[1:]}"
+        sink.error(loc, path_str(loc), message)
 
 
 # ---------------------------------------------------------------------------------------------- expansion
@@ -258,48 +334,67 @@ class _Axis:
 class _Expander:
     """Walks the validated manifest, checks every rule, and builds the jobs (one instance per load)."""
 
-    def __init__(self, data: Any, m: ManifestModel, file: str, region: str, text: str, default_name: str) -> None:
-        self.data, self.m, self.file, self.region, self.text = data, m, file, region, text
-        self.default_name = default_name
-        self.issues = rules.IssueSink(file, data)
+    def __init__(
+        self,
+        shape: _Shape,
+        sink: rules.IssueSink,
+        job_lines: list[int],
+        file: str,
+        region: str,
+        text: str,
+        default_name: str,
+    ) -> None:
+        self.shape, self.issues, self.job_lines = shape, sink, job_lines
+        self.file, self.region, self.text, self.default_name = file, region, text, default_name
 
     def run(self) -> Manifest:
-        m = self.m
-        if m.version != 1:
-            self.issues.error(("version",), "version", f"unsupported manifest version {m.version!r}; allowed: 1")
-        name = self._manifest_name()
-        var_values = self._vars()
-        self._check_fields(m.defaults, ("defaults",))
-        top_axes = self._axes(m.matrix, ("matrix",), set(var_values))
-        if not m.jobs:
+        s = self.shape
+        if s.version is not None and s.version != 1:
+            self.issues.error(("version",), "version", f"unsupported manifest version {s.version!r}; allowed: 1")
+        name = self._manifest_name(s.name)
+        var_values, vars_ok = self._vars(s.vars or {})
+        defaults = s.defaults or RequestFields()
+        self._check_fields(defaults, ("defaults",))
+        top_axes = self._axes(s.matrix, ("matrix",), set(var_values)) if s.matrix is not None else None
+        if s.complete and not s.jobs:
             self.issues.error(("jobs",), "jobs", "at least one job is required")
+        expandable = s.defaults is not None and vars_ok and top_axes is not None and s.vars is not None
         planned = 0
-        job_plans: list[tuple[int, JobModel, list[_Axis]]] = []
-        for i, job in enumerate(m.jobs):
+        job_plans: list[tuple[int, JobModel, list[_Axis], rules.Templates]] = []
+        declared = {k for k in (s.vars or {}) if isinstance(k, str)}
+        for i, job in s.jobs:
             axes = self._job_axes(i, job, top_axes, set(var_values))
-            if axes is None:
+            templates = None
+            if job.prompt is None or job.shots is None:  # else already reported: prompt and shots
+                templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
+            if axes is None or templates is None:
                 continue
-            count = math.prod(len(a.values) for a in axes) * max(job.repeat, 1)
-            planned += count
-            job_plans.append((i, job, axes))
+            planned += math.prod(len(a.values) for a in axes) * max(job.repeat, 1)
+            job_plans.append((i, job, axes, templates))
         if planned > MAX_JOBS:
             self.issues.error(("jobs",), "jobs", f"the manifest expands to {planned:,} jobs; at most {MAX_JOBS:,}")
             raise ManifestError(self.issues.errors())
         jobs: list[JobSpec] = []
-        seen_ids: dict[str, tuple[int, str]] = {}
-        seen_names: dict[str, int] = {}
-        for i, job, axes in job_plans:
-            self._expand_job(i, job, axes, var_values, jobs, seen_ids, seen_names)
+        if expandable:
+            seen_ids: dict[str, tuple[int, str]] = {}
+            seen_names: dict[str, int] = {}
+            default_fields: rules.Fields = {}
+            for key in REQUEST_FIELDS:
+                value = getattr(defaults, key)
+                if value is not None:
+                    default_fields[key] = (value, ("defaults", key))
+            for i, job, axes, templates in job_plans:
+                self._expand_job(i, job, axes, templates, default_fields, var_values, jobs, seen_ids, seen_names)
         if self.issues.has_errors():
             raise ManifestError(self.issues.errors())
         return Manifest(name, self.file, self.region, jobs, self.issues.warnings(), self.text)
 
     # -- top-level parts
 
-    def _manifest_name(self) -> str:
-        if self.m.name is not None:
-            self._check_name(self.m.name, ("name",))
-            return self.m.name
+    def _manifest_name(self, given: str | None) -> str:
+        if given is not None:
+            self._check_name(given, ("name",))
+            return given
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.default_name).lstrip(".-")[:MAX_NAME_CHARS]
         return name or "manifest"
 
@@ -316,9 +411,10 @@ class _Expander:
             return False
         return True
 
-    def _vars(self) -> dict[str, str]:
+    def _vars(self, raw: dict[str, Any]) -> tuple[dict[str, str], bool]:
         out: dict[str, str] = {}
-        for key, value in self.m.vars.items():
+        ok = True
+        for key, value in raw.items():
             path = ("vars", key)
             if not VAR_NAME_RE.fullmatch(key):
                 self.issues.error_at_key(
@@ -327,13 +423,15 @@ class _Expander:
                 continue
             if key in REQUEST_FIELDS or key in JOB_KEYS:
                 self.issues.error_at_key(path, "vars", f"var name {key!r} is taken by a manifest key; rename it")
+                ok = False
                 continue
             text = rules.var_text(value)
             if text is None:
                 self.issues.error(path, path_str(path), f"a var must be a string or a number, got {_type_name(value)}")
+                ok = False
                 continue
             out[key] = text
-        return out
+        return out, ok
 
     def _axes(self, matrix: dict[str, list[Any]], base: tuple[Any, ...], var_names: set[str]) -> list[_Axis] | None:
         axes: list[_Axis] = []
@@ -362,7 +460,7 @@ class _Expander:
     # -- jobs
 
     def _check_fields(self, fields: RequestFields, path: tuple[Any, ...]) -> None:
-        for name in REQUEST_FIELDS:
+        for name in fields.model_fields_set & _REQUEST_SET:
             value = getattr(fields, name)
             if value is not None:
                 rules.check_value(self.issues, name, value, (*path, name))
@@ -378,7 +476,7 @@ class _Expander:
         own = self._axes(job.matrix or {}, (*jpath, "matrix"), var_names)
         if own is None or top is None:
             return None
-        overridden = {n for n in job.model_fields_set if n in REQUEST_FIELDS}
+        overridden = job.model_fields_set & _REQUEST_SET
         for axis in own:
             if axis.name in overridden:
                 self.issues.error(
@@ -411,32 +509,25 @@ class _Expander:
         i: int,
         job: JobModel,
         axes: list[_Axis],
+        templates: rules.Templates,
+        default_fields: rules.Fields,
         var_values: dict[str, str],
         out: list[JobSpec],
         seen_ids: dict[str, tuple[int, str]],
         seen_names: dict[str, int],
     ) -> None:
         jpath: tuple[Any, ...] = ("jobs", i)
-        known_vars = set(var_values) | {a.name for a in axes if a.is_var}
-        templates = rules.job_templates(self.issues, job, jpath, known_vars)
-        if templates is None:
-            return
-        base: dict[str, tuple[Any, tuple[Any, ...]]] = {}
-        for name in REQUEST_FIELDS:
-            value = getattr(self.m.defaults, name)
-            if value is not None:
-                base[name] = (value, ("defaults", name))
-        for name in job.model_fields_set:
-            if name in REQUEST_FIELDS:
-                value = getattr(job, name)
-                if value is None:
-                    base.pop(name, None)  # an explicit null removes the default
-                else:
-                    base[name] = (value, (*jpath, name))
-        line = position_of(self.data, jpath)[0]
+        base = dict(default_fields)
+        for name in job.model_fields_set & _REQUEST_SET:
+            value = getattr(job, name)
+            if value is None:
+                base.pop(name, None)  # an explicit null removes the default
+            else:
+                base[name] = (value, (*jpath, name))
+        line = self.job_lines[i] if i < len(self.job_lines) else 0
         multi = [a for a in axes if len(a.values) > 1]
         for combo in itertools.product(*(range(len(a.values)) for a in axes)):
-            fields = dict(base)
+            fields = dict(base) if axes else base
             vars_now = var_values
             suffix: list[str] = []
             for axis, k in zip(axes, combo, strict=True):
@@ -454,7 +545,7 @@ class _Expander:
             if checked is None:
                 continue
             spec, body = checked
-            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            canonical = _canonical_json(body)
             body["model"] = spec.name_in(self.region)
             variant = job.name if not multi else "_".join([job.name, *suffix])
             for take in range(1, job.repeat + 1):
@@ -463,8 +554,8 @@ class _Expander:
                 name = variant if job.repeat == 1 else f"{variant}_take{take}"
                 if name in seen_names:
                     self.issues.error(
-                        jpath,
-                        "name",
+                        (*jpath, "name"),
+                        path_str((*jpath, "name")),
                         f"job name {name!r} is used twice (also by the job on line {seen_names[name]})",
                     )
                     continue
@@ -496,6 +587,10 @@ class _Expander:
                         tier=rules.tier(size),
                     )
                 )
+
+
+#: Canonical JSON for job ids: sorted keys, no spaces, UTF-8 text as is.
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _copy_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -535,10 +630,6 @@ def _type_name(value: Any) -> str:
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _dedupe_sorted(issues: list[Issue]) -> list[Issue]:
-    return sorted(dict.fromkeys(issues), key=lambda i: (i.line, i.column, i.field, i.message))
 
 
 __all__ = [

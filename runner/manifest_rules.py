@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import Issue
-from runner.manifest_yaml import key_position_of, position_of
+from runner.manifest_yaml import key_position_of, load_located, position_of
 from runner.models import (
     MODELS,
     NEGATIVE_PROMPT_MAX_CHARS,
@@ -59,9 +59,15 @@ def _path_str(path: Path) -> str:
 class IssueSink:
     """Collects issues by YAML path; the same (path, message) from many jobs is reported once."""
 
-    def __init__(self, file: str, data: Any) -> None:
-        self.file, self.data = file, data
+    def __init__(self, file: str, text: str) -> None:
+        self.file, self.text = file, text
+        self._located: Any = None
         self._items: dict[tuple[Path, str, str, bool], str] = {}  # (path, field, message, at_key) -> severity
+        self._made: list[Issue] = []
+
+    def add(self, issue: Issue) -> None:
+        """An issue already located (from the shape pass)."""
+        self._made.append(issue)
 
     def error(self, path: Path, field: str, message: str) -> None:
         self._items.setdefault((path, field, message, False), "error")
@@ -73,16 +79,23 @@ class IssueSink:
         self._items.setdefault((path, field, message, False), "warning")
 
     def has_errors(self) -> bool:
-        return "error" in self._items.values()
+        return "error" in self._items.values() or any(i.severity == "error" for i in self._made)
+
+    def _data(self) -> Any:
+        """The manifest parsed again, this time with the position of every key and value."""
+        if self._located is None:
+            self._located = load_located(self.text, positions=True)
+        return self._located
 
     def _issues(self, severity: str) -> list[Issue]:
-        out = []
+        out = [i for i in self._made if i.severity == severity]
+        data = self._data() if severity in self._items.values() else None
         for (path, field, message, at_key), sev in self._items.items():
             if sev != severity:
                 continue
-            line, col = key_position_of(self.data, path) if at_key else position_of(self.data, path)
+            line, col = key_position_of(data, path) if at_key else position_of(data, path)
             out.append(Issue(self.file, line, col, field, message, severity))
-        return sorted(out, key=lambda i: (i.line, i.column, i.field, i.message))
+        return sorted(dict.fromkeys(out), key=lambda i: (i.line, i.column, i.field, i.message))
 
     def errors(self) -> list[Issue]:
         return self._issues("error")
@@ -189,8 +202,12 @@ def check_shots(sink: IssueSink, shots: list[ShotModel], path: Path) -> bool:
     expected = 0
     for k, shot in enumerate(shots):
         if shot.from_ != expected:
-            where = "the first shot must start at 0" if k == 0 else f"shot {k + 1} must start where shot {k} ends"
-            sink.error((*path, k, "from"), _path_str((*path, k, "from")), f"{where} ({expected}), not {shot.from_}")
+            where = (
+                "the first shot must start at 0"
+                if k == 0
+                else f"shot {k + 1} must start at {expected}, where shot {k} ends"
+            )
+            sink.error((*path, k, "from"), _path_str((*path, k, "from")), f"{where}, not {shot.from_}")
             ok = False
         if shot.to <= shot.from_:
             sink.error((*path, k, "to"), _path_str((*path, k, "to")), f"shot {k + 1} must end after it starts")
@@ -303,6 +320,9 @@ def tier(size: str) -> str:
 
 Fields = dict[str, tuple[Any, Path]]
 
+#: Each model's sizes as a set (``ModelSpec.sizes`` builds a tuple on every call).
+_SIZES = {name: frozenset(spec.sizes) for name, spec in MODELS.items()}
+
 
 def check_request(
     sink: IssueSink,
@@ -339,7 +359,7 @@ def check_request(
         ok = False
     if "size" in fields:
         size, path = fields["size"]
-        if not spec.allows_size(size):
+        if size not in _SIZES[spec.name]:
             what = "is not allowed for" if tier_of(size) else "is not a size of"
             sink.error(
                 path, _path_str(path), f"size {_short(repr(size))} {what} {spec.name}; allowed: {', '.join(spec.sizes)}"

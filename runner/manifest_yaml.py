@@ -10,11 +10,22 @@ one, are an error here: a manifest that says ``size`` twice is a mistake, not a 
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import ScalarNode
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -27,26 +38,27 @@ def _pos(mark: Any) -> Pos:
 
 
 class LocatedDict(dict[Any, Any]):
-    """A mapping from YAML that knows where it starts and where each key and value were written."""
+    """A mapping from YAML that knows where it starts and, when loaded with positions, where each key and
+    value were written."""
 
     __slots__ = ("key_pos", "pos", "value_pos")
 
     def __init__(self) -> None:
         super().__init__()
         self.pos: Pos = (0, 0)
-        self.key_pos: dict[Any, Pos] = {}
-        self.value_pos: dict[Any, Pos] = {}
+        self.key_pos: dict[Any, Pos] | None = None
+        self.value_pos: dict[Any, Pos] | None = None
 
 
 class LocatedList(list[Any]):
-    """A sequence from YAML that knows where it starts and where each item was written."""
+    """A sequence from YAML that knows where it starts and, when loaded with positions, each item."""
 
     __slots__ = ("item_pos", "pos")
 
     def __init__(self) -> None:
         super().__init__()
         self.pos: Pos = (0, 0)
-        self.item_pos: list[Pos] = []
+        self.item_pos: list[Pos] | None = None
 
 
 _STR = "tag:yaml.org,2002:str"
@@ -56,14 +68,20 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 
 class LocatedLoader(_Base):  # type: ignore[misc]
-    """Safe loader producing ``LocatedDict``/``LocatedList`` and refusing duplicate keys.
+    """Safe loader that builds ``LocatedDict``/``LocatedList`` straight from parser events.
 
-    Speed matters for 100,000-job manifests, so it skips PyYAML's generic construction for the common
-    nodes (plain strings, maps, sequences) and resolves plain scalars that cannot be anything but a string
-    without running the implicit-type regexes; every other node goes through the safe constructor.
+    Speed and memory matter for 100,000-job manifests: PyYAML composes the whole node graph (two Mark
+    objects per node) before building anything, which for 100,000 jobs took ~450 MB and most of the time.
+    Building from the event stream keeps only the result. Plain scalars that cannot be anything but a string
+    skip the implicit-type regexes; other scalars go through the safe constructor. Collections with an
+    explicit tag other than map/seq (``!!set``, ``!!omap``, custom tags) are refused: a manifest never
+    needs them. Merge keys (``<<: *base``) work as in YAML 1.1; a key written twice in one mapping is an
+    error rather than PyYAML's silent last-one-wins.
     """
 
     _first_chars = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
+    positions = True
+    mark: Any = None
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is ScalarNode:
@@ -73,70 +91,168 @@ class LocatedLoader(_Base):  # type: ignore[misc]
                 return _STR
         return super().resolve(kind, value, implicit)
 
-    def build(self, node: Node, memo: dict[int, Any]) -> Any:
-        """The located Python value of ``node`` (aliases share one object, as in PyYAML)."""
-        tag = node.tag
-        if tag == _STR and isinstance(node, ScalarNode):
-            return node.value
-        if tag == _MAP and isinstance(node, MappingNode):
-            found = memo.get(id(node))
-            if found is not None:
-                return found
-            out = LocatedDict()
-            memo[id(node)] = out
-            self._fill_mapping(node, out, memo)
-            return out
-        if tag == _SEQ and isinstance(node, SequenceNode):
-            found = memo.get(id(node))
-            if found is not None:
-                return found
-            seq = LocatedList()
-            memo[id(node)] = seq
-            seq.pos = _pos(node.start_mark)
-            for child in node.value:
-                seq.append(self.build(child, memo))
-                seq.item_pos.append(_pos(child.start_mark))
-            return seq
-        return self.construct_object(node, deep=True)
+    def load_document(self) -> Any:
+        """The single document of the stream, or None for an empty stream."""
+        self.get_event()  # StreamStart
+        if self.check_event(StreamEndEvent):
+            return None
+        start = self.get_event()  # DocumentStart
+        value = self._next({})
+        self.get_event()  # DocumentEnd
+        if not self.check_event(StreamEndEvent):
+            event = self.get_event()
+            raise ComposerError(
+                "expected a single document in the stream",
+                start.start_mark,
+                "but found another document",
+                event.start_mark,
+            )
+        return value
 
-    def _fill_mapping(self, node: MappingNode, out: LocatedDict, memo: dict[int, Any]) -> None:
-        seen: dict[str, Node] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE:
-                if key_node.value in seen and key_node.tag == seen[key_node.value].tag:
-                    raise ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {key_node.value!r}",
-                        key_node.start_mark,
-                    )
-                seen[key_node.value] = key_node
-        self.flatten_mapping(node)
-        out.pos = _pos(node.start_mark)
-        for key_node, value_node in node.value:
-            key = self.build(key_node, memo)
+    def _next(self, anchors: dict[str, Any]) -> Any:
+        """The next value of the stream, ``_END`` at the end of a collection; ``self.mark`` is left at the
+        value's start."""
+        event = self.get_event()
+        kind = type(event)
+        mark = event.start_mark
+        value: Any
+        if kind is ScalarEvent:
+            tag = event.tag
+            text = event.value
+            if tag is None and event.implicit[0] and text:
+                first = text[0]
+                if first not in self._first_chars:
+                    value = text
+                elif first in _DIGITS and text.isdigit() and text.isascii() and (first != "0" or len(text) == 1):
+                    value = int(text)  # what YAML 1.1 resolves a plain run of decimal digits to
+                else:
+                    value = self._scalar(event)
+            elif tag is None and not event.implicit[0]:
+                value = text  # quoted or block scalar
+            else:
+                value = self._scalar(event)
+        elif kind is MappingStartEvent:
+            self._collection_tag(event, _MAP)
+            value = LocatedDict()
+            value.pos = (mark.line + 1, mark.column + 1)
+            if event.anchor is not None:
+                anchors[event.anchor] = value
+            self._fill_mapping(value, event, anchors)
+            self.mark = mark
+            return value
+        elif kind is SequenceStartEvent:
+            self._collection_tag(event, _SEQ)
+            value = LocatedList()
+            value.pos = (mark.line + 1, mark.column + 1)
+            if event.anchor is not None:
+                anchors[event.anchor] = value
+            self._fill_sequence(value, anchors)
+            self.mark = mark
+            return value
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            return _END
+        elif kind is AliasEvent:
+            if event.anchor not in anchors:
+                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
+            self.mark = mark
+            return anchors[event.anchor]
+        else:  # pragma: no cover - the parser yields nothing else inside a document
+            raise ComposerError(None, None, f"unexpected {kind.__name__}", mark)
+        if event.anchor is not None:
+            anchors[event.anchor] = value
+        self.mark = mark
+        return value
+
+    def _scalar(self, event: Any) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(ScalarNode, event.value, event.implicit)
+        if tag == _STR:
+            return event.value
+        if tag == _MERGE:
+            return _MERGE_KEY
+        constructor = self.yaml_constructors.get(tag)
+        if constructor is None:
+            raise ConstructorError(None, None, f"unsupported tag {tag!r}", event.start_mark)
+        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        try:
+            return constructor(self, node)
+        except (ValueError, OverflowError) as e:  # e.g. an integer of more digits than Python converts
+            raise ConstructorError(None, None, f"cannot read this value ({str(e)[:60]})", event.start_mark) from None
+
+    @staticmethod
+    def _collection_tag(event: Any, expected: str) -> None:
+        if event.tag not in (None, "!", expected):
+            raise ConstructorError(None, None, f"unsupported tag {event.tag!r}", event.start_mark)
+
+    def _fill_sequence(self, out: LocatedList, anchors: dict[str, Any]) -> None:
+        next_value = self._next
+        if not self.positions:
+            while (item := next_value(anchors)) is not _END:
+                out.append(item)
+            return
+        out.item_pos = positions = []
+        while (item := next_value(anchors)) is not _END:
+            out.append(item)
+            positions.append(_pos(self.mark))
+
+    def _fill_mapping(self, out: LocatedDict, start: Any, anchors: dict[str, Any]) -> None:
+        track = self.positions
+        if track:
+            out.key_pos, out.value_pos = {}, {}
+        merged: list[Any] = []
+        next_value = self._next
+        intern = sys.intern
+        while (key := next_value(anchors)) is not _END:
+            key_mark = self.mark
+            value = next_value(anchors)
+            if key is _MERGE_KEY:
+                merged.extend(value if isinstance(value, list) else [value])
+                continue
             try:
-                hash(key)
+                duplicate = key in out
             except TypeError:
                 raise ConstructorError(
-                    "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+                    "while constructing a mapping", start.start_mark, "found an unhashable key", key_mark
                 ) from None
-            out[key] = self.build(value_node, memo)
-            out.key_pos[key] = _pos(key_node.start_mark)
-            out.value_pos[key] = _pos(value_node.start_mark)
+            if duplicate:
+                raise ConstructorError(
+                    "while constructing a mapping", start.start_mark, f"found duplicate key {str(key)[:60]!r}", key_mark
+                )
+            if type(key) is str:
+                key = intern(key)  # 100,000 jobs share a handful of key names
+            out[key] = value
+            if track:
+                out.key_pos[key] = _pos(key_mark)  # type: ignore[index]
+                out.value_pos[key] = _pos(self.mark)  # type: ignore[index]
+        for source in merged:
+            if not isinstance(source, dict):
+                raise ConstructorError(
+                    "while constructing a mapping", start.start_mark, "a merge key (<<) needs a mapping", None
+                )
+            for key, value in source.items():
+                if key not in out:
+                    out[key] = value
+                    if track and isinstance(source, LocatedDict) and source.key_pos is not None:
+                        out.key_pos[key] = source.key_pos[key]  # type: ignore[index]
+                        out.value_pos[key] = source.value_pos[key]  # type: ignore[index]
 
 
-def load_located(text: str) -> Any:
-    """Parse one YAML document into located objects. Raises ``yaml.YAMLError`` (with a mark when known),
-    ``RecursionError`` for absurd nesting, or ``ValueError`` for unconvertible scalars (e.g. an integer of
-    100,000 digits). The cyclic garbage collector is paused meanwhile: the objects built are acyclic
-    and a collection pass every few thousand allocations made parsing quadratic-looking on huge files."""
+_MERGE_KEY = object()  # stands for a ``<<`` key while its mapping is built
+_END = object()  # the end of a mapping or sequence
+_DIGITS = frozenset("0123456789")
+
+
+def load_located(text: str, *, positions: bool = True) -> Any:
+    """Parse one YAML document into located objects. Raises ``yaml.YAMLError`` (with a mark when known) or
+    ``RecursionError`` for absurd nesting. The cyclic garbage collector is paused meanwhile: the objects built
+    are acyclic, and collection passes over the growing heap cost more than the parse on huge files."""
     was_enabled = gc.isenabled()
     gc.disable()
     loader = LocatedLoader(text)
+    loader.positions = positions
     try:
-        node = loader.get_single_node()
-        return None if node is None else loader.build(node, {})
+        return loader.load_document()
     finally:
         loader.dispose()
         if was_enabled:
@@ -156,10 +272,10 @@ def position_of(data: Any, path: tuple[Any, ...]) -> Pos:
                 present = False
             if not present:
                 return node.pos
-            pos = node.value_pos.get(step, node.pos)
+            pos = node.value_pos.get(step, node.pos) if node.value_pos is not None else node.pos
             node = node[step]
         elif isinstance(node, LocatedList) and isinstance(step, int) and 0 <= step < len(node):
-            pos = node.item_pos[step]
+            pos = node.item_pos[step] if node.item_pos is not None else node.pos
             node = node[step]
         else:
             return pos
@@ -174,7 +290,7 @@ def key_position_of(data: Any, path: tuple[Any, ...]) -> Pos:
             if not _contains(parent, step):
                 return position_of(data, path)
             parent = parent[step]
-        if isinstance(parent, LocatedDict) and _has(parent, path[-1]):
+        if isinstance(parent, LocatedDict) and _has(parent, path[-1]) and parent.key_pos is not None:
             return parent.key_pos[path[-1]]
     return position_of(data, path)
 

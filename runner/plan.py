@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from runner.errors import ConfigError, ManifestError
-from runner.manifest import JobSpec, Manifest, load_manifest
+from runner.manifest import JobSpec, Manifest, gc_paused, load_manifest
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, TYPICAL_TASK_SECONDS
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -189,8 +189,9 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         return EXIT_USAGE
     for warning in manifest.warnings:
         print(warning, file=err)
-    plan = build_plan(manifest)
-    text = render_json(plan) if getattr(args, "json", False) else render_table(plan)
+    with gc_paused():
+        plan = build_plan(manifest)
+        text = render_json(plan) if getattr(args, "json", False) else render_table(plan)
     try:
         out.write(text)
         out.flush()
