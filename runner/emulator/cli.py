@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="simulated time runs X times faster: a 120 s task takes 120/X s (also retention, URL lifetime)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of task times, ids and faults (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of task times, faults and Retry-After choices (default 0)"
+    )
     parser.add_argument(
         "--fault",
         action="append",

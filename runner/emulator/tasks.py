@@ -13,7 +13,6 @@ A "stuck" task (fault) never leaves PENDING until the 3 h task timeout fails it 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import random
 import uuid
 from collections import Counter
@@ -92,10 +91,10 @@ class Task:
         return "RUNNING"
 
 
-def _task_uuid(seed: int, generation: int, seq: int) -> str:
-    """Reproducible task ids: the same seed gives the same ids in the same order."""
-    raw = bytearray(hashlib.blake2b(f"task:{seed}:{generation}:{seq}".encode(), digest_size=16).digest())
-    return str(uuid.UUID(bytes=bytes(raw), version=4))
+def _task_uuid() -> str:
+    """Random, like the real service: a restarted emulator (same seed) must never hand out an id a client's
+    ledger already holds for another task. Everything else about a task is reproducible from the seed."""
+    return str(uuid.uuid4())
 
 
 class TaskStore:
@@ -123,7 +122,6 @@ class TaskStore:
         self.url_ttl_s = url_ttl / speed
         self.timeout_s = TASK_TIMEOUT_SECONDS / speed
         self.mode = concurrency_mode
-        self.generation = 0
         self.clear()
 
     def clear(self) -> None:
@@ -132,7 +130,6 @@ class TaskStore:
         self._active: dict[str, list[Task]] = {}  # model -> tasks that may still hold or wait for a slot
         self._lanes: dict[str, list[float]] = {}  # model -> time each slot becomes free
         self.canceled = 0
-        self.generation += 1
 
     # -- creation -----------------------------------------------------------------------------------------
 
@@ -168,7 +165,7 @@ class TaskStore:
         dispatch, run = self._durations(seq, req)
         task = Task(
             seq=seq,
-            task_id=_task_uuid(self.seed, self.generation, seq),
+            task_id=_task_uuid(),
             request_id=request_id,
             api_key_id=api_key_id,
             req=req,

@@ -38,7 +38,7 @@ def test_durations_are_realistic_seeded_and_scaled() -> None:
     assert [t.end_at - t.submit_at for t in (make(b, 0.0) for _ in range(300))] == totals
     fast = store(seed=3, speed=60.0)
     assert abs((make(fast, 0.0).end_at) - totals[0] / 60.0) < 1e-9
-    assert [t.task_id for t in a.order[:3]] == [t.task_id for t in b.order[:3]]
+    assert not {t.task_id for t in a.order} & {t.task_id for t in b.order}  # ids never repeat across instances
 
 
 def test_longer_and_larger_videos_take_longer_on_average() -> None:
