@@ -1,0 +1,248 @@
+"""Client, limiter and poll-schedule figures: real timings on loopback plus virtual-time simulations.
+
+    .venv/bin/python bench/bench_limits.py                  # all, 3 runs of each timing
+    .venv/bin/python bench/bench_limits.py --runs 5 --seconds 5 --concurrency 32
+
+Timings (median (min–max) of ``--runs``):
+
+* ``client``: ``DashScopeClient.get`` against a minimal aiohttp server in a subprocess pinned to CPU 0,
+  the client pinned to CPU 1, ``--concurrency`` coroutines over one session; next to it the same GETs with
+  a bare ``aiohttp.ClientSession`` (no parsing, no typed results) to show the client's own cost.
+* ``limiter``: microseconds per ``WindowLimiter.acquire()`` when the limit never binds (the bookkeeping).
+
+Simulations (virtual time, deterministic, so one run each):
+
+* ``aimd``: a server allowing 5 creates in any strict 1-s window, a limiter configured for 20 (4x too high),
+  one hour of unbounded demand: 429s, accepted creates per second.
+* ``poll``: 1,000 tasks with durations uniform in 60–300 s through ``PollSchedule``: detection delay as a
+  fraction of the task's time (p50, p95, max) and polls per task.
+
+Results go, by hand, into docs/benchmarks/limits.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from runner.api import ApiConfig, DashScopeClient  # noqa: E402
+from runner.limits import FakeClock, RealClock, WindowLimiter  # noqa: E402
+from runner.poller import PollConfig, PollSchedule  # noqa: E402
+
+SERVER = """
+import sys
+from aiohttp import web
+BODY = b'{"request_id":"r","output":{"task_id":"t","task_status":"RUNNING","submit_time":"2026-11-25 12:00:00.000"}}'
+async def get(request):
+    return web.Response(body=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_get("/api/v1/tasks/{id}", get)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu:
+        os.sched_setaffinity(0, {cpu})
+
+
+def fmt(values: list[float], unit: str, digits: int = 0) -> str:
+    return f"{statistics.median(values):,.{digits}f} {unit} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
+
+
+# ------------------------------------------------------------------------------------------- timings
+
+
+async def client_rate(base: str, seconds: float, concurrency: int, bare: bool) -> tuple[float, float]:
+    """(requests per second, client CPU microseconds per request)."""
+    done = 0
+    end = time.perf_counter() + seconds
+
+    if bare:
+        headers = {"Authorization": "Bearer sk-bench", "Accept": "application/json; charset=utf-8"}
+        async with aiohttp.ClientSession() as session:
+
+            async def worker_bare() -> None:
+                nonlocal done
+                while time.perf_counter() < end:
+                    async with session.get(f"{base}/tasks/t", headers=headers) as resp:
+                        await resp.read()
+                    done += 1
+
+            t0, c0 = time.perf_counter(), time.process_time()
+            await asyncio.gather(*(worker_bare() for _ in range(concurrency)))
+            return done / (time.perf_counter() - t0), (time.process_time() - c0) / done * 1e6
+
+    async with DashScopeClient(ApiConfig(base, "sk-bench")) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                await client.get("t")
+                done += 1
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.perf_counter() - t0), (time.process_time() - c0) / done * 1e6
+
+
+def bench_client(runs: int, seconds: float, concurrency: int) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    try:
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(server.pid, {0})
+        pin(1)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        asyncio.run(client_rate(base, 0.5, concurrency, bare=False))  # warm-up
+        ours, bare = [], []
+        for _ in range(runs):  # interleaved, so drift on the machine hits both alike
+            ours.append(asyncio.run(client_rate(base, seconds, concurrency, bare=False)))
+            bare.append(asyncio.run(client_rate(base, seconds, concurrency, bare=True)))
+    finally:
+        server.terminate()
+        server.wait()
+    for name, xs in (("DashScopeClient.get", ours), ("bare aiohttp GET   ", bare)):
+        rates, cpu = [x[0] for x in xs], [x[1] for x in xs]
+        print(f"client  {name}: {fmt(rates, 'req/s')}, client CPU {fmt(cpu, 'µs/req')}")
+
+
+async def limiter_cost(n: int) -> float:
+    limiter = WindowLimiter(1e9, RealClock(), min_gap=0.0)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await limiter.acquire()
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def bench_limiter(runs: int) -> None:
+    values = [asyncio.run(limiter_cost(200_000)) for _ in range(runs)]
+    print(f"limiter acquire() (not binding): {fmt(values, 'µs', 2)}")
+
+
+# ------------------------------------------------------------------------------------------- simulations
+
+
+async def aimd(configured: float, true_limit: int, seconds: float) -> tuple[int, int, list[float]]:
+    clock = FakeClock(0.0)
+    limiter = WindowLimiter(configured, clock)
+    accepted: deque[float] = deque()
+    ok = refused = 0
+    when: list[float] = []
+
+    async def submitter() -> None:
+        nonlocal ok, refused
+        while clock.now() < seconds:
+            await limiter.acquire()
+            now = clock.now()
+            while accepted and accepted[0] <= now - 1.0:
+                accepted.popleft()
+            if len(accepted) >= true_limit:
+                refused += 1
+                when.append(now)
+                limiter.on_throttled(None)
+            else:
+                accepted.append(now)
+                ok += 1
+
+    task = asyncio.create_task(submitter())
+    await clock.run_until_idle()
+    await task
+    return ok, refused, when
+
+
+def sim_aimd() -> None:
+    for configured, true_limit in ((5, 5), (20, 5), (5, 2)):
+        ok, refused, when = asyncio.run(aimd(configured, true_limit, 3600.0))
+        first = ", ".join(f"{t:.0f}" for t in when[:4])
+        print(
+            f"aimd    configured {configured}/s, server {true_limit}/s, 1 h: {refused} x 429 "
+            f"(first at {first or '-'} s), {ok / 3600:.2f} accepted/s"
+        )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def sim_poll() -> None:
+    rng = random.Random(1)
+    clock = _Clock()
+    schedule = PollSchedule(clock, PollConfig(budget_qps=1e9, burst=1e9))
+    ratios: list[float] = []
+    polls: list[int] = []
+    for n in range(1000):
+        duration = rng.uniform(60.0, 300.0)
+        start = clock.t
+        schedule.add(f"t{n}", "wan2.6-t2v", start)
+        count = 0
+        while f"t{n}" in schedule:
+            wake = schedule.next_wakeup()
+            assert wake is not None
+            clock.t = wake
+            for tid in schedule.due():
+                count += 1
+                finished = clock.t - start >= duration
+                schedule.observe(tid, "SUCCEEDED" if finished else "RUNNING", clock.t)
+                if finished:
+                    ratios.append((clock.t - start - duration) / duration)
+        polls.append(count)
+    q = statistics.quantiles(ratios, n=100)
+    print(
+        f"poll    1000 tasks, 60–300 s: delay/T p50 {q[49]:.2%}, p95 {q[94]:.2%}, max {max(ratios):.2%}; "
+        f"polls/task mean {statistics.mean(polls):.1f}, max {max(polls)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--only", choices=["client", "limiter", "aimd", "poll"])
+    args = parser.parse_args()
+    if args.only in (None, "aimd"):
+        sim_aimd()
+    if args.only in (None, "poll"):
+        sim_poll()
+    if args.only in (None, "limiter"):
+        bench_limiter(args.runs)
+    if args.only in (None, "client"):
+        bench_client(args.runs, args.seconds, args.concurrency)
+
+
+if __name__ == "__main__":
+    main()
