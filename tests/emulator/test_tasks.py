@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import statistics
 
-from runner.emulator.protocol import check_create
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.emulator.protocol import ApiFailure, check_create
 from runner.emulator.tasks import TaskStore
 from runner.models import resolve_model
 
@@ -90,3 +93,38 @@ def test_listing_window_and_retention() -> None:
     assert [t.task_id for t in s.listing(now=120.0, start=0.0, end=120.0, model=None, status=None, task_id=None)] == [
         b.task_id
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=60), st.booleans(), st.integers(min_value=0, max_value=30)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from(["queue", "reject"]),
+)
+def test_never_more_than_the_limit_in_processing(ops: list[tuple[float, bool, int]], mode: str) -> None:
+    """Whatever the arrivals and cancels: at every moment at most C tasks hold a slot (admitted, not ended),
+    admission never precedes submission, and queued tasks are admitted in submission order."""
+    s = store(task_time=100.0, concurrency_mode=mode)
+    now, made = 0.0, []
+    for gap, cancel, pick in ops:
+        now += gap
+        if cancel and made:
+            s.cancel(made[pick % len(made)].task_id, now, 2)
+            continue
+        try:
+            s.check_capacity("wan2.6-t2v", now, 2)
+        except ApiFailure:
+            continue
+        made.append(make(s, now, concurrency=2))
+    live = [t for t in made if t.canceled_at is None or t.canceled_at > t.admit_at]
+    moments = sorted({t.admit_at for t in live} | {t.submit_at for t in made})
+    for m in moments:
+        holding = [t for t in live if t.admit_at <= m < t.terminal_at]
+        assert len(holding) <= 2, (m, holding)
+    for t in made:
+        assert t.admit_at >= t.submit_at
+    queued = [t for t in live if t.canceled_at is None and t.admit_at > t.submit_at]
+    assert [t.seq for t in sorted(queued, key=lambda t: (t.admit_at, t.seq))] == sorted(t.seq for t in queued)
