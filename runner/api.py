@@ -127,6 +127,9 @@ class ApiConfig:
             raise ValueError("base_url must start with http:// or https://")
         if not self.api_key:
             raise ValueError("api_key is empty")
+        if not (self.api_key.isascii() and self.api_key.isprintable()) or any(c.isspace() for c in self.api_key):
+            # never echo the value: it is a secret even when malformed (a pasted newline, a stray space)
+            raise ValueError("api_key contains whitespace or non-printable characters")
 
     @property
     def root(self) -> str:

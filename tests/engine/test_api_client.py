@@ -109,6 +109,10 @@ def test_config_rejects_bad_values() -> None:
         ApiConfig("dashscope.aliyuncs.com/api/v1", KEY)
     with pytest.raises(ValueError):
         ApiConfig("https://x/api/v1", "")
+    for bad in (KEY + "\n", " " + KEY, KEY + "\x00", "sk-é"):
+        with pytest.raises(ValueError) as info:
+            ApiConfig("https://x/api/v1", bad)
+        assert KEY not in str(info.value) and "é" not in str(info.value)
 
 
 async def test_client_must_be_opened() -> None:
