@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import KINDS, ROUTES, FaultSyntaxError, parse_fault
+
+
+#: Accepted keys from the environment (comma-separated), so they need not appear in argv.
+KEYS_ENV = "WANBATCH_EMULATOR_API_KEYS"
 
 
 def _fault(spec: str) -> str:
@@ -55,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY",
-        help="accepted API key (repeatable; default: any key starting with sk-). Visible in ps: test keys only",
+        help="accepted API key (repeatable; default: any key starting with sk-). Visible in ps: test keys only; "
+        f"to keep keys out of argv set {KEYS_ENV}=KEY1,KEY2 instead",
     )
     parser.add_argument(
         "--task-time",
@@ -95,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         seed=args.seed,
         faults=EmulatorConfig.parse_faults(args.fault),
         concurrency_mode=args.concurrency_mode,
-        api_keys=tuple(args.api_key),
+        api_keys=tuple(args.api_key) + tuple(k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()),
         task_time=args.task_time,
         retention=args.retention if args.retention is not None else defaults.retention,
         url_ttl=args.url_ttl if args.url_ttl is not None else defaults.url_ttl,

@@ -18,10 +18,11 @@ def system_clock() -> float:
 
 
 class ManualClock:
-    """A clock that only moves when told to: ``clock.advance(2.5)``. Thread-safe enough for tests (floats)."""
+    """A clock that only moves when told to: ``clock.advance(2.5)``. It starts at the real time (so a client
+    computing list windows from its own clock still finds the tasks) unless given ``start``."""
 
-    def __init__(self, start: float = 1_764_000_000.0) -> None:
-        self.now = start
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
 
     def __call__(self) -> float:
         return self.now

@@ -21,13 +21,15 @@ def parse(*argv: str) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def test_defaults_match_design() -> None:
+def test_defaults_match_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANBATCH_EMULATOR_API_KEYS", raising=False)
     cfg = config_from_args(parse())
     assert (cfg.host, cfg.port, cfg.speed, cfg.seed, cfg.concurrency_mode) == ("127.0.0.1", 8000, 1.0, 0, "queue")
     assert cfg.api_keys == () and cfg.quotas and cfg.faults == ()
 
 
-def test_every_option() -> None:
+def test_every_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANBATCH_EMULATOR_API_KEYS", raising=False)
     cfg = config_from_args(
         parse(
             "--host", "0.0.0.0", "--port", "0", "--speed", "60", "--seed", "9",
@@ -42,6 +44,11 @@ def test_every_option() -> None:
     assert (cfg.task_time, cfg.retention, cfg.url_ttl, cfg.qps_scale, cfg.quotas) == (30.0, 600.0, 60.0, 10.0, False)
     assert (cfg.block_word, cfg.slow_seconds, cfg.fps) == ("zap", 0.5, 2)
     assert "sk-a" not in repr(cfg)  # keys stay out of reprs and logs
+
+
+def test_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANBATCH_EMULATOR_API_KEYS", "sk-env1, sk-env2")
+    assert config_from_args(parse("--api-key", "sk-a")).api_keys == ("sk-a", "sk-env1", "sk-env2")
 
 
 def test_bad_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
