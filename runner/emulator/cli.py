@@ -15,7 +15,6 @@ import sys
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import KINDS, ROUTES, FaultSyntaxError, parse_fault
 
-
 #: Accepted keys from the environment (comma-separated), so they need not appear in argv.
 KEYS_ENV = "WANBATCH_EMULATOR_API_KEYS"
 
