@@ -67,6 +67,16 @@
       apply(); save();
     });
   }
+  // A link to a card (#job-…, from the failures table) must land on it even when the filter hides it.
+  window.addEventListener("hashchange", () => {
+    const target = location.hash.startsWith("#job-") ? document.getElementById(location.hash.slice(1)) : null;
+    if (target && target.hidden) {
+      state.value = "";
+      text.value = "";
+      apply();
+      target.scrollIntoView();
+    }
+  });
   $("controls").hidden = false;
   reorder();
   apply();

@@ -157,6 +157,10 @@ def test_filter_hides_and_shows_cards(browser: Browser, page_url: str) -> None:
     assert browser.visible_names() == ["old-city-tour"]
     page.reload(wait_until="load")  # the choice lives in the address
     assert browser.visible_names() == ["old-city-tour"]
+    bad = JOBS[6].job_id
+    page.click(f'#failures a[href="#job-{bad}"]')  # a failure's link finds its card although the filter hid it
+    page.wait_for_function(f"!document.getElementById('job-{bad}').hidden")
+    assert browser.visible_names() == everyone
 
 
 def test_sort_by_name_cost_and_time(browser: Browser, page_url: str, pristine_run: Path) -> None:
