@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-jobs", type=int, default=None, help="submit at most N new jobs this run")
     p.add_argument("--retry-failed", action="store_true", help="submit failed jobs again")
     p.add_argument("--drain", action="store_true", help="on Ctrl-C, wait for tasks in flight to finish")
+    p.add_argument(
+        "--expected-task-time", type=float, default=None, metavar="S", help="seconds a task usually takes (polling)"
+    )
+    p.add_argument("--min-poll-interval", type=float, default=None, metavar="S", help="shortest gap between polls")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("status", help="summarise a run's output folder from its ledger")

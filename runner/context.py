@@ -1,0 +1,267 @@
+"""What the stages of a run share: the settings, the jobs, the ledger view and the shutdown events.
+
+The pipeline's stages (``submitter``, ``reconcile``, ``tracker``, ``fetcher``) are functions over one
+``RunContext``; this module holds it so they can live in separate files without importing each other's
+loops. Every transition goes through ``RunContext.record``: the line is made durable by the ledger writer
+and folded into the in-memory ``RunState`` with the same ``ts``, so ``status`` from the file and the
+progress display from memory always agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast
+
+import structlog
+
+from runner.api import Action, DashScopeClient, Op, classify
+from runner.errors import ApiError, RateLimited
+from runner.limits import Limits
+from runner.state import FINAL_STATES, JobState, RunState
+
+log = structlog.get_logger("wanbatch.run")
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The run stopped (interrupt or done) while a stage waited; the stage ends quietly."""
+
+
+class Ledger(Protocol):
+    """The part of ``runner.ledger.LedgerWriter`` the run uses."""
+
+    def encode(self, event: str, job_id: str | None, fields: dict[str, Any]) -> bytes: ...
+
+    async def append_raw(self, data: bytes) -> None: ...
+
+
+class Spec(Protocol):
+    """The part of ``runner.manifest.JobSpec`` the run uses."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def request(self) -> dict[str, Any]: ...
+    @property
+    def size(self) -> str: ...
+    @property
+    def duration(self) -> int: ...
+    @property
+    def seed(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of one run (the command line, resolved). Times are real seconds."""
+
+    out_dir: Path
+    region: str
+    qps: float | None = None  # submissions per second per model; None: the model's quota
+    max_in_flight: int | None = None  # tasks in flight per model; None: the model's quota
+    max_jobs: int | None = None  # new jobs submitted this run at most
+    retry_failed: bool = False
+    drain: bool = False
+    poll_interval: float = 15.0  # the slowest interval between two queries of one task
+    poll_first: float | None = None  # first query after submission (None: the schedule's default)
+    stall_after: float = 900.0  # a task unfinished this long after submission is logged as stalled
+    reconcile_delay: float = 1.0  # wait after an ambiguous create before listing (the list may lag)
+    reconcile_slack: float = 600.0  # a candidate created this long before the intent is not ours
+    max_reconciles: int = 5  # ambiguous creates of one job before it is failed
+    task_retries: int = 2  # retryable task failures resubmitted inside the run
+    download_retries: int = 4
+    download_workers: int = 4
+    shutdown_grace: float = 1.5  # seconds the stages get to stop after an interrupt
+
+
+@dataclass
+class Job:
+    """One job of this run: its spec and what the run knows of it beyond the ledger."""
+
+    spec: Spec
+    state: JobState
+    slot: bool = False  # holds an in-flight slot of its model
+    submit_errors: int = 0  # consecutive failed create attempts of the current submission
+    reconciles: int = 0
+    task_failures: int = 0
+    download_failures: int = 0
+    stalled: bool = False
+    submitted_at: float | None = None  # monotonic time of the current task's submission (stall check)
+
+    @property
+    def id(self) -> str:
+        return self.spec.job_id
+
+    @property
+    def model(self) -> str:
+        """The model's name as sent on the wire (the request's spelling)."""
+        return str(self.spec.request.get("model", self.spec.model))
+
+
+@dataclass
+class RunContext:
+    """Everything the stages share. Not frozen: it is the run's working state, owned by one event loop."""
+
+    cfg: PipelineConfig
+    client: DashScopeClient
+    ledger: Ledger
+    state: RunState
+    limits: Limits
+    jobs: dict[str, Job] = field(default_factory=dict)
+    submit_queues: dict[str, asyncio.Queue[Job]] = field(default_factory=dict)  # per canonical model
+    poll_inbox: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)  # tasks to follow
+    fetch_inbox: asyncio.PriorityQueue[tuple[float, int, str]] = field(default_factory=asyncio.PriorityQueue)
+    known_tasks: set[str] = field(default_factory=set)  # every task id some job owns (reconcile skips them)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # interrupt: every loop ends now
+    draining: asyncio.Event = field(default_factory=asyncio.Event)  # no new submissions; finish the rest
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # every job reached a final state
+    open_jobs: set[str] = field(default_factory=set)  # jobs this run still works on
+    left: set[str] = field(default_factory=set)  # jobs this run will not touch (max-jobs, drain, failed)
+    queries: int = 0  # task GETs sent (benchmark: queries per task)
+    throttled: int = 0  # 429 answers seen
+    started: float = field(default_factory=time.monotonic)
+    on_change: Callable[[], None] | None = None  # the progress display's hook
+    _seq: int = 0
+    group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` under the run's TaskGroup (so an interrupt ends it with everything else)."""
+        assert self.group is not None, "spawn() outside the pipeline's TaskGroup"
+        self.group.create_task(coro, name=name)
+
+    async def take_slot(self, job: Job) -> bool:
+        """Wait for an in-flight slot of the job's model; False when the run stops or drains first."""
+        if job.slot:
+            return True
+        cap = self.limits.in_flight(job.spec.model)
+        ok, _ = await self.until_stop(cap.acquire(), self.draining)
+        job.slot = ok
+        return ok
+
+    def adopt_slot(self, job: Job) -> None:
+        """Count a task found in flight on resume against its model's cap, even beyond it."""
+        if not job.slot:
+            self.limits.in_flight(job.spec.model).adopt()
+            job.slot = True
+
+    async def free_slot(self, job: Job) -> None:
+        """The job's task is terminal (or was never made): give its slot back."""
+        if job.slot:
+            job.slot = False
+            await self.limits.in_flight(job.spec.model).release()
+
+    async def call(self, op: Op, fn: Callable[[], Awaitable[T]], *, tries: int = 6) -> T:
+        """A query, list or cancel through the shared query limiter, retried as ``classify`` says.
+
+        Raises the last ``ApiError`` when it is final (NEVER) or ``tries`` ran out; ``Stopped`` when the run
+        stops while waiting.
+        """
+        attempt = 0
+        while True:
+            ok, _ = await self.until_stop(self.limits.query.acquire())
+            if not ok:
+                raise Stopped
+            if op == "get":
+                self.queries += 1
+            try:
+                ok, result = await self.until_stop(fn())
+            except ApiError as exc:
+                verdict = classify(exc, op=op, attempt=attempt)
+                if isinstance(exc, RateLimited):
+                    self.throttled += 1
+                    self.limits.query.on_throttled(exc.retry_after)
+                attempt += 1
+                if verdict.action is not Action.RETRY or attempt >= tries:
+                    raise
+                log.debug("api.retry", op=op, reason=verdict.reason, delay=round(verdict.delay, 3))
+                if not await self.sleep(verdict.delay):
+                    raise Stopped from None
+                continue
+            if not ok:
+                raise Stopped
+            return cast(T, result)
+
+    async def record(self, job: Job | str | None, event: str, **fields: Any) -> None:
+        """Append one ledger line about ``job`` (a Job, a job id, or None for run lines); durable on return,
+        and folded into ``state``."""
+        job_id = job.id if isinstance(job, Job) else job
+        data = self.ledger.encode(event, job_id, fields)
+        await self.ledger.append_raw(data)
+        self.state.apply_dict(json.loads(data))
+        if self.on_change is not None:
+            self.on_change()
+
+    def queue_download(self, job: Job) -> None:
+        """Hand a succeeded job to the downloader; the soonest-expiring URL goes first."""
+        expires = job.state.url_expires
+        self._seq += 1
+        self.fetch_inbox.put_nowait((expires if expires is not None else math.inf, self._seq, job.id))
+
+    def settle(self, job: Job) -> None:
+        """The run is done with ``job`` (final state, or left alone); ends the run with the last one."""
+        self.open_jobs.discard(job.id)
+        if not self.open_jobs:
+            self.done.set()
+
+    def leave(self, job: Job, why: str) -> None:
+        """Leave ``job`` untouched this run (it stays in its state for a later run)."""
+        self.left.add(job.id)
+        log.info("job.left", job_id=job.id, name=job.spec.name, reason=why)
+        self.settle(job)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set() or self.done.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep unless the run stops first; True when the full time passed."""
+        if self.stopping:
+            return False
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return not self.stopping
+        try:
+            await asyncio.wait_for(_first(self.stop.wait(), self.done.wait()), timeout=seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    async def until_stop(self, aw: Awaitable[Any], *also: asyncio.Event) -> tuple[bool, Any]:
+        """Await ``aw`` unless the run stops (or one of ``also`` is set) first: (True, result), or (False, None)
+        with ``aw`` cancelled."""
+        task = asyncio.ensure_future(aw)
+        stopper = asyncio.ensure_future(_first(self.stop.wait(), self.done.wait(), *(e.wait() for e in also)))
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task.done():
+            return True, task.result()
+        task.cancel()
+        await asyncio.wait({task})  # let it unwind; never re-raises, so our own cancellation stays ours
+        if not task.cancelled():
+            task.exception()  # retrieved: an error after the stop does not matter any more
+        return False, None
+
+    def is_final(self, job: Job) -> bool:
+        return job.state.state in FINAL_STATES
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    """Return when the first of ``aws`` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

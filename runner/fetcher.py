@@ -1,0 +1,153 @@
+"""The download stage: fetch each succeeded job's video, soonest-expiring URL first, and record it.
+
+A few workers share one credential-free ``aiohttp`` session (object storage never gets the API key,
+API.md decision 11). ``runner.download`` streams, hashes and verifies; this stage decides what to do
+when that fails: an expired URL is refreshed by querying the task again (never by generating again); a
+broken transfer or a video that fails verification is tried again a few times, then the job is
+``failed`` at the download stage — it stays billed and its task id stays in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from runner.context import Job, RunContext, Stopped, log
+from runner.download import Expect, Retry, download, video_filename, write_sidecar
+from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
+from runner.models import parse_size
+from runner.state import DOWNLOADED, EXPIRED, SUCCEEDED
+from runner.submitter import fail
+
+VIDEOS = "videos"
+#: A URL this close to its expiry is refreshed before the download starts.
+_EXPIRY_MARGIN = 5.0
+
+
+def video_path(job: Job) -> Path:
+    """The job's video, relative to the output folder (DESIGN.md "Output folder")."""
+    s = job.spec
+    return Path(VIDEOS) / video_filename(s.name, s.size, s.duration, s.seed, s.job_id)
+
+
+async def fetcher(ctx: RunContext) -> None:
+    """Run the download workers until the run stops or every job is settled."""
+    async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
+        for n in range(max(1, ctx.cfg.download_workers)):
+            tg.create_task(_worker(ctx, session), name=f"download-{n}")
+
+
+async def _worker(ctx: RunContext, session: aiohttp.ClientSession) -> None:
+    while not ctx.stopping:
+        ok, item = await ctx.until_stop(ctx.fetch_inbox.get())
+        if not ok:
+            return
+        job = ctx.jobs[item[2]]
+        try:
+            await fetch_one(ctx, session, job)
+        except Stopped:
+            return
+
+
+async def fetch_one(ctx: RunContext, session: aiohttp.ClientSession, job: Job) -> None:
+    """Download, verify and record one job's video (see the module docstring)."""
+    rel = video_path(job)
+    dest = ctx.cfg.out_dir / rel
+    width, height = parse_size(job.spec.size)
+    expect = Expect(width, height, float(job.spec.duration))
+    retry = Retry(attempts=3, base=0.5, cap=10.0)
+    failures = 0
+    while True:
+        url = job.state.video_url
+        expires = job.state.url_expires
+        if not url or (expires is not None and expires <= time.time() + _EXPIRY_MARGIN):
+            if not await refresh(ctx, job):
+                return
+            continue
+        try:
+            ok, result = await ctx.until_stop(download(session, url, dest, expect=expect, retry=retry))
+        except UrlExpired:
+            log.info("download.url_expired", job_id=job.id, name=job.spec.name)
+            failures += 1
+            if failures > ctx.cfg.download_retries:
+                await fail(ctx, job, "download", "UrlExpired", "the video URL kept expiring", task_id=job.state.task_id)
+                return
+            if not await refresh(ctx, job):
+                return
+            continue
+        except DownloadError as exc:
+            failures += 1
+            final = isinstance(exc, DownloadRefused) or failures > ctx.cfg.download_retries
+            log.warning("download.error", job_id=job.id, name=job.spec.name, error=str(exc), final=final)
+            if final:
+                await fail(ctx, job, "download", type(exc).__name__, str(exc), task_id=job.state.task_id)
+                return
+            if not await ctx.sleep(min(30.0, 0.5 * 2**failures)):
+                raise Stopped from None
+            continue
+        if not ok:
+            raise Stopped
+        break
+    await asyncio.to_thread(write_sidecar, dest, sidecar(job, result.sha256, result.bytes))
+    await ctx.record(job, DOWNLOADED, path=rel.as_posix(), bytes=result.bytes, sha256=result.sha256)
+    log.info("job.downloaded", job_id=job.id, name=job.spec.name, path=rel.as_posix(), bytes=result.bytes)
+    ctx.settle(job)
+
+
+async def refresh(ctx: RunContext, job: Job) -> bool:
+    """Ask the task for a fresh video URL; False when the job ended instead (expired or failed)."""
+    task_id = job.state.task_id
+    if task_id is None:
+        await fail(ctx, job, "download", "NoTask", "no task id to ask for a video URL")
+        return False
+    try:
+        info = await ctx.call("get", lambda: ctx.client.get(task_id))
+    except ApiError as exc:
+        await fail(ctx, job, "download", exc.code or "QueryFailed", str(exc), exc.request_id, task_id)
+        return False
+    if info.status == "SUCCEEDED" and info.video_url:
+        await ctx.record(
+            job,
+            SUCCEEDED,
+            task_id=task_id,
+            video_url=info.video_url,
+            url_expires=info.url_expires,
+            usage=info.usage,
+            orig_prompt=info.orig_prompt,
+            actual_prompt=info.actual_prompt,
+            submit_time=info.submit_time,
+            scheduled_time=info.scheduled_time,
+            end_time=info.end_time,
+        )
+        return True
+    if info.status == "UNKNOWN":
+        await ctx.record(job, EXPIRED, task_id=task_id)
+        log.warning("job.expired", job_id=job.id, name=job.spec.name, task_id=task_id)
+        ctx.settle(job)
+        return False
+    await fail(
+        ctx, job, "download", info.code or "NoVideo", f"task is {info.status} with no video URL", task_id=task_id
+    )
+    return False
+
+
+def sidecar(job: Job, sha256: str, size: int) -> dict[str, Any]:
+    """The JSON written next to a video: what was asked, what the API answered, and the file's hash."""
+    st = job.state
+    return {
+        "job_id": job.id,
+        "name": job.spec.name,
+        "model": job.spec.model,
+        "request": job.spec.request,
+        "task_id": st.task_id,
+        "orig_prompt": st.orig_prompt,
+        "actual_prompt": st.actual_prompt,
+        "usage": st.usage,
+        "timings": dict(st.times),
+        "sha256": sha256,
+        "bytes": size,
+    }

@@ -1,0 +1,222 @@
+"""The run: submitter, tracker and downloader as tasks of one ``asyncio.TaskGroup``; resume rules; shutdown.
+
+``Pipeline.run()`` starts from the ledger's ``RunState`` and the manifest's jobs and puts every job where
+its last known state says it belongs (DESIGN.md "Resume rules"):
+
+* no line yet, or ``planned`` → the submit queue (``--max-jobs`` caps how many new ones go);
+* ``submitting`` without an answer → reconcile (``reconcile.py``): the create may have made a task;
+* ``pending`` / ``running`` → the tracker; never submitted again;
+* ``succeeded`` → the downloader (which asks the task for a fresh URL when it expired);
+* ``downloaded`` → nothing, if the file is there with its sha256; otherwise the downloader;
+* ``failed`` (and ``expired``) → left alone unless ``--retry-failed``; ``canceled`` → left alone;
+* ledger jobs the manifest no longer has → reported (``orphans``), never touched.
+
+Rate and concurrency are separate limits (aiometer style): a per-model sliding-window submit limiter and a
+per-model in-flight cap held from submission until the task is final, plus one shared query limiter.
+Queues between stages are unbounded on purpose: they hold at most one entry per job, and the in-flight
+cap is what bounds work in progress.
+
+Shutdown: ``interrupt()`` (SIGINT/SIGTERM) sets ``stop``: every loop ends at its next await, requests in
+flight are abandoned (their intents are in the ledger, so the next run reconciles them), and the run
+returns within the grace time. With ``drain`` the first interrupt only stops submitting and lets the
+tasks in flight finish and download; a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.api import DashScopeClient
+from runner.context import Job, Ledger, PipelineConfig, RunContext, Spec, log
+from runner.download import sha256_file
+from runner.fetcher import fetcher
+from runner.limits import Limits
+from runner.models import MODELS
+from runner.poller import PollSchedule
+from runner.reconcile import reconcile
+from runner.state import PLANNED, RUN_FINISHED, STATES, JobState, RunState
+from runner.submitter import submitter
+from runner.tracker import tracker
+
+__all__ = ["Outcome", "Pipeline", "PipelineConfig"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the run ended: the exit code and what the user should hear about."""
+
+    exit_code: int
+    interrupted: bool
+    counts: dict[str, int]  # the manifest's jobs by state
+    left: list[str] = field(default_factory=list)  # names of jobs not finished (not submitted, failed, …)
+    orphans: list[str] = field(default_factory=list)  # ledger jobs no longer in the manifest
+    failures: list[dict[str, object]] = field(default_factory=list)
+
+
+class Pipeline:
+    """One run of a manifest against the API (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        specs: Sequence[Spec],
+        *,
+        client: DashScopeClient,
+        ledger: Ledger,
+        state: RunState,
+        limits: Limits,
+        schedule: PollSchedule,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.ctx = RunContext(cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change)
+        self.specs = list(specs)
+        self.schedule = schedule
+        self.interrupts = 0
+
+    def interrupt(self) -> None:
+        """SIGINT/SIGTERM: stop now, or (with ``drain``) stop submitting first and stop on the second."""
+        self.interrupts += 1
+        ctx = self.ctx
+        if ctx.cfg.drain and self.interrupts == 1:
+            log.info("run.draining")
+            ctx.draining.set()
+        else:
+            log.info("run.interrupted")
+            ctx.stop.set()
+
+    async def run(self) -> Outcome:
+        """Resume or start the run, work until every job is settled or the run is interrupted."""
+        ctx = self.ctx
+        await self._place_jobs()
+        if not ctx.open_jobs:
+            ctx.done.set()
+        models = sorted({j.spec.model for j in ctx.jobs.values()})
+        try:
+            async with asyncio.TaskGroup() as tg:
+                ctx.group = tg
+                for model in models:
+                    tg.create_task(submitter(ctx, model), name=f"submit-{model}")
+                tg.create_task(tracker(ctx, self.schedule), name="tracker")
+                tg.create_task(fetcher(ctx), name="fetcher")
+                for job in self._to_reconcile:
+                    tg.create_task(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
+                tg.create_task(self._drain_watch(), name="drain-watch")
+        finally:
+            ctx.group = None
+        return await self._finish()
+
+    # ------------------------------------------------------------------------------------------ start
+
+    async def _place_jobs(self) -> None:
+        ctx, cfg = self.ctx, self.ctx.cfg
+        self._to_reconcile: list[Job] = []
+        ctx.known_tasks |= ctx.state.known_task_ids()
+        new_allowed = cfg.max_jobs if cfg.max_jobs is not None else len(self.specs)
+        resumed = bool(ctx.state.jobs)
+        for spec in self.specs:
+            st = ctx.state.jobs.get(spec.job_id)
+            if st is None:
+                await ctx.record(spec.job_id, PLANNED, **_planned_fields(spec, cfg.region))
+                st = ctx.state.jobs[spec.job_id]
+            job = Job(spec, st)
+            ctx.jobs[spec.job_id] = job
+            ctx.submit_queues.setdefault(spec.model, asyncio.Queue())
+        manifest_ids = {s.job_id for s in self.specs}
+        self.orphans = sorted((st.name or st.job_id) for jid, st in ctx.state.jobs.items() if jid not in manifest_ids)
+        if self.orphans:
+            log.warning("run.orphans", count=len(self.orphans), names=self.orphans[:20])
+        for job in ctx.jobs.values():
+            state = job.state.state
+            if state == "planned" or (state in ("failed", "expired") and cfg.retry_failed):
+                if new_allowed <= 0:
+                    ctx.left.add(job.id)
+                    continue
+                new_allowed -= 1
+                ctx.open_jobs.add(job.id)
+                ctx.submit_queues[job.spec.model].put_nowait(job)
+            elif state == "submitting":
+                ctx.open_jobs.add(job.id)
+                ctx.adopt_slot(job)
+                self._to_reconcile.append(job)
+            elif state in ("pending", "running"):
+                ctx.open_jobs.add(job.id)
+                ctx.adopt_slot(job)
+                job.submitted_at = _submitted_clock(ctx, job.state)
+                ctx.poll_inbox.put_nowait(job)
+            elif state == "succeeded":
+                ctx.open_jobs.add(job.id)
+                ctx.queue_download(job)
+            elif state == "downloaded" and not await _file_ok(cfg.out_dir, job.state):
+                log.info("job.file_missing", job_id=job.id, name=job.spec.name, path=job.state.path)
+                ctx.open_jobs.add(job.id)
+                ctx.queue_download(job)
+        log.info("run.resumed" if resumed else "run.placed",
+                 jobs=len(ctx.jobs), open=len(ctx.open_jobs), reconcile=len(self._to_reconcile))  # fmt: skip
+
+    async def _drain_watch(self) -> None:
+        """With ``drain``: once submitting stopped, queued jobs are left and the rest finish."""
+        ctx = self.ctx
+        ok, _ = await ctx.until_stop(ctx.draining.wait())
+        if not ok:
+            return
+        for model, queue in ctx.submit_queues.items():
+            while not queue.empty():
+                ctx.leave(queue.get_nowait(), "drain")
+            del model
+
+    # ------------------------------------------------------------------------------------------ end
+
+    async def _finish(self) -> Outcome:
+        ctx = self.ctx
+        interrupted = ctx.stop.is_set() or ctx.draining.is_set()
+        counts = dict.fromkeys(STATES, 0)
+        for job in ctx.jobs.values():
+            counts[job.state.state] = counts.get(job.state.state, 0) + 1
+        all_done = counts["downloaded"] == len(ctx.jobs)
+        code = 130 if interrupted else (0 if all_done else 1)
+        left = sorted(j.spec.name for j in ctx.jobs.values() if j.state.state != "downloaded")
+        failures: list[dict[str, object]] = [
+            {"name": j.spec.name, "code": j.state.failure.code, "message": j.state.failure.message}
+            for j in ctx.jobs.values()
+            if j.state.state == "failed" and j.state.failure is not None
+        ]
+        await ctx.record(None, RUN_FINISHED, exit_code=code, counts=counts)
+        return Outcome(code, interrupted, counts, left, self.orphans, failures)
+
+
+def _planned_fields(spec: Spec, region: str) -> dict[str, object]:
+    model = MODELS[spec.model]
+    try:
+        cost = round(model.cost(region, spec.size, spec.duration), 6)
+    except KeyError:
+        cost = 0.0
+    return {
+        "name": spec.name,
+        "model": spec.model,
+        "request": spec.request,
+        "size": spec.size,
+        "duration": spec.duration,
+        "seed": spec.seed,
+        "seconds": spec.duration,
+        "cost": cost,
+    }
+
+
+def _submitted_clock(ctx: RunContext, st: JobState) -> float:
+    """The limiter clock's reading at the task's submission, estimated from the ledger's wall time."""
+    now = ctx.limits.clock.now()
+    return now - max(0.0, time.time() - st.updated) if st.updated else now
+
+
+async def _file_ok(out_dir: Path, st: JobState) -> bool:
+    """A downloaded job's file is still there with the recorded sha256."""
+    if not st.path or not st.sha256:
+        return False
+    path = out_dir / st.path
+    if not path.is_file():
+        return False
+    return await asyncio.to_thread(sha256_file, path) == st.sha256

@@ -1,0 +1,109 @@
+"""The submit stage: one loop per model sends create requests within the model's rate and in-flight cap.
+
+A job's path here: wait for an in-flight slot (held until its task is terminal), wait for the submit
+limiter, write the ``submitting`` intent and wait until it is durable, then POST. The answer decides:
+
+* a task id → ``submitted``, and the job goes to the tracker;
+* RETRY (a 429 or a failure before the request left: nothing was made) → slow down, wait, send again;
+* NEVER (the API refused the request) → ``failed`` with the server's code;
+* AMBIGUOUS (timeout, reset, 5xx after the request left: a paid task may exist, and the API has no
+  idempotency key) → reconcile through the task list before anything is sent again (``reconcile.py``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from runner.api import Action, classify
+from runner.context import Job, RunContext, Stopped, log
+from runner.errors import ApiError, RateLimited
+from runner.state import FAILED, SUBMITTED, SUBMITTING
+
+
+async def submitter(ctx: RunContext, model: str) -> None:
+    """Take the model's queued jobs in manifest order and submit each; ends on stop or drain."""
+    queue = ctx.submit_queues[model]
+    while not ctx.stopping:
+        ok, job = await ctx.until_stop(queue.get())
+        if not ok:
+            return
+        if ctx.draining.is_set():
+            ctx.leave(job, "drain")
+            continue
+        if not await ctx.take_slot(job):
+            if ctx.draining.is_set() and not ctx.stop.is_set():
+                ctx.leave(job, "drain")
+                continue
+            return
+        try:
+            await submit(ctx, job)
+        except Stopped:
+            return
+
+
+async def submit(ctx: RunContext, job: Job) -> None:
+    """Send the job's create request (its slot is held) until it is answered, refused or ambiguous."""
+    limiter = ctx.limits.submit(job.spec.model)
+    cap = ctx.limits.in_flight(job.spec.model)
+    attempt = 0
+    while True:
+        ok, _ = await ctx.until_stop(limiter.acquire())
+        if not ok:
+            raise Stopped
+        await ctx.record(job, SUBMITTING, attempt=job.state.attempts + 1, model=job.model)
+        try:
+            ok, created = await ctx.until_stop(ctx.client.create(job.spec.request))
+        except ApiError as exc:
+            verdict = classify(exc, op="create", attempt=attempt)
+            if isinstance(exc, RateLimited):
+                ctx.throttled += 1
+                if exc.code == "Throttling.Concurrency":
+                    cap.on_throttled()
+                else:
+                    limiter.on_throttled(exc.retry_after)
+            attempt += 1
+            if verdict.action is Action.RETRY:
+                log.info("job.retry", job_id=job.id, name=job.spec.name, reason=verdict.reason,
+                         delay=round(verdict.delay, 3))  # fmt: skip
+                if not await ctx.sleep(verdict.delay):
+                    raise Stopped from None
+                continue
+            if verdict.action is Action.NEVER:
+                await fail(ctx, job, "submit", exc.code or f"HTTP{exc.status or ''}", exc.message, exc.request_id)
+                return
+            log.warning("job.ambiguous", job_id=job.id, name=job.spec.name, reason=verdict.reason)
+            from runner.reconcile import reconcile  # the two stages call each other
+
+            ctx.spawn(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
+            return
+        if not ok:
+            raise Stopped
+        await on_submitted(ctx, job, created.task_id, created.request_id, adopted=False)
+        return
+
+
+async def on_submitted(ctx: RunContext, job: Job, task_id: str, request_id: str | None, *, adopted: bool) -> None:
+    """Record the job's task and hand it to the tracker."""
+    ctx.known_tasks.add(task_id)  # before any await: a concurrent reconcile must not adopt it
+    job.submitted_at = time.monotonic()
+    job.stalled = False
+    job.reconciles = 0
+    await ctx.record(job, SUBMITTED, task_id=task_id, request_id=request_id, adopted=adopted)
+    log.info("job.submitted", job_id=job.id, name=job.spec.name, task_id=task_id, adopted=adopted)
+    ctx.poll_inbox.put_nowait(job)
+
+
+async def fail(
+    ctx: RunContext,
+    job: Job,
+    stage: str,
+    code: str | None,
+    message: str | None,
+    request_id: str | None = None,
+    task_id: str | None = None,
+) -> None:
+    """Record the job as failed, free its slot, and end the run's work on it."""
+    await ctx.record(job, FAILED, stage=stage, code=code, message=message, request_id=request_id, task_id=task_id)
+    log.warning("job.failed", job_id=job.id, name=job.spec.name, stage=stage, code=code, message=message)
+    await ctx.free_slot(job)
+    ctx.settle(job)

@@ -1,0 +1,146 @@
+"""The poll stage: follow every task in flight until it is final, on ``PollSchedule``'s due times.
+
+One loop takes new tasks from ``ctx.poll_inbox``, asks ``PollSchedule`` which tasks are due, and queries
+them concurrently through the shared query limiter. SUCCEEDED, FAILED, CANCELED and UNKNOWN are final:
+the job's in-flight slot is freed at that moment (the server's concurrency counts processing tasks, not
+downloads). A FAILED task whose code is a server-side fault is submitted again, a bounded number of
+times (a failed task is not billed); any other failure is recorded with the server's code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+from runner.api import Action, TaskInfo, classify, classify_task_failure
+from runner.context import Job, RunContext, Stopped, log
+from runner.errors import ApiError
+from runner.poller import PollSchedule
+from runner.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_STATUS
+
+#: A task that could not be queried this many times in a row is given up (recorded as failed).
+_MAX_POLL_ERRORS = 30
+
+
+async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
+    """Poll due tasks until the run stops or every job is settled."""
+    clock = ctx.limits.clock
+    tasks: dict[str, Job] = {}
+    errors: dict[str, int] = {}
+    wake = asyncio.Event()
+
+    async def poll(task_id: str) -> None:
+        job = tasks[task_id]
+        try:
+            info = await ctx.call("get", partial(ctx.client.get, task_id), tries=1)
+        except Stopped:
+            return
+        except ApiError as exc:
+            verdict = classify(exc, op="get", attempt=errors.get(task_id, 0))
+            errors[task_id] = errors.get(task_id, 0) + 1
+            log.info("task.poll_error", job_id=job.id, task_id=task_id, error=str(exc))
+            if errors[task_id] >= _MAX_POLL_ERRORS or (verdict.action is Action.NEVER and exc.status == 404):
+                schedule.remove(task_id)
+                tasks.pop(task_id, None)
+                await _failed(ctx, job, task_id, exc.code or "QueryFailed", str(exc), exc.request_id)
+            else:
+                schedule.poll_failed(task_id, verdict.delay if verdict.action is Action.RETRY else None)
+            return
+        finally:
+            wake.set()
+        errors.pop(task_id, None)
+        if job.state.task_id != task_id or ctx.is_final(job):  # the job moved on (a retry, a cancel)
+            schedule.remove(task_id)
+            tasks.pop(task_id, None)
+            return
+        if info.terminal:
+            schedule.observe(task_id, info.status)  # local time: the emulator's clock may be scaled
+            tasks.pop(task_id, None)
+            await on_final(ctx, job, info)
+            return
+        if schedule.observe(task_id, info.status):
+            log.warning("task.stalled", job_id=job.id, name=job.spec.name, task_id=task_id, status=info.status)
+        if info.status != job.state.task_status:
+            await ctx.record(job, TASK_STATUS, task_id=task_id, status=info.status)
+
+    async with asyncio.TaskGroup() as polls:
+        while not ctx.stopping:
+            while not ctx.poll_inbox.empty():
+                job = ctx.poll_inbox.get_nowait()
+                task_id = job.state.task_id
+                if task_id is None:
+                    continue
+                tasks[task_id] = job
+                submitted = job.submitted_at if job.submitted_at is not None else clock.now()
+                schedule.add(task_id, job.spec.model, submitted, status=job.state.task_status or "PENDING")
+            for task_id in schedule.due():
+                polls.create_task(poll(task_id), name=f"poll-{task_id[:8]}")
+            wakeup = schedule.next_wakeup()
+            timeout = None if wakeup is None else max(0.0, wakeup - clock.now())
+            wake.clear()
+            getter = asyncio.ensure_future(ctx.poll_inbox.get())
+            waiter = asyncio.ensure_future(wake.wait())
+            ok, _ = await ctx.until_stop(
+                asyncio.wait({getter, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            )
+            waiter.cancel()
+            if getter.done() and not getter.cancelled():
+                ctx.poll_inbox.put_nowait(getter.result())
+            else:
+                getter.cancel()
+            if not ok:
+                return
+
+
+async def on_final(ctx: RunContext, job: Job, info: TaskInfo) -> None:
+    """The job's task ended: record how, free its slot, and hand it on (download, retry, or done)."""
+    task_id = info.task_id
+    await ctx.free_slot(job)
+    if info.status == "SUCCEEDED":
+        await ctx.record(
+            job,
+            SUCCEEDED,
+            task_id=task_id,
+            video_url=info.video_url,
+            url_expires=info.url_expires,
+            usage=info.usage,
+            orig_prompt=info.orig_prompt,
+            actual_prompt=info.actual_prompt,
+            submit_time=info.submit_time,
+            scheduled_time=info.scheduled_time,
+            end_time=info.end_time,
+        )
+        log.info("task.succeeded", job_id=job.id, name=job.spec.name, task_id=task_id)
+        ctx.queue_download(job)
+    elif info.status == "FAILED":
+        await _failed(ctx, job, task_id, info.code, info.message, info.request_id)
+    elif info.status == "CANCELED":
+        await ctx.record(job, CANCELED, task_id=task_id)
+        log.info("task.canceled", job_id=job.id, name=job.spec.name, task_id=task_id)
+        ctx.settle(job)
+    else:  # UNKNOWN: older than the retention, or not visible to this account
+        await ctx.record(job, EXPIRED, task_id=task_id)
+        log.warning("task.unknown", job_id=job.id, name=job.spec.name, task_id=task_id)
+        ctx.settle(job)
+
+
+async def _failed(
+    ctx: RunContext, job: Job, task_id: str, code: str | None, message: str | None, request_id: str | None
+) -> None:
+    await ctx.free_slot(job)
+    await ctx.record(job, FAILED, stage="task", code=code, message=message, request_id=request_id, task_id=task_id)
+    verdict = classify_task_failure(code, attempt=job.task_failures)
+    retry = verdict.action is Action.RETRY and job.task_failures < ctx.cfg.task_retries
+    log.warning("task.failed", job_id=job.id, name=job.spec.name, task_id=task_id, code=code, retry=retry)
+    if not retry or ctx.draining.is_set():
+        ctx.settle(job)
+        return
+    job.task_failures += 1
+    ctx.spawn(_resubmit_later(ctx, job, verdict.delay), name=f"resubmit-{job.id[:8]}")
+
+
+async def _resubmit_later(ctx: RunContext, job: Job, delay: float) -> None:
+    if await ctx.sleep(delay) and not ctx.draining.is_set():
+        ctx.submit_queues[job.spec.model].put_nowait(job)
+    elif ctx.draining.is_set():
+        ctx.leave(job, "drain")
