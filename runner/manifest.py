@@ -365,7 +365,7 @@ class _Expander:
         for i, job in s.jobs:
             axes = self._job_axes(i, job, top_axes, set(var_values))
             templates = None
-            if job.prompt is None or job.shots is None:  # else already reported: prompt and shots
+            if (job.prompt is None) != (job.shots is None):  # else already reported
                 templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
             if axes is None or templates is None:
                 continue
@@ -473,8 +473,8 @@ class _Expander:
             self.issues.error((*jpath, "repeat"), path_str((*jpath, "repeat")), f"repeat must be 1 to {MAX_REPEAT:,}")
             ok = False
         ok = self._check_prompt_parts(i, job) and ok
-        own = self._axes(job.matrix or {}, (*jpath, "matrix"), var_names)
-        if own is None or top is None:
+        own = self._axes(job.matrix, (*jpath, "matrix"), var_names) if job.matrix else []
+        if own is None:
             return None
         overridden = job.model_fields_set & _REQUEST_SET
         for axis in own:
@@ -485,6 +485,8 @@ class _Expander:
                     f"the job sets {axis.name} itself; use either it or matrix.{axis.name}",
                 )
                 ok = False
+        if top is None:
+            return None
         own_names = {a.name for a in own}
         axes = [a for a in top if a.name not in own_names and a.name not in overridden] + own
         return axes if ok else None
@@ -545,7 +547,7 @@ class _Expander:
             if checked is None:
                 continue
             spec, body = checked
-            canonical = _canonical_json(body)
+            canonical = canonical_json(body)
             body["model"] = spec.name_in(self.region)
             variant = job.name if not multi else "_".join([job.name, *suffix])
             for take in range(1, job.repeat + 1):
@@ -589,8 +591,8 @@ class _Expander:
                 )
 
 
-#: Canonical JSON for job ids: sorted keys, no spaces, UTF-8 text as is.
-_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+#: Canonical JSON for job ids: sorted keys, no spaces, UTF-8 text as is (one encoder, built once).
+canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _copy_body(body: dict[str, Any]) -> dict[str, Any]:

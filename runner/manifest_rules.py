@@ -145,9 +145,6 @@ def check_value(sink: IssueSink, name: str, value: Any, path: Path) -> bool:
             f"negative_prompt is {len(value)} characters; the API keeps the first {NEGATIVE_PROMPT_MAX_CHARS} "
             "and silently drops the rest",
         )
-    if name == "duration" and value < 1:
-        sink.error(path, field, "duration must be a positive number of seconds")
-        return False
     return True
 
 
@@ -259,12 +256,18 @@ class Templates:
 def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str]) -> Templates | None:
     """Parse prompt (or intro + shots) of a job; unknown placeholders are errors."""
     sources: list[tuple[str, str, Path]] = []  # (prefix, text, path)
+    if job.prompt is not None and "{" not in job.prompt and "}" not in job.prompt:
+        prompt = job.prompt.strip()
+        if prompt:  # the common case, made cheap: no placeholders to look for
+            return Templates([], (*jpath, "prompt"), prompt)
     if job.prompt is not None:
         sources.append(("", job.prompt.strip(), (*jpath, "prompt")))
         prompt_path: Path = (*jpath, "prompt")
     else:
         assert job.shots is not None
         prompt_path = (*jpath, "shots")
+        if not job.shots:
+            return None  # reported by check_shots
         if job.intro is not None and job.intro.strip():
             sources.append(("", job.intro.strip(), (*jpath, "intro")))
         for k, shot in enumerate(job.shots):

@@ -123,8 +123,14 @@ class LocatedLoader(_Base):  # type: ignore[misc]
                 first = text[0]
                 if first not in self._first_chars:
                     value = text
-                elif first in _DIGITS and text.isdigit() and text.isascii() and (first != "0" or len(text) == 1):
-                    value = int(text)  # what YAML 1.1 resolves a plain run of decimal digits to
+                elif (
+                    first in _DIGITS
+                    and len(text) < 19
+                    and text.isdigit()
+                    and text.isascii()
+                    and (first != "0" or len(text) == 1)
+                ):
+                    value = int(text)  # what YAML 1.1 resolves a short plain run of decimal digits to
                 else:
                     value = self._scalar(event)
             elif tag is None and not event.implicit[0]:
