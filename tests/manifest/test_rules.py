@@ -189,7 +189,8 @@ def test_fixed_duration_may_be_sent(load: Callable[..., object]) -> None:
 def test_shot_type_only_on_wan26(issues: Issues) -> None:
     text = "version: 1\ndefaults: {model: wan2.5-t2v-preview}\njobs:\n  - {name: a, prompt: x, shot_type: multi}\n"
     assert one(issues, text) == (
-        f"{at(text, 'multi')} jobs[0].shot_type: wan2.5-t2v-preview does not take shot_type; only wan2.6-t2v, wan2.6-t2v-us do"
+        f"{at(text, 'multi')} jobs[0].shot_type: wan2.5-t2v-preview does not take shot_type; "
+        "only wan2.6-t2v, wan2.6-t2v-us do"
     )
 
 
@@ -338,7 +339,8 @@ def test_shots_contiguous_from_zero_to_duration(issues: Issues) -> None:
 def test_shots_must_end_at_the_default_duration(issues: Issues) -> None:
     text = "version: 1\ndefaults: {model: wan2.6-t2v}\njobs:\n  - name: a\n    shots: [{from: 0, to: 6, text: x}]\n"
     assert one(issues, text) == (
-        f"{at(text, '6,')} jobs[0].shots[0].to: the last shot ends at 6 s but the job lasts 5 s (wan2.6-t2v's default; set duration)"
+        f"{at(text, '6,')} jobs[0].shots[0].to: the last shot ends at 6 s but the job lasts 5 s "
+        "(wan2.6-t2v's default; set duration)"
     )
 
 
@@ -417,13 +419,11 @@ def test_repeat_bounds(issues: Issues) -> None:
 
 
 def test_too_many_jobs(issues: Issues) -> None:
-    text = """
-    version: 1
-    defaults: {model: wan2.6-t2v}
-    vars: {a: x}
-    matrix: {a: [%s]}
-    jobs: [{name: j, prompt: "{a}", repeat: 10000}]
-    """ % ", ".join(f"v{i}" for i in range(30))
+    values = ", ".join(f"v{i}" for i in range(30))
+    text = (
+        "version: 1\ndefaults: {model: wan2.6-t2v}\nvars: {a: x}\nmatrix: {a: [" + values + "]}\n"
+        'jobs: [{name: j, prompt: "{a}", repeat: 10000}]\n'
+    )
     assert one(issues, text) == "5:7 jobs: the manifest expands to 300,000 jobs; at most 250,000"
 
 
@@ -488,6 +488,7 @@ def test_plan_prints_every_issue_one_per_line_and_exits_2(write: Callable[..., P
     lines = r.err.splitlines()
     assert lines[0] == f"{p}:2:37: error: defaults.seed: seed must be an integer from 0 to 2147483647"
     assert lines[1] == (
-        f"{p}:2:51: error: defaults.duration: duration 99 is not allowed for wan2.6-t2v; allowed: any integer from 2 to 15"
+        f"{p}:2:51: error: defaults.duration: duration 99 is not allowed for wan2.6-t2v; "
+        "allowed: any integer from 2 to 15"
     )
     assert lines[2] == f"{p}: 2 errors; nothing planned"
