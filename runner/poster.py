@@ -15,6 +15,8 @@ import av
 
 POSTER_SUFFIX = ".poster.jpg"
 POSTER_WIDTH = 480
+#: Frames decoded at most between the keyframe and the middle (a 30 fps clip: 5 s of video, ~0.1 s of work).
+MAX_DECODE = 150
 
 
 def poster_path(video: Path) -> Path:
@@ -40,14 +42,31 @@ def ensure_poster(video: Path, width: int = POSTER_WIDTH) -> Path | None:
     return poster
 
 
+def _middle_pts(stream: av.video.stream.VideoStream, container_duration: int | None) -> int | None:
+    """The middle of the clip in the stream's time base, or None when the file does not say its length."""
+    tb = stream.time_base
+    if stream.duration and tb:
+        return int((stream.start_time or 0) + stream.duration // 2)
+    if container_duration and tb:  # container.duration is in microseconds
+        return int(container_duration / 2 / 1_000_000 / tb)
+    return None
+
+
 def poster_jpeg(video: Path, width: int = POSTER_WIDTH) -> bytes:
     """JPEG bytes of the frame at the middle of ``video``, scaled to ``width`` (height keeps the aspect)."""
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
-        if container.duration and container.duration > 0:
-            # container.duration is in AV_TIME_BASE (microseconds); seek lands on the keyframe before it.
-            container.seek(container.duration // 2, any_frame=False, backward=True)
-        frame = next(container.decode(stream))
+        stream.thread_type = "AUTO"
+        target = _middle_pts(stream, container.duration)
+        if target:
+            container.seek(target, stream=stream, backward=True)  # lands on the keyframe before it
+        frame = None
+        for n, frame in enumerate(container.decode(stream)):
+            # decode forward from the keyframe to the middle, but never more than MAX_DECODE frames
+            if target is None or frame.pts is None or frame.pts >= target or n >= MAX_DECODE:
+                break
+        if frame is None:
+            raise ValueError(f"{video}: no video frame")
     width = min(width, frame.width) // 2 * 2  # never upscale
     height = max(2, round(frame.height * width / frame.width / 2) * 2)
     small = frame.reformat(width=width, height=height, format="yuvj420p")
