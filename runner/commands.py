@@ -81,6 +81,9 @@ def run_command(args: argparse.Namespace) -> int:
         _err(str(e))
         return EXIT_USAGE
     try:
+        expected = getattr(args, "expected_task_time", None)
+        min_poll = getattr(args, "min_poll_interval", None)
+        follow = max(min_poll or 0.05, min(15.0, (expected or 60.0) / 10))
         cfg = PipelineConfig(
             out_dir=out,
             region=region,
@@ -89,11 +92,10 @@ def run_command(args: argparse.Namespace) -> int:
             max_jobs=args.max_jobs,
             retry_failed=args.retry_failed,
             drain=args.drain,
+            poll_interval=follow,
+            reconcile_delay=min(1.0, follow),
         )
-        poll = PollConfig(
-            expected_task_time=getattr(args, "expected_task_time", None),
-            min_interval=getattr(args, "min_poll_interval", None) or PollConfig.min_interval,
-        )
+        poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
         outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll))
     except LedgerError as e:
         _err(str(e))

@@ -72,9 +72,7 @@ class PipelineConfig:
     max_jobs: int | None = None  # new jobs submitted this run at most
     retry_failed: bool = False
     drain: bool = False
-    poll_interval: float = 15.0  # the slowest interval between two queries of one task
-    poll_first: float | None = None  # first query after submission (None: the schedule's default)
-    stall_after: float = 900.0  # a task unfinished this long after submission is logged as stalled
+    poll_interval: float = 6.0  # between two queries of a task followed by reconcile
     reconcile_delay: float = 1.0  # wait after an ambiguous create before listing (the list may lag)
     reconcile_slack: float = 600.0  # a candidate created this long before the intent is not ours
     max_reconciles: int = 5  # ambiguous creates of one job before it is failed
@@ -96,7 +94,7 @@ class Job:
     task_failures: int = 0
     download_failures: int = 0
     stalled: bool = False
-    submitted_at: float | None = None  # monotonic time of the current task's submission (stall check)
+    submitted_at: float | None = None  # limiter-clock time of the current task's submission (poll schedule)
 
     @property
     def id(self) -> str:

@@ -1,0 +1,138 @@
+"""End-to-end helpers: an emulator on 127.0.0.1 in a thread of the test process, the runner as a real
+``python -m runner`` subprocess, small manifests, and the checks every finished run must pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.download import Expect, sha256_file, sidecar_path, verify_mp4
+from runner.emulator.config import EmulatorConfig
+from runner.emulator.server import ThreadedEmulator, run_in_thread
+from runner.models import parse_size
+from runner.state import replay
+
+#: A distinctive key: the tests grep every output for it.
+KEY = "sk-e2eSECRETkey7c1d0f9a2b"
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Fast polling for emulated tasks of about a second.
+FAST = ["--expected-task-time", "1", "--min-poll-interval", "0.05"]
+
+
+def env(**extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE")}
+    e["DASHSCOPE_API_KEY"] = KEY
+    e["PYTHONPATH"] = str(ROOT)
+    e.update(extra)
+    return e
+
+
+def cli(
+    *args: str, cwd: Path, timeout: float = 60, environ: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runner ARGS`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=environ if environ is not None else env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def spawn(*args: str, cwd: Path, environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m runner ARGS`` without waiting."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=environ if environ is not None else env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def write_manifest(
+    path: Path, n: int, *, name: str = "e2e", duration: int = 2, size: str = "1280*720", tag: str = ""
+) -> Path:
+    """``n`` wan2.6 jobs with distinct prompts (so a duplicate submission shows in the emulator's stats)."""
+    jobs = "\n".join(
+        f"  - name: clip{i}\n    prompt: Shot {i}{tag} of a lighthouse at dusk, waves rolling in, cinematic, 35mm."
+        for i in range(n)
+    )
+    path.write_text(
+        f'version: 1\nname: {name}\ndefaults:\n  model: wan2.6-t2v\n  size: "{size}"\n  duration: {duration}\n'
+        f"  prompt_extend: false\njobs:\n{jobs}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def emulator() -> Iterator[Any]:
+    """A factory: ``emulator(**EmulatorConfig fields)`` → a started ThreadedEmulator (stopped afterwards)."""
+    started: list[ThreadedEmulator] = []
+
+    def make(**kw: Any) -> ThreadedEmulator:
+        kw.setdefault("speed", 60.0)
+        kw.setdefault("task_time", 60.0)  # one real second per task
+        kw.setdefault("seed", 7)
+        emu = run_in_thread(EmulatorConfig(port=0, **kw))
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
+
+
+def ledger_lines(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "ledger.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+def assert_complete(out: Path, n: int) -> None:
+    """Every job of the run is downloaded exactly once: one verified MP4 matching the ledger's sha256, its
+    sidecar, no leftovers, and each job's events in lifecycle order."""
+    state = replay(out / "ledger.jsonl")
+    assert len(state.jobs) == n
+    videos = sorted((out / "videos").glob("*.mp4"))
+    assert len(videos) == n, [v.name for v in videos]
+    assert not list((out / "videos").glob("*.part")), "a partial download was left behind"
+    for job in state.jobs.values():
+        assert job.state == "downloaded", (job.name, job.state, job.failure)
+        assert job.path and job.sha256
+        video = out / job.path
+        assert sha256_file(video) == job.sha256
+        w, h = parse_size(job.size or "")
+        verify_mp4(video, Expect(w, h, float(job.duration or 0)))
+        side = json.loads(sidecar_path(video).read_text(encoding="utf-8"))
+        assert side["sha256"] == job.sha256 and side["task_id"] == job.task_id
+    by_job: dict[str, list[str]] = {}
+    for line in ledger_lines(out):
+        if line.get("job_id"):
+            by_job.setdefault(line["job_id"], []).append(line["event"])
+    order = ["planned", "submitting", "submitted", "succeeded", "downloaded"]
+    for job_id, events in by_job.items():
+        assert events[0] == "planned", events
+        assert events[-1] == "downloaded", events
+        firsts = [events.index(e) for e in order]
+        assert firsts == sorted(firsts), (job_id, events)
+
+
+def assert_no_key(out: Path, *texts: str) -> None:
+    """The API key is in no file of the output folder and in none of ``texts``."""
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), f"the API key leaked into {path}"
+    for text in texts:
+        assert KEY not in text
