@@ -1,0 +1,218 @@
+"""The daily spend ledger: what runs with ``--daily-budget`` reserved and spent, per calendar day, shared by
+every run and output folder of the user (``--state-dir``, default ``$XDG_STATE_HOME/wanbatch`` or
+``~/.local/state/wanbatch``).
+
+Why a file and a lock: two runs started at the same time (two manifests of one nightly schedule) must not
+both spend the last of the day's money, so every read-check-append happens under ``flock`` on
+``spend.lock``. One JSON line per operation, one file per day (``spend-YYYY-MM-DD.jsonl``), so a day's file
+stays small and old days are never read.
+
+Day boundary: midnight in the ledger's timezone (``--timezone``, an IANA name; default the host's local
+time). Money counts on the day it was reserved (the moment of the submit); its settlement or release is
+written to that same day's file, so a run crossing midnight never moves yesterday's spending to today.
+
+Line ops, folded per key (``<output folder>#<job id>``), the last one wins:
+``reserve`` (open, counts), ``settle`` (spent, counts with the billed amount), ``release`` (counts nothing).
+An open reservation of a process that died still counts (its task may be billed) until a resumed run of
+that folder settles or releases it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from runner.errors import ConfigError
+
+APP = "wanbatch"
+LOCK_NAME = "spend.lock"
+Op = Literal["reserve", "settle", "release"]
+
+
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/wanbatch``, else ``~/.local/state/wanbatch`` (the XDG base directory default)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME", "").strip()
+    if base and os.path.isabs(base):
+        return Path(base) / APP
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "state" / APP
+
+
+def parse_timezone(name: str | None) -> tzinfo | None:
+    """An IANA zone (``Europe/Berlin``, ``UTC``, ``Asia/Shanghai``); None or ``local`` is the host's local time."""
+    if name is None or name.strip().lower() in ("", "local"):
+        return None
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {name!r}: give an IANA name such as UTC or Europe/Berlin") from None
+
+
+class DayClock:
+    """Epoch seconds (injectable) and the calendar day they fall on in one timezone."""
+
+    def __init__(self, tz: tzinfo | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.tz = tz
+        self.clock = clock
+
+    def now(self) -> float:
+        return self.clock()
+
+    def local(self, ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, self.tz) if self.tz is not None else datetime.fromtimestamp(ts).astimezone()
+
+    def day(self, ts: float | None = None) -> date:
+        """The day ``ts`` (default now) falls on."""
+        return self.local(self.now() if ts is None else ts).date()
+
+    def next_midnight(self, ts: float | None = None) -> datetime:
+        """When the day of ``ts`` ends (the next day's budget starts)."""
+        d = self.day(ts) + timedelta(days=1)
+        naive = datetime(d.year, d.month, d.day)
+        if self.tz is not None:
+            return naive.replace(tzinfo=self.tz)
+        return naive.astimezone()
+
+    @property
+    def label(self) -> str:
+        """The timezone as users read it: the IANA key, or ``local (CET)``."""
+        key = getattr(self.tz, "key", None)
+        if key:
+            return str(key)
+        if self.tz is not None:
+            return str(self.tz)
+        return f"local time ({self.local(self.now()).tzname()})"
+
+
+class SpendLine(BaseModel):
+    """One line of a day's file (the boundary: lines are validated when read)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ts: float
+    op: Op
+    key: str
+    amount: float = 0.0
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class DayTotals:
+    """A day's money: ``settled`` (billed) plus ``reserved`` (submitted, not yet known)."""
+
+    day: date
+    settled: float = 0.0
+    reserved: float = 0.0
+    open_keys: frozenset[str] = frozenset()
+
+    @property
+    def total(self) -> float:
+        return self.settled + self.reserved
+
+
+@dataclass
+class _Fold:
+    state: dict[str, tuple[str, float]] = field(default_factory=dict)
+    skipped: int = 0
+
+    def apply(self, line: SpendLine) -> None:
+        self.state[line.key] = (line.op, line.amount)
+
+    def totals(self, day: date) -> DayTotals:
+        settled = sum(a for op, a in self.state.values() if op == "settle")
+        reserved = sum(a for op, a in self.state.values() if op == "reserve")
+        open_keys = frozenset(k for k, (op, _) in self.state.items() if op == "reserve")
+        return DayTotals(day, round(settled, 9), round(reserved, 9), open_keys)
+
+
+class SpendLedger:
+    """The per-day files in ``state_dir``; every use goes through ``transaction()`` (one flock)."""
+
+    def __init__(
+        self, state_dir: str | os.PathLike[str], days: DayClock | None = None, *, durable: bool = True
+    ) -> None:
+        self.dir = Path(state_dir)
+        self.days = days or DayClock()
+        self.durable = durable
+
+    def path(self, day: date) -> Path:
+        return self.dir / f"spend-{day.isoformat()}.jsonl"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[SpendTxn]:
+        """Hold the state folder's lock (blocking: another run's transaction is a few milliseconds)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise ConfigError(f"cannot use the state folder {self.dir}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield SpendTxn(self)
+        finally:
+            os.close(fd)  # drops the flock
+
+    def totals(self, day: date | None = None) -> DayTotals:
+        """A day's totals (default today), read under the lock."""
+        with self.transaction() as txn:
+            return txn.totals(day or self.days.day())
+
+
+class SpendTxn:
+    """Reads and appends while the ledger's lock is held."""
+
+    def __init__(self, ledger: SpendLedger) -> None:
+        self.ledger = ledger
+
+    def fold(self, day: date) -> _Fold:
+        fold = _Fold()
+        try:
+            raw = self.ledger.path(day).read_bytes()
+        except FileNotFoundError:
+            return fold
+        for text in raw.split(b"\n"):
+            if not text.strip():
+                continue
+            try:
+                fold.apply(SpendLine.model_validate_json(text))
+            except ValidationError:
+                # only a torn append (a process killed mid-write, so its submit never left) can make one
+                fold.skipped += 1
+        return fold
+
+    def totals(self, day: date) -> DayTotals:
+        return self.fold(day).totals(day)
+
+    def state_of(self, day: date, key: str) -> tuple[str, float] | None:
+        return self.fold(day).state.get(key)
+
+    def append(self, day: date, op: Op, key: str, amount: float) -> None:
+        line = SpendLine(ts=self.ledger.days.now(), op=op, key=key, amount=round(amount, 9), pid=os.getpid())
+        data = (json.dumps(line.model_dump(), separators=(",", ":")) + "\n").encode()
+        path = self.ledger.path(day)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if os.fstat(fd).st_size and _ends_torn(fd):
+                os.write(fd, b"\n")  # never glue a line onto a torn one
+            os.write(fd, data)
+            if self.ledger.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _ends_torn(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, 1, size - 1) != b"\n"
