@@ -214,8 +214,13 @@ def _parse_yaml(text: str, file: str) -> Any:
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
         what = " ".join(p for p in (e.context, e.problem) if p)
         raise ManifestError([Issue(file, line, col, "", f"YAML syntax: {what}")]) from None
+    except yaml.reader.ReaderError as e:  # a control character; the message has no mark but a position
+        line, col = _line_col(text, e.position)
+        code = ord(e.character) if isinstance(e.character, str) else e.character
+        what = f"character U+{code:04X} is not allowed in YAML ({e.reason})"
+        raise ManifestError([Issue(file, line, col, "", f"YAML syntax: {what}")]) from None
     except yaml.YAMLError as e:
-        raise ManifestError([Issue(file, 0, 0, "", f"YAML syntax: {e}")]) from None
+        raise ManifestError([Issue(file, 0, 0, "", f"YAML syntax: {_one_line(str(e))}")]) from None
     except RecursionError:
         raise ManifestError([Issue(file, 0, 0, "", "YAML nesting is too deep")]) from None
     except ValueError as e:  # e.g. an integer literal with more digits than Python converts
@@ -628,6 +633,16 @@ def _type_name(value: Any) -> str:
         if isinstance(value, kind):
             return name
     return "null" if value is None else type(value).__name__
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character ``index`` of ``text``."""
+    index = max(0, min(index, len(text)))
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _one_line(text: str) -> str:
+    return _short(" ".join(text.split()), 200)
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -460,6 +460,11 @@ def test_explicit_null_removes_a_default(load: Callable[..., object]) -> None:
         (b"version: 1\n  bad: indent\n", "2:6 : YAML syntax: mapping values are not allowed in this context"),
         (b"version: !!python/object:os.system x\n", "1:10 : YAML syntax: unsupported tag"),
         (b"version: 1" + b"0" * 5000 + b"\n", "1:10 : YAML syntax: cannot read this value"),
+        (
+            b"version: 1\njobs:\n  - {name: a\x01, prompt: x}\n",
+            "3:13 : YAML syntax: character U+0001 is not allowed in YAML (control characters are not allowed)",
+        ),
+        (b"\x00version: 1\n", "1:1 : YAML syntax: character U+0000 is not allowed in YAML"),
     ],
 )
 def test_unreadable_content_is_located(tmp_path: Path, content: bytes, expected: str) -> None:
