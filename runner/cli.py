@@ -28,6 +28,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    from runner.schedule import schedule_command
+
+    return schedule_command(args, run_options_parser()._actions)
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from runner.commands import status_command
 
@@ -61,6 +67,100 @@ def _add_region(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"an amount must be 0 or more: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def _add_caps(p: argparse.ArgumentParser) -> None:
+    """The money options (run and plan): amounts are in the region's currency (CNY)."""
+    p.add_argument(
+        "--budget",
+        type=_amount,
+        default=None,
+        metavar="AMOUNT",
+        help="spend at most AMOUNT (CNY) in this run: a job whose cost does not fit is not submitted",
+    )
+    p.add_argument(
+        "--daily-budget",
+        type=_amount,
+        default=None,
+        metavar="AMOUNT",
+        help="spend at most AMOUNT (CNY) per day across all runs using the same --state-dir",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="where the daily spend ledger lives (default $XDG_STATE_HOME/wanbatch or ~/.local/state/wanbatch)",
+    )
+    p.add_argument(
+        "--timezone",
+        default=None,
+        metavar="TZ",
+        help="IANA timezone of the day boundary and of cron times (default: the host's local time)",
+    )
+
+
+def run_options_parser() -> argparse.ArgumentParser:
+    """The options of ``run``, shared by ``schedule`` (which hands them to each run it starts)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--out", default=None, help="output folder (default runs/<manifest name>)")
+    _add_region(p)
+    p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
+    p.add_argument("--qps", type=float, default=None, help="submissions per second (default: the model's)")
+    p.add_argument("--max-in-flight", type=int, default=None, help="tasks in flight (default: the model's)")
+    p.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="submit at most N new jobs this run (a later run continues)",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="submit failed jobs again")
+    p.add_argument(
+        "--regenerate-expired",
+        action="store_true",
+        help="generate again the jobs whose videos expired on the server before they were saved (paid again)",
+    )
+    p.add_argument("--drain", action="store_true", help="on Ctrl-C, wait for tasks in flight to finish")
+    _add_caps(p)
+    p.add_argument(
+        "--notify",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="POST a JSON summary to URL when the run ends (repeatable; never fails the run)",
+    )
+    p.add_argument(
+        "--on-finish",
+        action="append",
+        default=None,
+        metavar="CMD",
+        help="run the shell command CMD with the JSON summary on stdin when the run ends",
+    )
+    p.add_argument(
+        "--expected-task-time", type=float, default=None, metavar="S", help="seconds a task usually takes (polling)"
+    )
+    p.add_argument("--min-poll-interval", type=float, default=None, metavar="S", help="shortest gap between polls")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wanbatch",
@@ -73,23 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="the manifest YAML file")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     _add_region(p)
+    _add_caps(p)
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("run", help="run a manifest; resumes when the output folder has a ledger")
-    p.add_argument("manifest", help="the manifest YAML file")
-    p.add_argument("--out", default=None, help="output folder (default runs/<manifest name>)")
-    _add_region(p)
-    p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
-    p.add_argument("--qps", type=float, default=None, help="submissions per second (default: the model's)")
-    p.add_argument("--max-in-flight", type=int, default=None, help="tasks in flight (default: the model's)")
-    p.add_argument("--max-jobs", type=int, default=None, help="submit at most N new jobs this run")
-    p.add_argument("--retry-failed", action="store_true", help="submit failed jobs again")
-    p.add_argument("--drain", action="store_true", help="on Ctrl-C, wait for tasks in flight to finish")
-    p.add_argument(
-        "--expected-task-time", type=float, default=None, metavar="S", help="seconds a task usually takes (polling)"
+    p = sub.add_parser(
+        "run", help="run a manifest; resumes when the output folder has a ledger", parents=[run_options_parser()]
     )
-    p.add_argument("--min-poll-interval", type=float, default=None, metavar="S", help="shortest gap between polls")
+    p.add_argument("manifest", help="the manifest YAML file")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "schedule",
+        help="run manifests at cron times (a long-running scheduler for hosts without cron)",
+        parents=[run_options_parser()],
+    )
+    p.add_argument("--cron", required=True, metavar="EXPR", help='cron expression, e.g. "0 2 * * *" (02:00 daily)')
+    p.add_argument("manifests", nargs="+", metavar="MANIFEST", help="the manifests to run at each time")
+    p.set_defaults(func=_cmd_schedule)
 
     p = sub.add_parser("status", help="summarise a run's output folder from its ledger")
     p.add_argument("dir", help="the run's output folder")
