@@ -35,6 +35,9 @@ __all__ = ["FINAL_STATUSES", "DurationStats", "Expectation", "PollConfig", "Poll
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
 
 
+_ONE = 1.0 - 1e-9  # a whole query token, up to float error (see due())
+
+
 @dataclass(frozen=True)
 class PollConfig:
     """Tuning of the poll schedule. ``budget_qps`` is the share of the account's 20 QPS used for polls."""
@@ -248,7 +251,9 @@ class PollSchedule:
         now = self._clock.now() if now is None else now
         self._refill(now)
         out: list[str] = []
-        while self._tokens >= 1.0 and (top := self._top()) is not None and top[0] <= now:
+        # _ONE absorbs float error: a refill that should give exactly one token may give 0.999…, and a
+        # wakeup of now + 1e-16 is now itself at large clock values (a busy loop).
+        while self._tokens >= _ONE and (top := self._top()) is not None and top[0] <= now:
             heapq.heappop(self._heap)
             task = self._tasks[top[1]]
             task.outstanding = True
@@ -263,5 +268,5 @@ class PollSchedule:
             return None
         now = self._clock.now() if now is None else now
         self._refill(now)
-        budget_at = now + (1.0 - self._tokens) / self._cfg.budget_qps if self._tokens < 1.0 else now
+        budget_at = now + (1.0 - self._tokens) / self._cfg.budget_qps if self._tokens < _ONE else now
         return max(top[0], budget_at)

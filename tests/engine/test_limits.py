@@ -327,3 +327,16 @@ def test_limits_overrides() -> None:
     assert limits.query.configured == 5.0
     assert Limits(FakeClock(), query_qps=18).query.configured == 18.0
     assert isinstance(Limits().clock, RealClock)
+
+
+async def test_a_cancelled_waiter_takes_no_start() -> None:
+    clock = FakeClock(0.0)
+    limiter = WindowLimiter(1, clock, margin=0.0, min_gap=0.0)
+    await limiter.acquire()  # the window is now full until t = 1
+    waiter = asyncio.create_task(limiter.acquire())
+    await clock.settle()
+    waiter.cancel()
+    await clock.settle()
+    assert waiter.cancelled()
+    times = await grant_times(limiter, clock, [0.5])
+    assert times == [pytest.approx(1.0)]  # the next caller gets the slot the cancelled one waited for

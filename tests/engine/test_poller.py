@@ -6,6 +6,8 @@ import random
 import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runner.poller import FINAL_STATUSES, DurationStats, Expectation, PollConfig, PollSchedule
 
@@ -240,3 +242,40 @@ def test_re_adding_a_task_keeps_one_schedule() -> None:
     assert s.next_wakeup() == pytest.approx(30.0)
     clock.t = 30.0
     assert s.due() == ["a"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    adds=st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=30.0), st.floats(min_value=0.0, max_value=400.0)),
+        min_size=1,
+        max_size=60,
+    ),
+    budget=st.sampled_from([1.0, 4.0, 8.0]),
+)
+def test_property_budget_holds_and_every_task_is_served(adds: list[tuple[float, float]], budget: float) -> None:
+    """Tasks added at arbitrary times with arbitrary ages: never more than budget + burst polls in any
+    second, and every task keeps being polled until it is final."""
+    clock = ManualClock(0.0)
+    burst = 2.0
+    s = PollSchedule(clock, PollConfig(budget_qps=budget, burst=burst, max_interval=10.0))
+    pending = sorted((at, age, f"t{i}") for i, (at, age) in enumerate(adds))
+    handed: list[float] = []
+    served: dict[str, int] = {}
+    steps = 0
+    while clock.t < 120.0:
+        steps += 1
+        assert steps < 20_000, "the schedule stopped advancing (a wakeup that never comes due)"
+        while pending and pending[0][0] <= clock.t:
+            at, age, tid = pending.pop(0)
+            s.add(tid, "m", at - age)
+        for tid in s.due():
+            handed.append(clock.t)
+            served[tid] = served.get(tid, 0) + 1
+            s.observe(tid, "RUNNING", clock.t)
+        wake = s.next_wakeup()
+        nxt = min([w for w in (wake, pending[0][0] if pending else None) if w is not None], default=120.0)
+        clock.t = max(clock.t, nxt)
+    for start in handed:
+        assert sum(1 for t in handed if start <= t < start + 1.0) <= budget + burst
+    assert set(served) == {f"t{i}" for i in range(len(adds))}
