@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar, cast
 import structlog
 
 from runner.api import Action, DashScopeClient, Op, classify
+from runner.budget import MoneyGuard
 from runner.errors import ApiError, RateLimited
 from runner.limits import Limits
 from runner.state import FINAL_STATES, JobState, RunState
@@ -71,6 +72,7 @@ class PipelineConfig:
     max_in_flight: int | None = None  # tasks in flight per model; None: the model's quota
     max_jobs: int | None = None  # new jobs submitted this run at most
     retry_failed: bool = False
+    regenerate_expired: bool = False  # expired jobs (paid, video lost) are generated again only when asked
     drain: bool = False
     poll_interval: float = 6.0  # between two queries of a task followed by reconcile
     reconcile_delay: float = 1.0  # wait after an ambiguous create before listing (the list may lag)
@@ -129,6 +131,7 @@ class RunContext:
     throttled: int = 0  # 429 answers seen
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[], None] | None = None  # the progress display's hook
+    guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/budget.py): settles from the events
     _seq: int = 0
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
 
@@ -196,6 +199,8 @@ class RunContext:
         data = self.ledger.encode(event, job_id, fields)
         await self.ledger.append_raw(data)
         self.state.apply_dict(json.loads(data))
+        if self.guard is not None and job_id is not None:
+            self.guard.observe(event, job_id, self.state.jobs.get(job_id), fields)
         if self.on_change is not None:
             self.on_change()
 
