@@ -35,6 +35,10 @@ async def submitter(ctx: RunContext, model: str) -> None:
                 ctx.leave(job, "drain")
                 continue
             return
+        if ctx.guard is not None and not ctx.guard.reserve(job.id, job.state.cost):
+            await ctx.free_slot(job)
+            ctx.leave(job, "budget")  # a cap is reached: the job waits for a later run
+            continue
         try:
             await submit(ctx, job)
         except Stopped:
