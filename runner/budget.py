@@ -28,7 +28,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from runner.spend import SpendLedger
+from runner.errors import ConfigError
+from runner.spend import DayClock, SpendLedger, default_state_dir, parse_timezone
 
 log = structlog.get_logger("wanbatch.budget")
 
@@ -202,10 +203,13 @@ class MoneyGuard:
         day = self._days.get(job_id)
         if day is None:
             return
-        with self.spend.transaction() as txn:
-            txn.append(day, "settle" if op == "settle" else "release", self._key(job_id), amount)
-            if day == self.spend.days.day():
-                self._last_daily = txn.totals(day).total
+        try:
+            with self.spend.transaction() as txn:
+                txn.append(day, "settle" if op == "settle" else "release", self._key(job_id), amount)
+                if day == self.spend.days.day():
+                    self._last_daily = txn.totals(day).total
+        except (OSError, ConfigError) as exc:  # the money is spent either way; the run goes on
+            log.error("budget.ledger_error", job_id=job_id, op=op, error=str(exc))
 
     # ------------------------------------------------------------------------------------------ the run's events
 
@@ -214,6 +218,13 @@ class MoneyGuard:
         for job_id, st in jobs:
             if st.state in ("submitting", "pending", "running"):
                 self.inherit(job_id, st.cost)
+
+    def finish(self, jobs: Iterable[tuple[str, JobView]]) -> None:
+        """At the run's end: give back the reservations of jobs whose create never left (the run stopped
+        between the reservation and the intent). Tasks still in flight keep theirs for the next run."""
+        for job_id, st in jobs:
+            if st.state == "planned":
+                self.release(job_id)
 
     def observe(self, event: str, job_id: str | None, st: JobView | None, fields: dict[str, Any]) -> None:
         """Map one ledger event of the run to settle / release (after the event was applied to ``st``)."""
@@ -310,3 +321,31 @@ def caps_lines(
         else:
             out.append(f"daily budget: {daily_cap:.2f} {currency}")
     return out
+
+
+def guard_from_args(args: Any, out_dir: str | os.PathLike[str], currency: str) -> MoneyGuard | None:
+    """The run's guard from ``--budget`` / ``--daily-budget`` / ``--state-dir`` / ``--timezone``; None when
+    no cap is given. ``ConfigError`` (exit 2) when the timezone is unknown or the state folder unusable."""
+    cap = getattr(args, "budget", None)
+    daily = getattr(args, "daily_budget", None)
+    if cap is None and daily is None:
+        return None
+    return MoneyGuard(
+        cap=cap,
+        daily_cap=daily,
+        spend=spend_from_args(args) if daily is not None else None,
+        scope=out_dir,
+        currency=currency,
+    )
+
+
+def spend_from_args(args: Any) -> SpendLedger:
+    """The daily spend ledger the arguments name (checked: it can be read)."""
+    tz = parse_timezone(getattr(args, "timezone", None))
+    state_dir = getattr(args, "state_dir", None)
+    spend = SpendLedger(Path(state_dir) if state_dir else default_state_dir(), DayClock(tz))
+    try:
+        spend.totals()
+    except OSError as e:
+        raise ConfigError(f"cannot use the state folder {spend.dir}: {e.strerror or e}") from None
+    return spend

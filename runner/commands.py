@@ -15,17 +15,20 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from runner import log as runlog
 from runner.api import ApiConfig, DashScopeClient
+from runner.budget import MoneyGuard, guard_from_args
 from runner.context import PipelineConfig
 from runner.errors import ApiError, ConfigError, InputError, LedgerError, LockHeld
 from runner.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
 from runner.limits import Limits, RealClock
 from runner.models import DEFAULT_REGION, REGIONS
+from runner.notify import notify_after_run
 from runner.pipeline import Outcome, Pipeline
 from runner.poller import PollConfig, PollSchedule
 from runner.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
@@ -72,6 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(str(issue), file=sys.stderr)
         url = base_url(args.base_url, region)
         out = Path(args.out) if args.out else Path("runs") / manifest.name
+        guard = guard_from_args(args, out, REGIONS[region].currency)
         lock = RunLock(out)
         lock.acquire()
     except LockHeld as e:
@@ -91,22 +95,41 @@ def run_command(args: argparse.Namespace) -> int:
             max_in_flight=args.max_in_flight,
             max_jobs=args.max_jobs,
             retry_failed=args.retry_failed,
+            regenerate_expired=getattr(args, "regenerate_expired", False),
             drain=args.drain,
             poll_interval=follow,
             reconcile_delay=min(1.0, follow),
         )
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
-        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll))
+        started = time.monotonic()
+        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard))
     except LedgerError as e:
         _err(str(e))
         return EXIT_USAGE
     finally:
         lock.release()
     _print_outcome(outcome, out)
-    return outcome.exit_code
+    code = outcome.exit_code
+    note = None
+    if guard is not None and guard.stopped:  # a cap stopped the run: say which, and what is left
+        note = guard.stop_message(len({job for job, _ in guard.refusals}))
+        _err(note)
+        code = code if code != EXIT_OK else EXIT_FAILED
+    notify_after_run(
+        args,
+        out,
+        code,
+        left=len(outcome.left),
+        orphans=len(outcome.orphans),
+        wall_seconds=time.monotonic() - started,
+        budget=note,
+    )
+    return code
 
 
-async def _run(cfg: PipelineConfig, manifest: Any, api: ApiConfig, poll: PollConfig) -> Outcome:
+async def _run(
+    cfg: PipelineConfig, manifest: Any, api: ApiConfig, poll: PollConfig, guard: MoneyGuard | None = None
+) -> Outcome:
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     state = await asyncio.to_thread(replay, out / LEDGER_NAME)
@@ -118,6 +141,9 @@ async def _run(cfg: PipelineConfig, manifest: Any, api: ApiConfig, poll: PollCon
         pipeline = Pipeline(
             cfg, manifest.jobs, client=client, ledger=ledger, state=state, limits=limits, schedule=schedule
         )
+        if guard is not None:
+            pipeline.ctx.guard = guard
+            guard.start(state.jobs.items())
         await pipeline.ctx.record(
             None,
             RUN_STARTED,
@@ -142,6 +168,8 @@ async def _run(cfg: PipelineConfig, manifest: Any, api: ApiConfig, poll: PollCon
         try:
             return await pipeline.run()
         finally:
+            if guard is not None:
+                guard.finish(state.jobs.items())
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             view_done.set()
