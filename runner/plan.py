@@ -192,6 +192,15 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
     with gc_paused():
         plan = build_plan(manifest)
         text = render_json(plan) if getattr(args, "json", False) else render_table(plan)
+    caps = (getattr(args, "budget", None), getattr(args, "daily_budget", None))
+    if not getattr(args, "json", False) and caps != (None, None):
+        from runner.budget import plan_caps  # --budget / --daily-budget: what each cap lets this plan do
+
+        try:
+            text += plan_caps(plan.cost, plan.currency, args)
+        except ConfigError as e:
+            print(f"error: {e}", file=err)
+            return EXIT_USAGE
     try:
         out.write(text)
         out.flush()
