@@ -349,3 +349,11 @@ def spend_from_args(args: Any) -> SpendLedger:
     except OSError as e:
         raise ConfigError(f"cannot use the state folder {spend.dir}: {e.strerror or e}") from None
     return spend
+
+
+def plan_caps(cost: float, currency: str, args: Any) -> str:
+    """The ``plan`` command's lines about ``--budget`` and ``--daily-budget`` (text to append)."""
+    daily = getattr(args, "daily_budget", None)
+    spend = spend_from_args(args) if daily is not None else None
+    lines = caps_lines(cost, currency, getattr(args, "budget", None), daily, spend)
+    return "".join(line + "\n" for line in lines)
