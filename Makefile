@@ -29,5 +29,8 @@ lint: venv
 bench: venv
 	$(BIN)/python -m bench
 
+chaos: venv
+	$(BIN)/python -m bench.chaos
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache
