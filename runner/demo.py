@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from runner.emulator.config import EmulatorConfig
@@ -45,7 +46,7 @@ PLAN_ROWS = 8
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: (output folder name, manifest file) of the runs; ``--quick`` keeps the first only.
 RUNS = (("detective", "detective.yaml"), ("matrix", "matrix.yaml"))
-EXIT_USAGE = 2
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 
 def _say(text: str = "") -> None:
@@ -132,6 +133,14 @@ def run_one(name: str, manifest: Path, out: Path, base_url: str, env: dict[str, 
     return code or status_code
 
 
+def _say_stats(stats: dict[str, Any], outs: Sequence[Path]) -> None:
+    """The emulator's own count of create requests: the proof that no job was paid for twice."""
+    jobs = sum(len(replay(out / LEDGER_NAME).jobs) for out in outs if (out / LEDGER_NAME).is_file())
+    twice = sum(1 for n in stats.get("submissions_by_body", {}).values() if n > 1)
+    _heading("the emulator's count")
+    _say(f"{stats.get('submitted', 0)} create requests accepted for {jobs} jobs; {twice} request bodies sent twice")
+
+
 def where(outs: Sequence[Path]) -> None:
     _heading("where things are")
     for out in outs:
@@ -180,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_USAGE
             outs.append(out)
             worst = worst or code
+        _say_stats(emulator.stats(), outs)
+    except KeyboardInterrupt:  # Ctrl-C reached the runs too: each saved its state and exited 130
+        print("demo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         emulator.stop()
     where(outs)

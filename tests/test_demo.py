@@ -18,8 +18,9 @@ def _task_ids(out: Path) -> set[str]:
 
 
 def test_quick_demo_leaves_videos_ledger_status_and_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--runs", str(tmp_path), "--quick", "--quiet"]) == 0
+    code = main(["--runs", str(tmp_path), "--quick", "--quiet"])
     printed = capsys.readouterr().out
+    assert code == 0, printed
     out = tmp_path / "detective"
     assert "plan detective-trailer in cn-beijing" in printed
     assert "cost: 9.00 CNY" in printed
@@ -27,6 +28,7 @@ def test_quick_demo_leaves_videos_ledger_status_and_gallery(tmp_path: Path, caps
     assert "more rows" in printed  # the 60-row nightly plan is cut short
     assert "detective-trailer: 1 jobs" in printed and "downloaded  1" in printed  # `wanbatch status`
     assert "demo: every run finished" in printed
+    assert "1 create requests accepted for 1 jobs; 0 request bodies sent twice" in printed  # the emulator's count
     videos = sorted((out / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 0
     assert videos[0].with_suffix(".json").is_file()
@@ -37,7 +39,8 @@ def test_quick_demo_leaves_videos_ledger_status_and_gallery(tmp_path: Path, caps
     assert "sk-wanbatch-demo" not in (out / "ledger.jsonl").read_text()
 
     first = _task_ids(out)
-    assert main(["--runs", str(tmp_path), "--quick", "--quiet"]) == 0  # re-running works: a fresh run
+    code = main(["--runs", str(tmp_path), "--quick", "--quiet"])  # re-running works: a fresh run
+    assert code == 0, capsys.readouterr().out
     second = _task_ids(out)
     assert len(first) == len(second) == 1 and first != second
     assert len(list((out / "videos").glob("*.mp4"))) == 1
