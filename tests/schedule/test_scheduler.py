@@ -17,48 +17,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from runner.cli import build_parser, run_options_parser
+from runner.emulator.server import ThreadedEmulator
 from runner.errors import ConfigError
 from runner.schedule import Scheduler, next_time, options_argv, parse_cron
 
+from .clock import FakeClock, settle
+from .conftest import FAST, KEY, ledger, wanbatch, write_manifest
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class FakeClock:
-    """Virtual wall time: ``sleep_until`` waits until the test moves time past the moment."""
-
-    def __init__(self, start: float) -> None:
-        self.t = start
-        self.waiters: list[tuple[float, asyncio.Future[None]]] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep_until(self, when: float) -> None:
-        if when <= self.t:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append((when, fut))
-        await fut
-
-    async def advance_to(self, t: float) -> None:
-        """Move time to ``t`` through every waiter's moment in order, letting tasks react at each one."""
-        while True:
-            await _settle()
-            due = sorted(w for w, f in self.waiters if not f.done() and w <= t)
-            if not due:
-                break
-            self.t = max(self.t, due[0])
-            for w, f in self.waiters:
-                if w <= self.t and not f.done():
-                    f.set_result(None)
-            self.waiters = [(w, f) for w, f in self.waiters if not f.done()]
-        self.t = max(self.t, t)
-        await _settle()
-
-
-async def _settle() -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
 
 
 def utc(text: str) -> float:
@@ -125,7 +91,7 @@ async def test_missed_times_are_not_made_up() -> None:
 
     sched = Scheduler("0 * * * *", ["m.yaml"], launch, clock=clock, tz=ZoneInfo("UTC"))
     task = asyncio.create_task(sched.run())
-    await _settle()
+    await settle()
     clock.t = utc("2026-12-01T05:30:00")  # the host slept five and a half hours
     await clock.advance_to(utc("2026-12-01T06:00:00"))
     sched.stop()
@@ -148,46 +114,55 @@ def test_run_options_are_handed_to_each_run() -> None:
 
 def _env(**extra: str) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE")}
-    e.update(PYTHONPATH=str(ROOT), DASHSCOPE_API_KEY="sk-schedTESTkey0001", **extra)
+    e.update(PYTHONPATH=str(ROOT), DASHSCOPE_API_KEY=KEY, **extra)
     return e
 
 
-def test_schedule_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    manifest = tmp_path / "m.yaml"
-    manifest.write_text("version: 1\njobs:\n  - name: a\n    prompt: hi\n", encoding="utf-8")
+def test_a_real_schedule_runs_a_manifest_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, emulator: ThreadedEmulator
+) -> None:
+    """``wanbatch schedule`` as a process, every second: it starts a real run against the emulator with the
+    run options it was given, never a second one while the first goes on, and exits 0 on SIGTERM."""
+    manifest = write_manifest(tmp_path / "m.yaml", ["s0", "s1"])
+    out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "schedule", "--cron", "0 2 * * *", str(manifest)],
+        [sys.executable, "-m", "runner", "schedule", "--cron", "* * * * * *", str(manifest), "--out", str(out),
+         "--base-url", emulator.base_url, "--max-jobs", "1", "--timezone", "UTC", *FAST],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        assert proc.stderr is not None
-        seen = ""
-        while "schedule.next" not in seen and time.monotonic() < deadline:
-            seen += proc.stderr.readline()
-        assert "schedule.next" in seen, seen
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lines = ledger(out) if (out / "ledger.jsonl").exists() else []
+            if any(x["event"] == "run.finished" for x in lines):
+                break
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert "schedule.stopped" in err
-    assert "sk-schedTESTkey0001" not in seen + err
+    assert proc.returncode == 0, err[-3000:]
+    assert "schedule.run_started" in err and "schedule.stopped" in err
+    starts = [x for x in ledger(out) if x["event"] == "run.started"]
+    finished = [x for x in ledger(out) if x["event"] == "run.finished"]
+    assert finished and finished[0]["exit_code"] == 1  # --max-jobs 1 was handed over: one of two jobs done
+    assert len(starts) - len(finished) <= 1  # a run cut short by SIGTERM saves its state (exit 130)
+    for a, b in zip(starts[1:], finished, strict=False):  # each run began after the previous one ended
+        assert a["ts"] >= b["ts"]
+    assert emulator.stats()["duplicates"] == 0
+    assert KEY not in err
 
 
-def test_schedule_refuses_bad_input_at_once(tmp_path: Path) -> None:
-    manifest = tmp_path / "m.yaml"
-    manifest.write_text("version: 1\njobs:\n  - name: a\n    prompt: hi\n", encoding="utf-8")
-
-    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "runner", "schedule", *args], cwd=tmp_path, env=_env(**env),
-                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
-
-    assert "invalid cron" in run("--cron", "nightly", str(manifest)).stderr
-    r = run("--cron", "0 2 * * *", str(manifest), str(manifest), "--out", "x")
-    assert r.returncode == 2 and "--out" in r.stderr
-    r = run("--cron", "0 2 * * *", str(tmp_path / "missing.yaml"))
-    assert r.returncode == 2 and "no such manifest" in r.stderr
-    r = run("--cron", "0 2 * * *", str(manifest), "--timezone", "Nowhere/Land")
-    assert r.returncode == 2 and "unknown timezone" in r.stderr
+def test_schedule_refuses_bad_input_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = write_manifest(tmp_path / "m.yaml", ["a"])
+    code, _, err = wanbatch(capsys, "schedule", "--cron", "nightly", str(manifest))
+    assert code == 2 and "invalid cron" in err
+    code, _, err = wanbatch(capsys, "schedule", "--cron", "0 2 * * *", str(manifest), str(manifest), "--out", "x")
+    assert code == 2 and "--out" in err
+    code, _, err = wanbatch(capsys, "schedule", "--cron", "0 2 * * *", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "no such manifest" in err
+    code, _, err = wanbatch(capsys, "schedule", "--cron", "0 2 * * *", str(manifest), "--timezone", "Nowhere/Land")
+    assert code == 2 and "unknown timezone" in err
+    code, _, err = wanbatch(capsys, "schedule", str(manifest))
+    assert code == 2 and "--cron" in err
