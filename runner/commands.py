@@ -242,7 +242,10 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def cancel_command(args: argparse.Namespace) -> int:
-    """``wanbatch cancel DIR``: cancel the run's PENDING tasks (RUNNING ones cannot be cancelled)."""
+    """``wanbatch cancel DIR``: cancel the run's PENDING tasks (RUNNING ones cannot be cancelled).
+
+    Exit 0 when every task the ledger knows as PENDING was cancelled, 1 when some could not be (it had
+    started meanwhile: that job is left running), 2 bad input, 3 a run holds the folder."""
     try:
         key = api_key()
         runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key])
@@ -257,11 +260,14 @@ def cancel_command(args: argparse.Namespace) -> int:
     except (InputError, LedgerError) as e:
         _err(str(e))
         return EXIT_USAGE
+    running = sum(1 for j in state.jobs.values() if j.state == "running")
     try:
         canceled, kept = asyncio.run(_cancel(Path(args.dir), state, ApiConfig(url, key)))
     finally:
         lock.release()
     print(f"{args.dir}: canceled {canceled} task(s); {kept} could not be canceled (already running or done)")
+    if running:
+        print(f"  {running} task(s) were already RUNNING (the API cancels PENDING tasks only); they will finish")
     return EXIT_OK if kept == 0 else EXIT_FAILED
 
 

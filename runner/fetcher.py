@@ -26,6 +26,13 @@ from runner.submitter import fail
 VIDEOS = "videos"
 #: A URL this close to its expiry is refreshed before the download starts.
 _EXPIRY_MARGIN = 5.0
+#: Queries that may answer an already-expired URL (clock skew, a lagging store) before the job is failed;
+#: more would loop forever on a task whose video is gone.
+_STALE_REFRESHES = 1
+
+
+def _expired(expires: float | None) -> bool:
+    return expires is not None and expires <= time.time() + _EXPIRY_MARGIN
 
 
 def video_path(job: Job) -> Path:
@@ -61,10 +68,19 @@ async def fetch_one(ctx: RunContext, session: aiohttp.ClientSession, job: Job) -
     expect = Expect(width, height, float(job.spec.duration))
     retry = Retry(attempts=3, base=0.5, cap=10.0)
     failures = 0
+    stale = 0  # refreshes in a row that answered an already-expired URL
     while True:
         url = job.state.video_url
-        expires = job.state.url_expires
-        if not url or (expires is not None and expires <= time.time() + _EXPIRY_MARGIN):
+        if not url or _expired(job.state.url_expires):
+            if stale > _STALE_REFRESHES:
+                expires = job.state.url_expires
+                when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires)) if expires else "?"
+                message = f"the task keeps answering a video URL that expired at {when}"
+                await fail(ctx, job, "download", "UrlExpired", message, task_id=job.state.task_id)
+                return
+            if stale and not await ctx.sleep(min(10.0, 0.5 * 2**stale)):
+                raise Stopped
+            stale += 1
             if not await refresh(ctx, job):
                 return
             continue
@@ -78,6 +94,7 @@ async def fetch_one(ctx: RunContext, session: aiohttp.ClientSession, job: Job) -
                 return
             if not await refresh(ctx, job):
                 return
+            stale = 0
             continue
         except DownloadError as exc:
             failures += 1
@@ -110,6 +127,8 @@ async def refresh(ctx: RunContext, job: Job) -> bool:
         await fail(ctx, job, "download", exc.code or "QueryFailed", str(exc), exc.request_id, task_id)
         return False
     if info.status == "SUCCEEDED" and info.video_url:
+        if info.video_url == job.state.video_url and info.url_expires == job.state.url_expires:
+            return True  # nothing new to record
         await ctx.record(
             job,
             SUCCEEDED,

@@ -8,7 +8,9 @@ its last known state says it belongs (DESIGN.md "Resume rules"):
 * ``pending`` / ``running`` → the tracker; never submitted again;
 * ``succeeded`` → the downloader (which asks the task for a fresh URL when it expired);
 * ``downloaded`` → nothing, if the file is there with its sha256; otherwise the downloader;
-* ``failed`` (and ``expired``) → left alone unless ``--retry-failed``; ``canceled`` → left alone;
+* ``failed`` (and ``expired``) → left alone unless ``--retry-failed``; then a job that failed at the
+  download stage goes back to the downloader (its task succeeded and billed), the others are submitted
+  again; ``canceled`` → left alone;
 * ledger jobs the manifest no longer has → reported (``orphans``), never touched.
 
 Rate and concurrency are separate limits (aiometer style): a per-model sliding-window submit limiter and a
@@ -131,7 +133,10 @@ class Pipeline:
             log.warning("run.orphans", count=len(self.orphans), names=self.orphans[:20])
         for job in ctx.jobs.values():
             state = job.state.state
-            if state == "planned" or (state in ("failed", "expired") and cfg.retry_failed):
+            if state == "failed" and cfg.retry_failed and _video_exists(job.state):
+                ctx.open_jobs.add(job.id)  # the task succeeded and billed: fetch its video again, never regenerate
+                ctx.queue_download(job)
+            elif state == "planned" or (state in ("failed", "expired") and cfg.retry_failed):
                 if new_allowed <= 0:
                     ctx.left.add(job.id)
                     continue
@@ -210,6 +215,11 @@ def _submitted_clock(ctx: RunContext, st: JobState) -> float:
     """The limiter clock's reading at the task's submission, estimated from the ledger's wall time."""
     now = ctx.limits.clock.now()
     return now - max(0.0, time.time() - st.updated) if st.updated else now
+
+
+def _video_exists(st: JobState) -> bool:
+    """A failed job whose task SUCCEEDED (it failed at the download stage): the video is paid for."""
+    return st.failure is not None and st.failure.stage == "download" and st.task_status == "SUCCEEDED"
 
 
 async def _file_ok(out_dir: Path, st: JobState) -> bool:

@@ -50,16 +50,23 @@ def cli(
     )
 
 
-def spawn(*args: str, cwd: Path, environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start ``python -m runner ARGS`` without waiting."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", *args],
-        cwd=cwd,
-        env=environ if environ is not None else env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def spawn(*args: str, cwd: Path, log: str = "runner", environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m runner ARGS`` without waiting. Its output goes to ``cwd/LOG.out`` and ``cwd/LOG.err``
+    (a pipe nobody reads could fill and stall the runner); ``output(cwd, log)`` reads them."""
+    with open(cwd / f"{log}.out", "w") as out, open(cwd / f"{log}.err", "w") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "runner", *args],
+            cwd=cwd,
+            env=environ if environ is not None else env(),
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
+
+
+def output(cwd: Path, log: str = "runner") -> tuple[str, str]:
+    """(stdout, stderr) of the process ``spawn`` started with ``log``."""
+    return (cwd / f"{log}.out").read_text(encoding="utf-8"), (cwd / f"{log}.err").read_text(encoding="utf-8")
 
 
 def write_manifest(
@@ -136,3 +143,30 @@ def assert_no_key(out: Path, *texts: str) -> None:
             assert KEY.encode() not in path.read_bytes(), f"the API key leaked into {path}"
     for text in texts:
         assert KEY not in text
+
+
+def server_tasks(emu: ThreadedEmulator) -> dict[str, list[tuple[str, str]]]:
+    """The emulator's tasks by request-body digest: ``[(task_id, status), …]`` in submission order. Read once
+    the runner has exited (the emulator is idle then)."""
+    store = emu.state.store
+    now = emu.state.clock()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for task in store.order:
+        out.setdefault(task.req.digest, []).append((task.task_id, store.status(task, now)))
+    return out
+
+
+def assert_never_paid_twice(emu: ThreadedEmulator, out: Path) -> None:
+    """No request body has two tasks that bill (only FAILED or CANCELED ones cost nothing), every task the
+    server made for a job's body is known to that job in the ledger or cost nothing, and a downloaded job's
+    video comes from its body's one billed task."""
+    state = replay(out / "ledger.jsonl")
+    owner = {tid: job for job in state.jobs.values() for tid in job.task_ids}
+    for digest, tasks in server_tasks(emu).items():
+        billed = [tid for tid, status in tasks if status not in ("FAILED", "CANCELED")]
+        assert len(billed) <= 1, f"body {digest[:8]} paid for {len(billed)} tasks: {tasks}"
+        for tid in billed:
+            assert tid in owner, f"task {tid} bills but no job of the ledger owns it (a lost create not adopted)"
+            job = owner[tid]
+            if job.state == "downloaded":
+                assert job.task_id == tid, (job.name, job.task_id, tid)

@@ -1,0 +1,54 @@
+"""``wanbatch cancel DIR``: the run's PENDING tasks are cancelled and recorded; RUNNING ones cannot be and
+are reported; exit 0 when every PENDING task was cancelled."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from runner.state import replay
+
+from .conftest import FAST, cli, ledger_lines, output, spawn, write_manifest
+from .test_interrupt import _wait_for
+
+JOBS = 8
+
+
+def test_cancel_cancels_the_pending_tasks_and_reports_the_running_ones(tmp_path: Path, emulator: Any) -> None:
+    # the server runs 5 wan2.6 tasks at once and queues the rest as PENDING. At speed 10 with seed 8 the
+    # first five are RUNNING within 1 s and run at least 12 s (drawn from the seed, runner/emulator/tasks.py),
+    # so the three queued ones stay PENDING far longer than the test needs
+    emu = emulator(speed=10.0, task_time=None, seed=8)
+    manifest = write_manifest(tmp_path / "m.yaml", JOBS)
+    out = tmp_path / "out"
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    proc = spawn(*args, "--max-in-flight", str(JOBS), "--qps", "20", cwd=tmp_path, log="run")
+    _wait_for(out, "submitted", JOBS)
+    deadline = time.monotonic() + 20
+    while emu.stats()["tasks_by_status"]["RUNNING"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130, output(tmp_path, "run")[1][-3000:]
+    by_status = emu.stats()["tasks_by_status"]
+    assert (by_status["RUNNING"], by_status["PENDING"]) == (5, JOBS - 5), by_status
+
+    c = cli("cancel", str(out), cwd=tmp_path)  # the base URL comes from the ledger's run.started line
+    stats = emu.stats()
+    canceled = [line for line in ledger_lines(out) if line["event"] == "canceled"]
+    assert len(canceled) == stats["canceled"] == JOBS - 5, (c.stdout, c.stderr[-2000:])
+    assert (stats["tasks_by_status"]["PENDING"], stats["tasks_by_status"]["RUNNING"]) == (0, 5)
+    assert c.returncode == 0, "every task the ledger knew as PENDING was canceled"
+    assert "5 task(s) were already RUNNING" in c.stdout
+    assert f"canceled {len(canceled)} task(s)" in c.stdout
+
+    state = replay(out / "ledger.jsonl")
+    assert sum(j.state == "canceled" for j in state.jobs.values()) == len(canceled)
+    s = json.loads(cli("status", str(out), "--json", cwd=tmp_path).stdout)
+    assert s["states"]["canceled"] == len(canceled)
+
+    again = cli("cancel", str(out), cwd=tmp_path)  # nothing PENDING is left: nothing is sent
+    assert emu.stats()["canceled"] == stats["canceled"]
+    assert again.returncode == 0
