@@ -8,7 +8,8 @@ its last known state says it belongs (DESIGN.md "Resume rules"):
 * ``pending`` / ``running`` → the tracker; never submitted again;
 * ``succeeded`` → the downloader (which asks the task for a fresh URL when it expired);
 * ``downloaded`` → nothing, if the file is there with its sha256; otherwise the downloader;
-* ``failed`` (and ``expired``) → left alone unless ``--retry-failed``; then a job that failed at the
+* ``expired`` (paid, video lost) → left alone unless ``--regenerate-expired``;
+* ``failed`` → left alone unless ``--retry-failed``; then a job that failed at the
   download stage goes back to the downloader (its task succeeded and billed), the others are submitted
   again; ``canceled`` → left alone;
 * ledger jobs the manifest no longer has → reported (``orphans``), never touched.
@@ -136,7 +137,11 @@ class Pipeline:
             if state == "failed" and cfg.retry_failed and _video_exists(job.state):
                 ctx.open_jobs.add(job.id)  # the task succeeded and billed: fetch its video again, never regenerate
                 ctx.queue_download(job)
-            elif state == "planned" or (state in ("failed", "expired") and cfg.retry_failed):
+            elif (
+                state == "planned"
+                or (state == "failed" and cfg.retry_failed)
+                or (state == "expired" and cfg.regenerate_expired)  # paid once already: only when asked
+            ):
                 if new_allowed <= 0:
                     ctx.left.add(job.id)
                     continue
