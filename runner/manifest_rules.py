@@ -19,6 +19,7 @@ from runner.models import (
     REGIONS,
     SEED_MAX,
     SEED_MIN,
+    TIER_SIZES,
     ModelSpec,
     all_model_names,
     resolve_model,
@@ -317,8 +318,12 @@ def suffix_part(name: str, value: Any, index: int, is_var: bool) -> str:
     return slug or f"{name}{index + 1}"
 
 
+_TIER_OF_SIZE = {size: t for t, sizes in TIER_SIZES.items() for size in sizes}
+
+
 def tier(size: str) -> str:
-    return tier_of(size) or ""
+    """The resolution tier of ``size`` ("" for an unknown size), by one dict look-up: it runs per job."""
+    return _TIER_OF_SIZE.get(size, "")
 
 
 Fields = dict[str, tuple[Any, Path]]

@@ -83,6 +83,13 @@ class LocatedLoader(_Base):  # type: ignore[misc]
     positions = True
     mark: Any = None
 
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        #: Plain scalars whose first character lets them be something else than a string (``name``,
+        #: ``true``, ``5.0``…) go through PyYAML's regexes; keys repeat on every job, so remember the result.
+        #: Every value so built is immutable (str, int, float, bool, None, date), so sharing it is safe.
+        self._plain: dict[str, Any] = {}
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is ScalarNode:
             if not implicit[0]:
@@ -131,8 +138,12 @@ class LocatedLoader(_Base):  # type: ignore[misc]
                     and (first != "0" or len(text) == 1)
                 ):
                     value = int(text)  # what YAML 1.1 resolves a short plain run of decimal digits to
-                else:
-                    value = self._scalar(event)
+                else:  # a plain scalar that may be a number, bool, null…: resolved once per distinct text
+                    value = self._plain.get(text, _END)
+                    if value is _END:
+                        value = self._scalar(event)
+                        if len(self._plain) < _PLAIN_CACHE_SIZE:
+                            self._plain[text] = value
             elif tag is None and not event.implicit[0]:
                 value = text  # quoted or block scalar
             else:
@@ -247,6 +258,7 @@ class LocatedLoader(_Base):  # type: ignore[misc]
 _MERGE_KEY = object()  # stands for a ``<<`` key while its mapping is built
 _END = object()  # the end of a mapping or sequence
 _DIGITS = frozenset("0123456789")
+_PLAIN_CACHE_SIZE = 4096
 
 
 def load_located(text: str, *, positions: bool = True) -> Any:

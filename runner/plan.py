@@ -20,7 +20,7 @@ from runner.models import DEFAULT_REGION, MODELS, REGIONS, TYPICAL_TASK_SECONDS
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedJob:
     """A job with what it costs: seconds of output video and their price in the region's currency."""
 

@@ -1,0 +1,247 @@
+"""Benchmark of ``wanbatch plan`` on generated 100,000-job manifests: wall time, CPU time and peak memory.
+
+    .venv/bin/python -m bench.bench_plan              # 100,000 jobs, 3 runs per case; writes docs/benchmarks/plan.md
+    .venv/bin/python -m bench.bench_plan --quick      # 10,000 jobs, 1 run; prints, writes nothing
+
+Every run is the real command path, ``python -m runner plan FILE [--json]`` in a fresh subprocess with its
+stdout to /dev/null, so the figures include interpreter start-up and imports. Peak memory is the child's own
+``ru_maxrss`` (from ``os.wait4``), CPU time its user + system time. A separate child times the stages once
+(YAML, validation + expansion, pricing, rendering) to show where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks" / "plan.md"
+TARGET_SECONDS, TARGET_MB = 3.0, 300.0
+
+
+# ---------------------------------------------------------------------------------------------- manifests
+
+
+def write_jobs_manifest(path: Path, n: int) -> None:
+    """``n`` jobs written out one by one (the largest file: ~14 MB for 100,000), each with its own prompt and
+    seed; every other prompt uses a var, every tenth job overrides the size."""
+    with path.open("w", encoding="utf-8") as f:
+        f.write(
+            "version: 1\nname: bench-jobs\ndefaults:\n  model: wan2.6-t2v\n  size: \"1280*720\"\n  duration: 5\n"
+            "  prompt_extend: true\nvars:\n  city: Paris\njobs:\n"
+        )
+        for i in range(n):
+            where = "{city}" if i % 2 else "Lisbon"
+            f.write(f"  - name: job-{i}\n    prompt: A detective walks through rainy {where} at night, take {i}.\n")
+            f.write(f"    seed: {i}\n")
+            if i % 10 == 0:
+                f.write('    size: "1920*1080"\n')
+
+
+def write_matrix_manifest(path: Path, n: int) -> None:
+    """10 jobs x a top-level matrix of seeds x a var axis of 10 cities: ``n`` jobs from a 6 kB file."""
+    seeds = max(1, n // 100)
+    with path.open("w", encoding="utf-8") as f:
+        f.write("version: 1\nname: bench-matrix\ndefaults:\n  model: wan2.6-t2v\n  size: \"1280*720\"\n")
+        f.write("vars:\n  city: Paris\nmatrix:\n")
+        f.write(f"  seed: [{', '.join(str(s) for s in range(seeds))}]\n")
+        f.write(f"  city: [{', '.join(f'city-{c}' for c in range(10))}]\n")
+        f.write("jobs:\n")
+        for j in range(10):
+            f.write(f"  - name: scene-{j}\n    prompt: Scene {j} in {{city}}, a fox runs through the streets.\n")
+
+
+SHAPES = {"jobs": write_jobs_manifest, "matrix": write_matrix_manifest}
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def run_plan(path: Path, as_json: bool) -> Run:
+    """One ``python -m runner plan`` in a fresh process; fails loudly unless it exits 0."""
+    argv = [sys.executable, "-m", "runner", "plan", str(path), *(["--json"] if as_json else [])]
+    with open(os.devnull, "wb") as devnull:
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, cwd=REPO, stdout=devnull, stderr=subprocess.PIPE)
+        assert child.stderr is not None
+        err = child.stderr.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        child.stderr.close()
+    if child.returncode != 0:
+        raise RuntimeError(f"plan exited {child.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+STAGES_CHILD = """
+import json, sys, time
+t = time.process_time()
+from runner.manifest import load_manifest
+from runner.manifest_yaml import load_located
+from runner.plan import build_plan, render_json, render_table
+out = {"imports": time.process_time() - t}
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read()
+t = time.process_time(); load_located(text, positions=False); out["yaml (alone)"] = time.process_time() - t
+t = time.process_time(); m = load_manifest(path); out["load_manifest (yaml + checks + expansion)"] = time.process_time() - t
+t = time.process_time(); p = build_plan(m); out["build_plan"] = time.process_time() - t
+t = time.process_time(); render_json(p); out["render_json"] = time.process_time() - t
+t = time.process_time(); render_table(p); out["render_table"] = time.process_time() - t
+print(json.dumps(out))
+"""
+
+
+def stages(path: Path) -> dict[str, float]:
+    res = subprocess.run(
+        [sys.executable, "-c", STAGES_CHILD, str(path)], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return {k: float(v) for k, v in json.loads(res.stdout).items()}
+
+
+def fmt(values: list[float], digits: int) -> str:
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.{digits}f}"
+    return f"{med:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+NOTES = """\
+## What made it fast enough (and what did not)
+
+See the "Changes" section below for what each optimisation bought; the figures above are after all of them.
+"""
+
+
+def render(rows: list[tuple[str, str, int, list[Run]]], stage_rows: dict[str, dict[str, float]], meta: dict[str, str]) -> str:
+    out = [
+        "# `wanbatch plan` benchmark",
+        "",
+        "What is measured: `python -m runner plan FILE [--json]` on generated manifests of "
+        f"{meta['jobs']} jobs, each run a fresh process with its output to /dev/null (start-up and imports "
+        "included). Wall time, CPU time (user + system) and peak memory (the child's `ru_maxrss`). "
+        f"Target: ≤ {TARGET_SECONDS:g} s and ≤ {TARGET_MB:g} MB on 2 cores.",
+        "",
+        "Reproduce:",
+        "",
+        "```",
+        ".venv/bin/python -m bench.bench_plan            # writes this file",
+        ".venv/bin/python -m bench.bench_plan --quick    # 10,000 jobs, one run, prints only",
+        "```",
+        "",
+        f"Machine: {meta['cores']} vCPUs ({meta['cpu']}), Python {meta['python']}, {meta['when']}. "
+        f"Load average (1/5/15 min) before: {meta['load_before']}, after: {meta['load_after']} — the machine was "
+        "shared with other test suites, so wall time is inflated by waiting for a core; CPU time is the "
+        "steadier figure.",
+        "",
+        f"Figures: median of {meta['runs']} runs (min–max).",
+        "",
+        "| manifest | output | jobs | file | wall s | CPU s | peak MB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for shape, mode, size, runs in rows:
+        out.append(
+            f"| {shape} | {mode} | {meta['jobs']} | {size / 1e6:.1f} MB | {fmt([r.wall for r in runs], 2)} | "
+            f"{fmt([r.cpu for r in runs], 2)} | {fmt([r.peak_mb for r in runs], 0)} |"
+        )
+    out += [
+        "",
+        "Manifests: **jobs** = every job written out (name, prompt, seed; half the prompts use a var, a tenth "
+        "override the size); **matrix** = 10 jobs × a top-level matrix of seeds × a var axis of 10 cities.",
+        "",
+        "## Where the time goes (CPU seconds, one in-process run each)",
+        "",
+        "| stage | " + " | ".join(stage_rows) + " |",
+        "|---|" + "---:|" * len(stage_rows),
+    ]
+    names = list(next(iter(stage_rows.values())))
+    for name in names:
+        out.append(f"| {name} | " + " | ".join(f"{stage_rows[s][name]:.2f}" for s in stage_rows) + " |")
+    out += ["", NOTES]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="10,000 jobs, one run, print only")
+    ap.add_argument("--jobs", type=int, default=None, help="jobs per manifest (default 100,000)")
+    ap.add_argument("--runs", type=int, default=None, help="runs per case (default 3)")
+    ap.add_argument("--out", type=Path, default=None, help=f"Markdown file to write (default {DOC.relative_to(REPO)})")
+    args = ap.parse_args(argv)
+    n = args.jobs or (10_000 if args.quick else 100_000)
+    runs = args.runs or (1 if args.quick else 3)
+    out_path = None if args.quick and args.out is None else (args.out or DOC)
+    meta = {
+        "jobs": f"{n:,}",
+        "runs": str(runs),
+        "cores": str(os.cpu_count()),
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_before": load_average(),
+    }
+    rows: list[tuple[str, str, int, list[Run]]] = []
+    stage_rows: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="wb-bench-plan-") as tmp:
+        for shape, write in SHAPES.items():
+            path = Path(tmp) / f"{shape}.yaml"
+            write(path, n)
+            size = path.stat().st_size
+            for mode, as_json in (("--json", True), ("table", False)):
+                results = []
+                for _ in range(runs):
+                    results.append(run_plan(path, as_json))
+                rows.append((shape, mode, size, results))
+                print(
+                    f"{shape:6} {mode:6} wall {fmt([r.wall for r in results], 2)} s  cpu {fmt([r.cpu for r in results], 2)} s"
+                    f"  peak {fmt([r.peak_mb for r in results], 0)} MB",
+                    flush=True,
+                )
+            stage_rows[shape] = stages(path)
+            print(f"{shape:6} stages " + ", ".join(f"{k} {v:.2f}" for k, v in stage_rows[shape].items()), flush=True)
+    meta["load_after"] = load_average()
+    text = render(rows, stage_rows, meta)
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(text, encoding="utf-8")
+        print(f"wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
