@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -150,6 +151,7 @@ async def run_hook(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # its own process group: a timeout ends the children it started too
         )
     except OSError as exc:
         log.warning("hook.failed", error=str(exc))
@@ -157,8 +159,8 @@ async def run_hook(
     try:
         out, _ = await asyncio.wait_for(proc.communicate(payload), time_limit)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         log.warning("hook.failed", error=f"still running after {time_limit:g} s: killed")
         return False
