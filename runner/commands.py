@@ -103,6 +103,7 @@ def run_command(args: argparse.Namespace) -> int:
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
         started = time.monotonic()
         outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard))
+        _write_gallery(out, outcome)
     except LedgerError as e:
         _err(str(e))
         return EXIT_USAGE
@@ -176,6 +177,24 @@ async def _run(
             if view_task is not None:
                 with contextlib.suppress(Exception):
                     await view_task
+
+
+def _write_gallery(out: Path, outcome: Outcome) -> None:
+    """Rebuild ``index.html`` (still under the run's lock). Skipped after an interrupt, which must exit within
+    about a second while poster frames cost a decode per new video: the next run, or ``wanbatch report``,
+    writes it. A failure here never fails the run: the videos and the ledger are what matter."""
+    logger = runlog.get_logger("wanbatch.run")
+    if outcome.interrupted:
+        logger.info("report.skipped", reason="interrupted")
+        return
+    try:
+        from runner.report import write_report
+
+        index = write_report(out)
+    except Exception as e:  # any failure of the gallery is only logged
+        logger.warning("report.failed", error=f"{type(e).__name__}: {e}")
+        return
+    logger.info("report.written", path=str(index))
 
 
 def _write_snapshot(path: Path, text: str) -> None:

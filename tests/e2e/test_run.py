@@ -27,6 +27,9 @@ def test_full_run_then_status_then_rerun(tmp_path: Path, emulator: Any) -> None:
     assert (out / "manifest.yaml").read_text(encoding="utf-8") == manifest.read_text(encoding="utf-8")
     events = [line["event"] for line in ledger_lines(out)]
     assert events[0] == "run.started" and events[-1] == "run.finished"
+    page = (out / "index.html").read_text(encoding="utf-8")  # the gallery is written at the end of the run
+    assert all(f"clip{i}" in page for i in range(6))
+    assert "report.written" in r.stderr
 
     s = cli("status", str(out), "--json", cwd=tmp_path)
     assert s.returncode == 0, s.stderr
@@ -54,8 +57,10 @@ def test_missing_file_is_downloaded_again_without_a_new_task(tmp_path: Path, emu
     assert cli(*args, cwd=tmp_path).returncode == 0
     victim = sorted((out / "videos").glob("*.mp4"))[0]
     victim.unlink()
+    (out / "index.html.tmp").mkdir()  # the gallery cannot be written: the run must not fail for it
     r = cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert '"report.failed"' in r.stderr
     assert_complete(out, 2)
     assert emu.stats()["submitted"] == 2
 
