@@ -146,6 +146,7 @@ class SpendLedger:
         self.dir = Path(state_dir)
         self.days = days or DayClock()
         self.durable = durable
+        self._cache: dict[date, tuple[int, int, _Fold]] = {}  # day -> (inode, bytes folded, fold)
 
     def path(self, day: date) -> Path:
         return self.dir / f"spend-{day.isoformat()}.jsonl"
@@ -177,12 +178,24 @@ class SpendTxn:
         self.ledger = ledger
 
     def fold(self, day: date) -> _Fold:
-        fold = _Fold()
+        """The day's lines folded. Incremental: the file is append-only, so only the bytes written since
+        this ledger last read it are parsed (a reservation costs O(new lines), not O(the day's lines))."""
+        path = self.ledger.path(day)
         try:
-            raw = self.ledger.path(day).read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return fold
-        for text in raw.split(b"\n"):
+            self.ledger._cache.pop(day, None)
+            return _Fold()
+        try:
+            st = os.fstat(fd)
+            ino, offset, fold = self.ledger._cache.get(day, (st.st_ino, 0, _Fold()))
+            if ino != st.st_ino or st.st_size < offset:  # replaced or cut: read it again from the start
+                offset, fold = 0, _Fold()
+            data = os.pread(fd, st.st_size - offset, offset) if st.st_size > offset else b""
+        finally:
+            os.close(fd)
+        whole = data.rfind(b"\n") + 1  # a torn tail is left for the next read
+        for text in data[:whole].split(b"\n"):
             if not text.strip():
                 continue
             try:
@@ -190,6 +203,7 @@ class SpendTxn:
             except ValidationError:
                 # only a torn append (a process killed mid-write, so its submit never left) can make one
                 fold.skipped += 1
+        self.ledger._cache[day] = (st.st_ino, offset + whole, fold)
         return fold
 
     def totals(self, day: date) -> DayTotals:

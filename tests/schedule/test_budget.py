@@ -220,9 +220,13 @@ def test_a_torn_spend_line_is_ignored(tmp_path: Path) -> None:
         txn.append(days.day(), "reserve", "k1", 1.0)
     with spend.path(days.day()).open("ab") as f:
         f.write(b'{"ts": 1, "op": "reserve", "key": "k2", "amo')
+    assert spend.totals().total == 1.0  # the torn tail is not read (and not remembered as read)
+    other = SpendLedger(tmp_path, days)  # another run's view of the same folder
+    assert other.totals().total == 1.0
     with spend.transaction() as txn:
         txn.append(days.day(), "reserve", "k3", 1.5)
     assert spend.totals().total == 2.5
+    assert other.totals().total == 2.5  # it reads only what was appended since, and sees it
 
 
 def test_state_dir_and_timezone_defaults() -> None:
