@@ -143,19 +143,21 @@ def drawn_times(seed: int, n: int, speed: float) -> list[float]:
 
 
 def list_schedule(times: Sequence[float], c: int = C, qps: float = QPS) -> float:
-    """Makespan of greedy list scheduling in submission order: task i may start at i/qps, on the first free
-    of c slots. The optimum for a client that cannot know the durations before the tasks end."""
+    """Makespan of greedy list scheduling in submission order: task i may start at ⌊i/qps⌋ seconds (the quota
+    admits qps creates in any 1-s window, so they may go together), on the first free of c slots. The optimum
+    for a client that cannot know the durations before the tasks end."""
     free = [0.0] * c
     end = 0.0
     for i, t in enumerate(times):
         k = min(range(c), key=free.__getitem__)
-        start = max(i / qps, free[k])
+        start = max(float(i // int(qps)), free[k])
         free[k] = start + t
         end = max(end, free[k])
     return end
 
 
 def fixed_bound(n: int, t: float) -> float:
+    """The issue's bound: max(N/QPS, ⌈N/C⌉·T)."""
     return max(n / QPS, math.ceil(n / C) * t)
 
 
@@ -270,6 +272,16 @@ def scenarios() -> list[Scenario]:
     return out
 
 
+def long_scenarios() -> list[Scenario]:
+    """Drawn task times at a small compression (speed ≈ 3: tasks of 17–100 s, mean ≈ 48 s), few jobs: where
+    the real-time constants (poll budget, SDK sleeps, quota windows) weigh about as much as in real life."""
+    return [Scenario("long wanbatch", "wanbatch", "drawn", "queue"), Scenario("long peer", "peer", "drawn", "queue")]
+
+
+def all_scenarios() -> list[Scenario]:
+    return scenarios() + long_scenarios()
+
+
 def run_scenario(sc: Scenario, n: int, t_real: float, rep: int, work: Path, inputs: Path) -> Run:
     d = work / f"rep{rep}" / sc.name.replace(" ", "-")
     d.mkdir(parents=True)
@@ -287,12 +299,12 @@ def run_scenario(sc: Scenario, n: int, t_real: float, rep: int, work: Path, inpu
     try:
         started = time.perf_counter()
         if sc.client == "wanbatch":
-            argv = [sys.executable, "-m", "runner", "run", str(inputs / "manifest.yaml"), "--out", str(d / "out"),
+            argv = [sys.executable, "-m", "runner", "run", str(inputs / f"manifest{n}.yaml"), "--out", str(d / "out"),
                     "--base-url", emu.base_url, "--expected-task-time", f"{typical:.4g}",
                     "--min-poll-interval", f"{1.0 / speed:.4g}", *sc.run_args]  # fmt: skip
         else:
             argv = [sys.executable, "-m", "bench.peer_sdk", "--base-url", emu.base_url, "--jobs",
-                    str(inputs / "jobs.json"), "--threads", str(C), "--out", str(d / "out"),
+                    str(inputs / f"jobs{n}.json"), "--threads", str(C), "--out", str(d / "out"),
                     "--result", str(d / "result.json")]  # fmt: skip
         with open(d / "client.log", "wb") as log:
             proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
@@ -301,6 +313,7 @@ def run_scenario(sc: Scenario, n: int, t_real: float, rep: int, work: Path, inpu
     finally:
         emu_fin = emu.stop()
     run = Run(sc.name, sc.client, sc.kind, sc.mode, n, bound, typical, fin, emu_fin.cpu, stats)
+    run.extra["rep"] = rep
     if sc.client == "wanbatch":
         analyse_wanbatch(run, d / "out")
     else:
@@ -314,24 +327,39 @@ def run_scenario(sc: Scenario, n: int, t_real: float, rep: int, work: Path, inpu
     return run
 
 
-def run_rep(rep: int, n: int, t_real: float, work: Path, inputs: Path) -> list[Run]:
-    results: dict[str, Run] = {}
-    errors: list[BaseException] = []
+class Batch:
+    """Scenarios running at the same time, each in a thread (the work is in subprocesses)."""
 
-    def target(sc: Scenario) -> None:
-        try:
-            results[sc.name] = run_scenario(sc, n, t_real, rep, work, inputs)
-        except BaseException as e:  # reported after the join
-            errors.append(e)
+    def __init__(self) -> None:
+        self.results: list[Run] = []
+        self.errors: list[BaseException] = []
+        self.threads: list[threading.Thread] = []
 
-    threads = [threading.Thread(target=target, args=(sc,)) for sc in scenarios()]
-    for th in threads:
+    def start(self, sc: Scenario, n: int, t_real: float, rep: int, work: Path, inputs: Path) -> None:
+        def target() -> None:
+            try:
+                self.results.append(run_scenario(sc, n, t_real, rep, work, inputs))
+            except BaseException as e:  # reported after the join
+                self.errors.append(e)
+
+        th = threading.Thread(target=target, name=f"{sc.name} {rep}")
         th.start()
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
-    return [results[sc.name] for sc in scenarios()]
+        self.threads.append(th)
+
+    def join(self) -> list[Run]:
+        for th in self.threads:
+            th.join()
+        if self.errors:
+            raise self.errors[0]
+        return self.results
+
+
+def run_rep(rep: int, n: int, t_real: float, work: Path, inputs: Path) -> list[Run]:
+    batch = Batch()
+    for sc in scenarios():
+        batch.start(sc, n, t_real, rep, work, inputs)
+    order = [sc.name for sc in scenarios()]
+    return sorted(batch.join(), key=lambda r: order.index(r.scenario))
 
 
 # ----------------------------------------------------------------------------------------- scale
@@ -514,9 +542,14 @@ def plot(reps: list[list[Run]]) -> None:
     import matplotlib.pyplot as plt
 
     first = {r.scenario: r for r in reps[0]}
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=False)
-    for ax, kind in zip(axes, ("fixed", "drawn"), strict=True):
-        for name, style in ((f"wanbatch {kind} queue", "-"), (f"peer {kind}", "--")):
+    panels = {
+        "fixed": ("wanbatch fixed queue", "peer fixed", "fixed task times, compressed"),
+        "drawn": ("wanbatch drawn queue", "peer drawn", "drawn task times, compressed"),
+        "long": ("long wanbatch", "long peer", "drawn task times, small compression (long)"),
+    }
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8.5), sharex=False)
+    for ax, (wb_name, peer_name, title) in zip(axes, panels.values(), strict=True):
+        for name, style in ((wb_name, "-"), (peer_name, "--")):
             run = first.get(name)
             if run is None or not run.intervals:
                 continue
@@ -526,9 +559,10 @@ def plot(reps: list[list[Run]]) -> None:
                 cur += dlt
                 xs.append(t)
                 ys.append(cur)
-            ax.step(xs, ys, style, where="post", label=f"{name.split()[0]} (makespan {run.makespan:.0f} s)")
+            who = "peer" if "peer" in name else "wanbatch"
+            ax.step(xs, ys, style, where="post", label=f"{who} (makespan {run.makespan:.0f} s)")
         ax.axhline(C, color="grey", lw=0.5)
-        ax.set_title(f"tasks in processing on the server, {kind} task times (repetition 1)", fontsize=10)
+        ax.set_title(f"tasks in processing on the server: {title} (repetition 1)", fontsize=10)
         ax.set_ylabel("tasks")
         ax.legend(loc="lower center", fontsize=8)
     axes[-1].set_xlabel("seconds since the first submission")
@@ -537,13 +571,14 @@ def plot(reps: list[list[Run]]) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    for name, style in (("wanbatch fixed queue", "-"), ("wanbatch fixed reject", "-"), ("wanbatch drawn queue", "-"),
-                        ("peer fixed", "--"), ("peer drawn", "--")):  # fmt: skip
+    for name, style in (("wanbatch fixed queue", "-"), ("wanbatch drawn queue", "-"), ("long wanbatch", "-"),
+                        ("peer fixed", "--"), ("peer drawn", "--"), ("long peer", "--")):  # fmt: skip
         shares = sorted(100 * x for rep in reps for r in rep if r.scenario == name for x in r.delay_share)
         if shares:
             ax.plot(shares, [(i + 1) / len(shares) for i in range(len(shares))], style, label=name)
     ax.axvline(2.0, color="grey", lw=0.5)
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
     ax.set_xlabel("detection delay, % of the task's own time (log scale above 1 %)")
     ax.set_ylabel("share of tasks")
     ax.set_title("detection delay: task end → the client sees it (all repetitions)", fontsize=10)
@@ -612,7 +647,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         "client CPU ms / job | client peak RSS MB | jobs done |"
     )
     add("|---|---|---|---|---|---|---|---|---|---|")
-    for sc in scenarios():
+    for sc in all_scenarios():
         runs = by(reps, sc.name)
         if not runs:
             continue
@@ -642,6 +677,24 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
     mism = [r.extra.get("draw_mismatch", 0) for r in by(reps, "wanbatch drawn reject")]
     add(f"Drawn-time check: tasks whose server time differs from the recomputed draw by > 10 ms: {sum(mism):.0f}.")
     add("")
+    fq = by(reps, "wanbatch fixed queue")
+    if fq:
+        waves = math.ceil(n / C)
+        gap = mval([r.makespan - r.bound for r in fq])
+        det = mval([waves * statistics.mean(r.delays) for r in fq if r.delays])
+        add(
+            f"Where the gap goes (wanbatch fixed queue): makespan − bound = {gap:.1f} s; the mean detection delay "
+            f"times the ⌈N/C⌉ = {waves} waves = {det:.1f} s of it. With 5 tasks that end together, each wanting a "
+            "poll every 2 % of a 2-s task (125 polls/s in all), the runner's own budget of 8 polls/s (PollConfig."
+            "budget_qps, real seconds: it does not scale with `--speed`) spreads the detections of a wave over "
+            "≈ 0.6 s; the slot of a task stays empty from its end until it is seen. The rest is the ramp (the "
+            "first wave is polled on the prior, before any task was seen to end) and the last downloads. With "
+            "tasks 24–70× longer (a real night) the same budget covers the 2 % schedule (see the long rows): the "
+            "compressed ratios are an upper bound. In `queue` mode, `--max-in-flight` above the quota hides the "
+            "detection delay entirely (the server starts a queued task the moment a slot frees): see `wrong "
+            "queue`, which sits closest to the bound."
+        )
+        add("")
     add("## Detection delay")
     add("")
     add(
@@ -652,7 +705,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
     add("")
     add("| scenario | p50 % of T | p95 % of T | p50 ms | p95 ms | query QPS (mean) |")
     add("|---|---|---|---|---|---|")
-    for sc in scenarios():
+    for sc in all_scenarios():
         runs = by(reps, sc.name)
         if not runs or sc.name.startswith("wrong"):
             continue
@@ -671,11 +724,15 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         )
         add(f"| {sc.name} | {cols} |")
     p95 = max(mval([100 * r.quantile(0.95) for r in by(reps, f"wanbatch {k}")]) for k in wb)
-    qps = max(mval([r.query_qps for r in by(reps, f"wanbatch {k}")]) for k in wb)
+    long_p95 = mval([100 * r.quantile(0.95) for r in by(reps, "long wanbatch")])
+    qps = max(mval([r.query_qps for r in by(reps, f"wanbatch {k}")]) for k in (*wb, "long"))
     add("")
     add(
-        f"Target p95 ≤ 2 % of T: worst wanbatch scenario {p95:.1f} %: {verdict(p95 <= 2.0)}; query budget ≤ 10/s: "
-        f"{qps:.1f}/s mean: {verdict(qps <= 10)}."
+        f"Target p95 ≤ 2 % of T: at the small compression (long wanbatch) {long_p95:.1f} %: "
+        f"{verdict(long_p95 <= 2.0)}; compressed 40× to 70×, worst {p95:.1f} %: {verdict(p95 <= 2.0)} (there the "
+        "runner's fixed budget of 8 polls/s, not the schedule, decides: 5 tasks ending together each want a poll "
+        "every 2 % of a 2-s task, 125 polls/s). Query budget ≤ 10/s: worst mean "
+        f"{qps:.1f}/s: {verdict(qps <= 10)}."
     )
     add("")
     add(f"![detection delay]({PNG_DELAY.name})")
@@ -693,13 +750,15 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
     )
     add("|---|---|---|---|---|---|")
     ok_all = True
-    for kind in ("fixed", "drawn"):
+    for kind in ("fixed", "drawn", "long"):
         q, rj, p = by(reps, f"wanbatch {kind} queue"), by(reps, f"wanbatch {kind} reject"), by(reps, f"peer {kind}")
+        if kind == "long":
+            q, rj, p = by(reps, "long wanbatch"), [], by(reps, "long peer")
         if not p:
             continue
         rq = [a.makespan / b.makespan for a, b in zip(q, p, strict=False)]
         rr = [a.makespan / b.makespan for a, b in zip(rj, p, strict=False)]
-        ok_all &= max(mval(rq), mval(rr)) <= 0.95 and mval([r.queries_per_task for r in q + rj]) < mval(
+        ok_all &= max(mval(rq), mval(rr) if rr else 0) <= 0.95 and mval([r.queries_per_task for r in q + rj]) < mval(
             [r.queries_per_task for r in p]
         )
         add(
@@ -711,8 +770,10 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         )
     add("")
     add(
-        f"Target wanbatch ≤ 0.95 × peer with fewer queries per task: {verdict(ok_all)} (at this compression; "
-        "see the note on time above: the peer's 1–5 s sleeps are real seconds against few-second tasks)."
+        f"Target wanbatch ≤ 0.95 × peer with fewer queries per task, in every row: {verdict(ok_all)}. The fixed "
+        "row depends on where T falls in the SDK's real-second poll grid (0, 1, 2, 4, 6, 8, 12, 16, 20, 25, 30, … s "
+        "after the create): a 2-s task is seen at the 2-s poll, a 2.5-s one only at 4 s. The drawn rows average "
+        "over that; the long row (tasks of 17–100 s) is the closest to a real night."
     )
     add("")
     add(f"![tasks in flight]({PNG_INFLIGHT.name})")
@@ -763,6 +824,20 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         add(f"| client CPU per submitted job, ms | {med([s['cpu_per_job_ms'] for s in scale], '{:.2f}')} | |")
         add(f"| client peak RSS, MB | {med([s['rss_mb'] for s in scale], '{:.0f}')} | ≤ 300: {verdict(rss <= 300)} |")
         add("")
+        add(
+            "Profile (pyinstrument, 2,000 jobs, 2026-12-02, one run, machine load ≈ 4): before commit 3e54e60 the "
+            "submitter sent one create at a time — intent fsync, round trip, answer fsync, then the next job — and "
+            "the process sat in `epoll` 40 % of the time: 63 submissions/s on 1,000 jobs, 98/s on 10,000. Since "
+            "then jobs pass the rate limiter in order and each create runs as its own task (intents share group "
+            "commits, round trips overlap): 229/s on the same 1,000-job run. What is left is CPU, spread thin, "
+            "about 4.5 ms per submitted job with the emulator on the other core: aiohttp's request machinery "
+            "for the create ≈ 25 %, `until_stop`/`_first` (two or three helper tasks per await) ≈ 15 %, the "
+            "`job.submitted` log line to stderr ≈ 8 %, ledger encode/commit ≈ 10 %, polls and downloads of the "
+            "tasks that already ended the rest. 500/s needs ≤ 2 ms per job: fewer helper tasks per await, no "
+            "per-job info line at this rate, and the poll budget (8/s) is what keeps 10,000 tasks from finishing "
+            "quickly once submitted (each needs at least one poll: ≥ 21 min at 8 polls/s)."
+        )
+        add("")
     if downloads:
         add(f"## Downloads: {int(downloads[0]['files'])} concurrent files on loopback")
         add("")
@@ -796,9 +871,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="40 jobs, 1 repetition, 1,000-job scale test")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=200)
-    ap.add_argument("--task-time", type=float, default=2.5, help="real seconds of a fixed task (default 2.5)")
+    ap.add_argument("--task-time", type=float, default=2.0, help="real seconds of a fixed task (default 2)")
+    ap.add_argument("--long-jobs", type=int, default=25, help="jobs of the long scenarios")
+    ap.add_argument("--long-task-time", type=float, default=48.0, help="mean real seconds of a long task")
     ap.add_argument("--scale-jobs", type=int, default=10_000)
-    ap.add_argument("--scale-seconds", type=float, default=45.0)
+    ap.add_argument("--scale-seconds", type=float, default=30.0)
     ap.add_argument("--files", type=int, default=20)
     ap.add_argument("--file-mb", type=int, default=32, help="size of each downloaded file")
     ap.add_argument("--only", choices=["runs", "scale", "downloads"])
@@ -810,18 +887,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.reps, args.jobs, args.scale_jobs, args.scale_seconds, args.file_mb = 1, 40, 1000, 20.0, 8
+        args.long_jobs, args.long_task_time = 10, 12.0
     t_start = time.perf_counter()
     load0 = " ".join(f"{x:.1f}" for x in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="wb-bench-run-"))
     inputs = work / "inputs"
     inputs.mkdir()
-    write_manifest(inputs / "manifest.yaml", args.jobs)
-    write_peer_jobs(inputs / "jobs.json", args.jobs)
+    for n in {args.jobs, args.long_jobs}:
+        write_manifest(inputs / f"manifest{n}.yaml", n)
+        write_peer_jobs(inputs / f"jobs{n}.json", n)
     reps: list[list[Run]] = []
     scale: list[dict[str, float]] = []
     downloads: list[dict[str, float]] = []
     try:
         if args.only in (None, "runs"):
+            long = Batch()
+            for rep in range(args.reps):  # in the background for the whole of the repetitions below
+                for sc in long_scenarios():
+                    long.start(sc, args.long_jobs, args.long_task_time, rep, work, inputs)
             for rep in range(args.reps):
                 t0 = time.perf_counter()
                 runs = run_rep(rep, args.jobs, args.task_time, work, inputs)
@@ -831,7 +914,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {r.scenario:<22} makespan {r.makespan:7.1f} s  ÷bound {r.ratio:.3f}  "
                           f"429 {r.throttled:4d}  q/task {r.queries_per_task:5.1f}  cpu {r.proc.cpu:5.1f} s  "
                           f"delay p50 {100 * r.quantile(0.5):5.1f}% p95 {100 * r.quantile(0.95):5.1f}%  "
-                          f"done {r.done}/{r.n}", flush=True)  # fmt: skip
+                          f"done {r.done}/{r.n}  wall {r.proc.wall:.0f} s", flush=True)  # fmt: skip
+            t0 = time.perf_counter()
+            for r in long.join():
+                reps[int(r.extra["rep"])].append(r)
+                print(f"  {r.scenario:<14} rep {r.extra['rep']:.0f} makespan {r.makespan:6.1f} s ÷bound {r.ratio:.3f}  "
+                      f"q/task {r.queries_per_task:5.1f}  delay p50 {100 * r.quantile(0.5):5.1f}% "
+                      f"p95 {100 * r.quantile(0.95):5.1f}%  done {r.done}/{r.n}", flush=True)  # fmt: skip
+            print(f"long scenarios done {time.perf_counter() - t0:.0f} s after the repetitions")
         if args.only in (None, "scale"):
             for rep in range(args.reps):
                 s = run_scale(args.scale_jobs, args.scale_seconds, work, rep)
