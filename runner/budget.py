@@ -80,6 +80,38 @@ class JobView(Protocol):
     def usage(self) -> dict[str, Any] | None: ...
 
 
+class _Book:
+    """Amounts per job with their sum kept exact (integer nano-units): O(1) per change, however many jobs."""
+
+    _NANO = 1_000_000_000
+
+    def __init__(self) -> None:
+        self._amounts: dict[str, float] = {}
+        self._sum = 0
+
+    def __contains__(self, job_id: str) -> bool:
+        return job_id in self._amounts
+
+    def get(self, job_id: str, default: float | None = None) -> float | None:
+        return self._amounts.get(job_id, default)
+
+    def put(self, job_id: str, amount: float) -> None:
+        self.pop(job_id)
+        self._amounts[job_id] = amount
+        self._sum += round(amount * self._NANO)
+
+    def pop(self, job_id: str, default: float | None = None) -> float | None:
+        amount = self._amounts.pop(job_id, None)
+        if amount is None:
+            return default
+        self._sum -= round(amount * self._NANO)
+        return amount
+
+    @property
+    def total(self) -> float:
+        return self._sum / self._NANO
+
+
 class MoneyGuard:
     """Reservations, settlements and releases of one run against ``--budget`` and ``--daily-budget``."""
 
@@ -102,8 +134,8 @@ class MoneyGuard:
         self.currency = currency
         self.on_change = on_change
         self._lock = threading.Lock()
-        self._reserved: dict[str, float] = {}
-        self._settled: dict[str, float] = {}
+        self._reserved = _Book()
+        self._settled = _Book()
         self._inherited: dict[str, float] = {}  # in flight from an earlier run: daily ledger only
         self._days: dict[str, date] = {}  # the spend-ledger day of each job's reservation
         self._last_daily: float | None = None
@@ -137,7 +169,7 @@ class MoneyGuard:
                     txn.append(day, "reserve", self._key(job_id), cost)
                     self._days[job_id] = day
                     self._last_daily = totals.total + cost
-            self._reserved[job_id] = cost
+            self._reserved.put(job_id, cost)
             self._changed()
             return True
 
@@ -161,7 +193,7 @@ class MoneyGuard:
             reserved = self._reserved.pop(job_id, None)
             if reserved is not None and billed > reserved + EPS:
                 log.warning("budget.overrun", job_id=job_id, reserved=reserved, billed=billed)
-            self._settled[job_id] = billed
+            self._settled.put(job_id, billed)
             self._daily(job_id, "settle", billed)
             self._changed()
 
@@ -247,7 +279,7 @@ class MoneyGuard:
     # ------------------------------------------------------------------------------------------ reading
 
     def _run_committed(self) -> float:
-        return sum(self._reserved.values()) + sum(self._settled.values())
+        return self._reserved.total + self._settled.total
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -256,8 +288,8 @@ class MoneyGuard:
     def _snap(self) -> Snapshot:
         return Snapshot(
             self.cap,
-            round(sum(self._reserved.values()), 9),
-            round(sum(self._settled.values()), 9),
+            self._reserved.total,
+            self._settled.total,
             self.daily_cap,
             self._last_daily,
         )

@@ -115,26 +115,47 @@ class DayTotals:
     day: date
     settled: float = 0.0
     reserved: float = 0.0
-    open_keys: frozenset[str] = frozenset()
+    open_count: int = 0  # reservations not yet settled or released
 
     @property
     def total(self) -> float:
         return self.settled + self.reserved
 
 
+_NANO = 1_000_000_000
+
+
 @dataclass
 class _Fold:
-    state: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Per key, the last op and its amount; running sums in integer nano-units (exact, O(1) per line)."""
+
+    state: dict[str, tuple[str, int]] = field(default_factory=dict)
+    settled: int = 0
+    reserved: int = 0
+    open_count: int = 0
     skipped: int = 0
 
     def apply(self, line: SpendLine) -> None:
-        self.state[line.key] = (line.op, line.amount)
+        old = self.state.get(line.key)
+        if old is not None:
+            self._count(*old, -1)
+        new = (line.op, round(line.amount * _NANO))
+        self.state[line.key] = new
+        self._count(*new, 1)
+
+    def _count(self, op: str, amount: int, sign: int) -> None:
+        if op == "settle":
+            self.settled += sign * amount
+        elif op == "reserve":
+            self.reserved += sign * amount
+            self.open_count += sign
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        found = self.state.get(key)
+        return None if found is None else (found[0], found[1] / _NANO)
 
     def totals(self, day: date) -> DayTotals:
-        settled = sum(a for op, a in self.state.values() if op == "settle")
-        reserved = sum(a for op, a in self.state.values() if op == "reserve")
-        open_keys = frozenset(k for k, (op, _) in self.state.items() if op == "reserve")
-        return DayTotals(day, round(settled, 9), round(reserved, 9), open_keys)
+        return DayTotals(day, self.settled / _NANO, self.reserved / _NANO, self.open_count)
 
 
 class SpendLedger:
@@ -210,7 +231,7 @@ class SpendTxn:
         return self.fold(day).totals(day)
 
     def state_of(self, day: date, key: str) -> tuple[str, float] | None:
-        return self.fold(day).state.get(key)
+        return self.fold(day).get(key)
 
     def append(self, day: date, op: Op, key: str, amount: float) -> None:
         line = SpendLine(ts=self.ledger.days.now(), op=op, key=key, amount=round(amount, 9), pid=os.getpid())
