@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -63,26 +64,24 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of DESIGN.md: name, region, jobs (id, name, exact request, seconds, cost), totals."""
-        return {
-            "name": self.name,
-            "region": self.region,
-            "jobs": [
-                {
-                    "job_id": p.job.job_id,
-                    "name": p.job.name,
-                    "request": p.job.request,
-                    "seconds": p.seconds,
-                    "cost": round(p.cost, 6),
-                }
-                for p in self.jobs
-            ],
-            "totals": {
-                "jobs": len(self.jobs),
-                "seconds": self.seconds,
-                "cost": round(self.cost, 6),
-                "currency": self.currency,
-            },
-        }
+        return {**self.to_json_head(), "jobs": [_job_json(p) for p in self.jobs], "totals": self.totals_json()}
+
+    def to_json_head(self) -> dict[str, Any]:
+        return {"name": self.name, "region": self.region, "jobs": []}
+
+    def totals_json(self) -> dict[str, Any]:
+        return {"jobs": len(self.jobs), "seconds": self.seconds, "cost": round(self.cost, 6), "currency": self.currency}
+
+
+def _job_json(p: PlannedJob) -> dict[str, Any]:
+    job = p.job
+    return {
+        "job_id": job.job_id,
+        "name": job.name,
+        "request": job.request,
+        "seconds": p.seconds,
+        "cost": round(p.cost, 6),
+    }
 
 
 def build_plan(manifest: Manifest) -> Plan:
@@ -167,8 +166,23 @@ def render_table(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
+#: The ``--json`` encoder: ``json.dumps``'s settings, minus the circular-reference check (a plan is a tree built
+#: here), which costs a dict insert and delete per job and request.
+_JSON = json.JSONEncoder(ensure_ascii=True, check_circular=False)
+
+
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), ensure_ascii=True) + "\n"
+    return "".join(iter_json(plan))
+
+
+def iter_json(plan: Plan, chunk: int = 2000) -> Iterator[str]:
+    """``json.dumps(plan.to_json()) + "\n"`` in pieces of ``chunk`` jobs, so 100,000 jobs never exist as one
+    list of dicts and one 30 MB string (and its encoded bytes) at once; the text is the same."""
+    yield _JSON.encode(plan.to_json_head())[:-2]  # '{"name": …, "jobs": [' without ']}'
+    for start in range(0, len(plan.jobs), chunk):
+        part = _JSON.encode([_job_json(p) for p in plan.jobs[start : start + chunk]])
+        yield (", " if start else "") + part[1:-1]
+    yield '], "totals": ' + _JSON.encode(plan.totals_json()) + "}\n"
 
 
 def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -191,7 +205,8 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         print(warning, file=err)
     with gc_paused():
         plan = build_plan(manifest)
-        text = render_json(plan) if getattr(args, "json", False) else render_table(plan)
+        pieces = iter_json(plan) if getattr(args, "json", False) else iter((render_table(plan),))
+        text = next(pieces)
     caps = (getattr(args, "budget", None), getattr(args, "daily_budget", None))
     if not getattr(args, "json", False) and caps != (None, None):
         from runner.budget import plan_caps  # --budget / --daily-budget: what each cap lets this plan do
@@ -203,6 +218,9 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
             return EXIT_USAGE
     try:
         out.write(text)
+        with gc_paused():
+            for piece in pieces:
+                out.write(piece)
         out.flush()
     except BrokenPipeError:  # `wanbatch plan big.yaml | head` is fine
         pass

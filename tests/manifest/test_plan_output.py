@@ -1,0 +1,46 @@
+"""`plan --json` is written in pieces (memory on 100,000 jobs); the pieces must make exactly one json.dumps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from runner.manifest import Manifest
+from runner.plan import build_plan, iter_json, render_json
+
+Load = Callable[..., Manifest]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 2000])
+def test_json_in_pieces_is_one_dumps(load: Load, chunk: int) -> None:
+    m = load(
+        """
+        version: 1
+        name: pieces
+        defaults: {model: wan2.6-t2v, size: "1280*720"}
+        matrix: {seed: [1, 2, 3]}
+        jobs:
+          - {name: a, prompt: "Caf\\u00e9 \\u2013 \\"quoted\\"", duration: 10}
+          - {name: b, prompt: plain, repeat: 2}
+        """
+    )
+    plan = build_plan(m)
+    expected = json.dumps(plan.to_json(), ensure_ascii=True) + "\n"
+    assert "".join(iter_json(plan, chunk)) == expected
+    assert render_json(plan) == expected
+    assert len(json.loads(expected)["jobs"]) == 9
+
+
+def test_json_of_a_plan_without_jobs_is_valid() -> None:
+    from runner.plan import Plan
+
+    plan = Plan("empty", "cn-beijing", "CNY", [], 0, 0.0, [])
+    text = "".join(iter_json(plan))
+    assert json.loads(text) == {
+        "name": "empty",
+        "region": "cn-beijing",
+        "jobs": [],
+        "totals": {"jobs": 0, "seconds": 0, "cost": 0.0, "currency": "CNY"},
+    }
