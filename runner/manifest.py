@@ -368,8 +368,9 @@ class _Expander:
         planned = 0
         job_plans: list[tuple[int, JobModel, list[_Axis], rules.Templates]] = []
         declared = {k for k in (s.vars or {}) if isinstance(k, str)}
+        var_names = set(var_values)
         for i, job in s.jobs:
-            axes = self._job_axes(i, job, top_axes, set(var_values))
+            axes = self._job_axes(i, job, top_axes, var_names)
             templates = None
             if (job.prompt is None) != (job.shots is None):  # else already reported
                 templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
@@ -546,7 +547,8 @@ class _Expander:
             [rules.suffix_part(a.name, v, k, a.is_var) if len(a.values) > 1 else "" for k, v in enumerate(a.values)]
             for a in axes
         ]
-        for combo in itertools.product(*(range(len(a.values)) for a in axes)):
+        combos = itertools.product(*(range(len(a.values)) for a in axes)) if axes else _NO_AXES
+        for combo in combos:
             fields = dict(base) if axes else base
             vars_now = var_values
             suffix: list[str] = []
@@ -608,6 +610,8 @@ class _Expander:
                     )
                 )
 
+
+_NO_AXES: tuple[tuple[int, ...], ...] = ((),)  # the one combination of a job without a matrix
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _c_encoder = getattr(json.encoder, "c_make_encoder", None)

@@ -132,17 +132,16 @@ def _type_ok(name: str, value: Any) -> bool:
 
 def check_value(sink: IssueSink, name: str, value: Any, path: Path) -> bool:
     """Rules on one value that hold whatever the model: seed range, audio_url scheme, text lengths."""
-    field = _path_str(path)
     if name == "seed" and not SEED_MIN <= value <= SEED_MAX:
-        sink.error(path, field, f"seed must be an integer from {SEED_MIN} to {SEED_MAX}")
+        sink.error(path, _path_str(path), f"seed must be an integer from {SEED_MIN} to {SEED_MAX}")
         return False
     if name == "audio_url" and not value.startswith(AUDIO_URL_SCHEMES):
-        sink.error(path, field, "audio_url must be an http://, https:// or oss:// URL")
+        sink.error(path, _path_str(path), "audio_url must be an http://, https:// or oss:// URL")
         return False
     if name == "negative_prompt" and len(value) > NEGATIVE_PROMPT_MAX_CHARS:
         sink.warning(
             path,
-            field,
+            _path_str(path),
             f"negative_prompt is {len(value)} characters; the API keeps the first {NEGATIVE_PROMPT_MAX_CHARS} "
             "and silently drops the rest",
         )
