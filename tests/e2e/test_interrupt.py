@@ -47,8 +47,8 @@ def _in_flight(out: Path) -> dict[str, str]:
 
 
 def test_sigint_exits_130_quickly_and_the_next_run_adopts_the_tasks_in_flight(tmp_path: Path, emulator: Any) -> None:
-    # tasks of 3 real seconds, so some are surely in flight when Ctrl-C comes
-    emu = emulator(speed=3600.0, task_time=3 * 3600.0, retention=1e9, url_ttl=1e9)
+    # tasks of 2 real seconds, so some are surely in flight when Ctrl-C comes
+    emu = emulator(speed=3600.0, task_time=2 * 3600.0, retention=1e9, url_ttl=1e9, qps_scale=2.0)
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
     args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
@@ -69,7 +69,7 @@ def test_sigint_exits_130_quickly_and_the_next_run_adopts_the_tasks_in_flight(tm
     assert flying, "no task was in flight at the interrupt"
     submitted_before = emu.stats()["submitted"]
 
-    r = cli(*args, cwd=tmp_path, timeout=60)
+    r = cli(*args, "--max-in-flight", "10", cwd=tmp_path, timeout=60)  # resume: the rest in one wave
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, JOBS)
     state = replay(out / "ledger.jsonl")
@@ -82,7 +82,7 @@ def test_sigint_exits_130_quickly_and_the_next_run_adopts_the_tasks_in_flight(tm
 
 
 def test_drain_waits_for_the_tasks_in_flight(tmp_path: Path, emulator: Any) -> None:
-    emu = emulator(speed=3600.0, task_time=2 * 3600.0, retention=1e9, url_ttl=1e9)
+    emu = emulator(speed=3600.0, task_time=1.2 * 3600.0, retention=1e9, url_ttl=1e9, qps_scale=2.0)
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
     args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
@@ -102,7 +102,7 @@ def test_drain_waits_for_the_tasks_in_flight(tmp_path: Path, emulator: Any) -> N
     stats = emu.stats()
     assert stats["tasks_by_status"]["PENDING"] == stats["tasks_by_status"]["RUNNING"] == 0
 
-    r = cli(*args, cwd=tmp_path, timeout=60)
+    r = cli(*args, "--max-in-flight", "10", cwd=tmp_path, timeout=60)  # resume: the rest in one wave
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, JOBS)
     assert emu.stats()["duplicates"] == 0

@@ -23,7 +23,7 @@ from .conftest import (
     write_manifest,
 )
 
-JOBS = 12
+JOBS = 10
 ROUNDS = 8
 
 
@@ -74,7 +74,7 @@ def test_sigkill_at_many_moments_then_resume_pays_once_per_job(tmp_path: Path, e
         kills += 1
     assert kills >= ROUNDS - 2, "the run finished before most kills; make it longer"
 
-    r = cli(*args, cwd=tmp_path, timeout=60)
+    r = cli(*args[:-2], "--max-in-flight", "5", cwd=tmp_path, timeout=60)  # the last run may go faster
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, JOBS)
     stats = emu.stats()
