@@ -12,8 +12,6 @@ limiter, write the ``submitting`` intent and wait until it is durable, then POST
 
 from __future__ import annotations
 
-import time
-
 from runner.api import Action, classify
 from runner.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError, RateLimited
@@ -102,7 +100,7 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
 async def on_submitted(ctx: RunContext, job: Job, task_id: str, request_id: str | None, *, adopted: bool) -> None:
     """Record the job's task and hand it to the tracker."""
     ctx.known_tasks.add(task_id)  # before any await: a concurrent reconcile must not adopt it
-    job.submitted_at = time.monotonic()
+    job.submitted_at = ctx.limits.clock.now()  # the poll schedule's clock (injectable)
     job.stalled = False
     job.reconciles = 0
     await ctx.record(job, SUBMITTED, task_id=task_id, request_id=request_id, adopted=adopted)
