@@ -36,7 +36,7 @@ import aiofiles
 import aiohttp
 from yarl import URL
 
-from runner.errors import DownloadError, DownloadRefused, UrlExpired, VerifyError
+from runner.errors import DiskError, DownloadError, DownloadRefused, UrlExpired, VerifyError
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 CHUNK = 256 * 1024
@@ -142,17 +142,19 @@ def write_sidecar(video: str | os.PathLike[str], data: Mapping[str, Any]) -> Pat
     """Write the JSON sidecar next to a video atomically (temp file, fsync, rename). Blocking: call it
     through ``asyncio.to_thread`` from the event loop."""
     path = sidecar_path(video)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     text = json.dumps(dict(data), ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise DiskError(str(path), e) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
     _fsync_dir(path.parent)
     return path
@@ -255,7 +257,8 @@ async def download(
     """Fetch ``url`` to ``dest`` (via ``dest + '.part'``), verified; see the module docstring.
 
     Raises ``UrlExpired`` (ask the task again), ``DownloadRefused`` (URL or size not allowed),
-    ``VerifyError`` (wrong bytes) or ``DownloadError`` (gave up after ``retry.attempts``).
+    ``VerifyError`` (wrong bytes), ``DownloadError`` (gave up after ``retry.attempts``) or ``DiskError`` (the
+    file cannot be written: no space, read-only; the run must stop, not fail the job).
     ``expect=None`` skips the MP4 check (only for callers that check otherwise).
     """
     check_url(url)
@@ -267,6 +270,30 @@ async def download(
 
     final = Path(dest)
     part = final.with_name(final.name + ".part")
+    try:
+        return await _download(session, url, final, part, expect, max_bytes, retry, sleep, clock, jitter,
+                               read_timeout, chunk_size)  # fmt: skip
+    except OSError as e:
+        if isinstance(e, aiohttp.ClientError | TimeoutError):  # the network's, not the disk's
+            raise
+        raise DiskError(str(part), e) from None
+
+
+async def _download(
+    session: aiohttp.ClientSession,
+    url: str,
+    final: Path,
+    part: Path,
+    expect: Expect | None,
+    max_bytes: int,
+    retry: Retry,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float],
+    jitter: Callable[[], float],
+    read_timeout: float,
+    chunk_size: int,
+) -> DownloadResult:
+    """``download`` past its checks; a local ``OSError`` (disk full, read-only) escapes as it is."""
     final.parent.mkdir(parents=True, exist_ok=True)
     started = clock()
     hasher = hashlib.sha256()
@@ -333,8 +360,8 @@ async def download(
         done = True
     finally:
         if not done:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
+            with contextlib.suppress(OSError):
+                part.unlink()  # noqa: ASYNC240 - a finally that may run under cancellation must not await
     return DownloadResult(final, received, hasher.hexdigest(), clock() - started, attempts, resumed)
 
 

@@ -15,10 +15,11 @@
     │   │   ├── RequestTimeout      no answer in time (the request may have reached the server)
     │   │   └── ConnectionLost      reset/refused/closed (may or may not have reached the server)
     │   └── PermanentError          the API refused with a code that retrying cannot change (400/401/403/404)
-    └── DownloadError               a video could not be fetched or verified
-        ├── UrlExpired              the signed URL is no longer valid (403/expired): query the task again
-        ├── DownloadRefused         the URL is not allowed (non-https, too large)
-        └── VerifyError             the bytes are not the video asked for (size, sha256, MP4 check)
+    ├── DownloadError               a video could not be fetched or verified
+    │   ├── UrlExpired              the signed URL is no longer valid (403/expired): query the task again
+    │   ├── DownloadRefused         the URL is not allowed (non-https, too large)
+    │   └── VerifyError             the bytes are not the video asked for (size, sha256, MP4 check)
+    └── DiskError                   the output folder cannot be written (full, read-only): the run stops
 
 Whether an ApiError is retried, never retried, or (for a create) ambiguous is decided in ONE place,
 ``runner.api.classify``. Messages never contain the API key: nothing here is ever given it.
@@ -26,6 +27,7 @@ Whether an ApiError is retried, never retried, or (for a create) ambiguous is de
 
 from __future__ import annotations
 
+import errno as _errno
 from dataclasses import dataclass
 
 
@@ -143,3 +145,39 @@ class DownloadRefused(DownloadError):
 
 class VerifyError(DownloadError):
     """The downloaded bytes are not the requested video."""
+
+
+class DiskError(WanbatchError):
+    """The output folder cannot be written (no space, read-only, no permission). Not a job's failure: the
+    run stops with its state saved, and the same command resumes it once the disk is fixed."""
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        self.path = path
+        self.errno = exc.errno
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(f"cannot write {path}: {reason}")
+
+
+#: errno values that mean "this folder cannot take our writes", never "the network failed".
+DISK_ERRNOS = frozenset(
+    {_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno.EPERM, _errno.EIO, _errno.EFBIG}
+)
+
+
+def disk_trouble(exc: BaseException) -> WanbatchError | None:
+    """The storage failure that stopped a run, if that is what ``exc`` is: a ``DiskError``, a ``LedgerError``
+    of a failed ledger write, or a local ``OSError`` with a disk errno, also when wrapped in (nested)
+    exception groups, as a TaskGroup raises them. None for anything else (the caller re-raises it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = disk_trouble(sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, DiskError):
+        return exc
+    if isinstance(exc, LedgerError) and "cannot be written" in str(exc):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return DiskError(str(exc.filename or "the output folder"), exc)
+    return None

@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from runner.errors import LedgerError, LockHeld
+from runner.errors import DiskError, LedgerError, LockHeld
 from runner.state import (
     CANCELED,
     DOWNLOADED,
@@ -329,10 +329,15 @@ class RunLock:
         return self._fd is not None
 
     def acquire(self) -> None:
-        """Take the lock or raise ``LockHeld``."""
+        """Take the lock or raise ``LockHeld``; ``DiskError`` when the folder cannot be written."""
         if self._fd is not None:
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:  # read-only, full, no permission: say so instead of a traceback
+            raise DiskError(str(self.path), e) from None
+        os.close(fd)
         for _ in range(100):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -358,9 +363,13 @@ class RunLock:
                 self.took_over_from = old
                 state = "still running but not holding it" if _pid_alive(old) else "no longer running"
                 _log.warning("lock.taken_over", path=str(self.path), stale_pid=old, reason=state)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            os.fsync(fd)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                os.fsync(fd)
+            except OSError as e:
+                os.close(fd)
+                raise DiskError(str(self.path), e) from None
             self._fd = fd
             return
         raise LockHeld(f"{self.out_dir}: could not take the lock (it keeps changing)")
@@ -370,7 +379,7 @@ class RunLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone, or the folder turned read-only: the flock still drops
             os.unlink(self.path)
         os.close(fd)  # closing drops the flock
 
