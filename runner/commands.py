@@ -24,7 +24,7 @@ from runner import log as runlog
 from runner.api import ApiConfig, DashScopeClient
 from runner.budget import MoneyGuard, guard_from_args
 from runner.context import PipelineConfig
-from runner.errors import ApiError, ConfigError, InputError, LedgerError, LockHeld
+from runner.errors import ApiError, ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
 from runner.limits import Limits, RealClock
 from runner.models import DEFAULT_REGION, REGIONS
@@ -84,6 +84,9 @@ def run_command(args: argparse.Namespace) -> int:
     except (InputError, LedgerError) as e:
         _err(str(e))
         return EXIT_USAGE
+    except DiskError as e:
+        _err(f"{e}; the output folder must be writable")
+        return EXIT_USAGE
     try:
         expected = getattr(args, "expected_task_time", None)
         min_poll = getattr(args, "min_poll_interval", None)
@@ -107,6 +110,15 @@ def run_command(args: argparse.Namespace) -> int:
     except LedgerError as e:
         _err(str(e))
         return EXIT_USAGE
+    except (DiskError, OSError, BaseExceptionGroup) as e:  # the disk filled up or turned read-only mid-run
+        trouble = disk_trouble(e)
+        if trouble is None:
+            raise
+        _err(
+            f"{trouble}; the run stopped with its state saved: free space (or make {out} writable) "
+            "and run the same command again"
+        )
+        return EXIT_FAILED
     finally:
         lock.release()
     _print_outcome(outcome, out)
