@@ -12,6 +12,8 @@ limiter, write the ``submitting`` intent and wait until it is durable, then POST
 
 from __future__ import annotations
 
+import asyncio
+
 from runner.api import Action, classify
 from runner.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError, RateLimited
@@ -61,9 +63,10 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
     attempt = 0
     while True:
         if not admitted:
-            ok, _ = await ctx.until_stop(limiter.acquire())
+            ok, _ = await ctx.until_stop(limiter.acquire(), ctx.draining)
             if not ok:
-                raise Stopped
+                await _left_by_drain(ctx, job)
+                return
         admitted = False
         await ctx.record(job, SUBMITTING, attempt=job.state.attempts + 1, model=job.model)
         try:
@@ -80,8 +83,10 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
             if verdict.action is Action.RETRY:
                 log.info("job.retry", job_id=job.id, name=job.spec.name, reason=verdict.reason,
                          delay=round(verdict.delay, 3))  # fmt: skip
-                if not await ctx.sleep(verdict.delay):
-                    raise Stopped from None
+                ok, _ = await ctx.until_stop(asyncio.sleep(verdict.delay), ctx.draining)
+                if not ok:
+                    await _left_by_drain(ctx, job)
+                    return
                 continue
             if verdict.action is Action.NEVER:
                 await fail(ctx, job, "submit", exc.code or f"HTTP{exc.status or ''}", exc.message, exc.request_id)
@@ -95,6 +100,16 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
             raise Stopped
         await on_submitted(ctx, job, created.task_id, created.request_id, adopted=False)
         return
+
+
+async def _left_by_drain(ctx: RunContext, job: Job) -> None:
+    """The run stops (raise ``Stopped``) or drains while the job waits to send its create again: a drain
+    sends nothing new, so the job is left (no task was made: the last answer proved it; its intent stays in
+    the ledger and the next run reconciles it)."""
+    if not ctx.draining.is_set() or ctx.stopping:
+        raise Stopped
+    await ctx.free_slot(job)
+    ctx.leave(job, "drain")
 
 
 async def on_submitted(ctx: RunContext, job: Job, task_id: str, request_id: str | None, *, adopted: bool) -> None:

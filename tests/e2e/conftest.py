@@ -54,7 +54,7 @@ def spawn(*args: str, cwd: Path, log: str = "runner", environ: dict[str, str] | 
     """Start ``python -m runner ARGS`` without waiting. Its output goes to ``cwd/LOG.out`` and ``cwd/LOG.err``
     (a pipe nobody reads could fill and stall the runner); ``output(cwd, log)`` reads them."""
     with open(cwd / f"{log}.out", "w") as out, open(cwd / f"{log}.err", "w") as err:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "runner", *args],
             cwd=cwd,
             env=environ if environ is not None else env(),
@@ -62,6 +62,23 @@ def spawn(*args: str, cwd: Path, log: str = "runner", environ: dict[str, str] | 
             stderr=err,
             text=True,
         )
+    _SPAWNED.append(proc)
+    return proc
+
+
+#: Processes ``spawn`` started; ``_no_stray_runner`` kills any still alive when its test ends (a failed
+#: assertion must not leave a runner looping against a stopped emulator).
+_SPAWNED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_runner() -> Iterator[None]:
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def output(cwd: Path, log: str = "runner") -> tuple[str, str]:

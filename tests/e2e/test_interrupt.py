@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.emulator.config import EmulatorConfig
 from runner.state import replay
 
 from .conftest import (
@@ -106,3 +107,23 @@ def test_drain_waits_for_the_tasks_in_flight(tmp_path: Path, emulator: Any) -> N
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, JOBS)
     assert emu.stats()["duplicates"] == 0
+
+
+def test_drain_stops_resending_a_throttled_create(tmp_path: Path, emulator: Any) -> None:
+    # regression: a create answered 429 was retried through a drain, so a run whose creates kept being
+    # throttled never ended on the first Ctrl-C
+    emu = emulator(faults=EmulatorConfig.parse_faults(["429@create=1"]))
+    manifest = write_manifest(tmp_path / "m.yaml", 2)
+    out = tmp_path / "out"
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    proc = spawn(*args, "--drain", cwd=tmp_path, log="drain429")
+    _wait_for(out, "submitting", 2)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=30)
+    _, stderr = output(tmp_path, "drain429")
+    assert code == 130, stderr[-3000:]
+    stats = emu.stats()
+    assert stats["submitted"] == 0 and stats["throttled_total"] >= 2
+    state = replay(out / "ledger.jsonl")
+    assert {j.state for j in state.jobs.values()} <= {"planned", "submitting"}
+    assert ledger_lines(out)[-1]["event"] == "run.finished"
