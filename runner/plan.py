@@ -121,40 +121,57 @@ def format_duration(seconds: float) -> str:
 
 def render_table(plan: Plan) -> str:
     """The human-readable plan: one row per job, then totals and the time estimate."""
+    return "".join(iter_table(plan))
+
+
+def iter_table(plan: Plan, chunk: int = 2000) -> Iterator[str]:
+    """``render_table`` in pieces of ``chunk`` rows. Column widths come from a first pass over the few fields
+    that vary (no list of 100,000 rows of cells), then each row is formatted once, as it is written."""
     region = plan.region
+    jobs = plan.jobs
     header = ("NAME", "MODEL", "SIZE", "DURATION", "SHOT", "SEED", "SECONDS", f"COST ({plan.currency})")
-    rows = [
-        (
-            p.job.name,
-            MODELS[p.job.model].name_in(region),
-            p.job.size,
-            f"{p.job.duration} s",
-            p.job.shot_type or "-",
-            "random" if p.job.seed is None else str(p.job.seed),
-            str(p.seconds),
-            f"{p.cost:.2f}",
-        )
-        for p in plan.jobs
+    model_names = {m: spec.name_in(region) for m, spec in MODELS.items()}
+    seeds = {p.job.seed for p in jobs}
+    columns = [
+        (len(p.job.name) for p in jobs),
+        (len(model_names[e.model]) for e in plan.estimates),
+        (len(p.job.size) for p in jobs),
+        (len(f"{d} s") for d in {p.job.duration for p in jobs}),
+        (len(t or "-") for t in {p.job.shot_type for p in jobs}),
+        (len("random" if seed is None else str(seed)) for seed in seeds),
+        (len(str(n)) for n in {p.seconds for p in jobs}),
+        (len(f"{c:.2f}") for c in {p.cost for p in jobs}),
     ]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    widths = [max(len(h), max(col, default=0)) for h, col in zip(header, columns, strict=True)]
     right = {6, 7}
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    out = [line(header)]
-    out.extend(line(r) for r in rows)
-    out.append("")
+    template = "  ".join(f"{{{i}:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
+    form = template.format
+    yield form(*header).rstrip() + "\n"
+    for start in range(0, len(jobs), chunk):
+        yield "".join(
+            form(
+                job.name,
+                model_names[job.model],
+                job.size,
+                f"{job.duration} s",
+                job.shot_type or "-",
+                "random" if job.seed is None else str(job.seed),
+                str(p.seconds),
+                f"{p.cost:.2f}",
+            ).rstrip()
+            + "\n"
+            for p in jobs[start : start + chunk]
+            for job in (p.job,)
+        )
+    out = [""]
     out.append(f"plan {plan.name} in {region} ({REGIONS[region].title})")
-    out.append(f"jobs: {len(plan.jobs)}")
+    out.append(f"jobs: {len(jobs)}")
     out.append(f"seconds of video: {plan.seconds}")
     out.append(f"cost: {plan.cost:.2f} {plan.currency} (billed only for videos that succeed)")
     low, high = TYPICAL_TASK_SECONDS
     for e in plan.estimates:
         out.append(
-            f"time for {MODELS[e.model].name_in(region)}: {format_duration(e.min_seconds)} to "
+            f"time for {model_names[e.model]}: {format_duration(e.min_seconds)} to "
             f"{format_duration(e.max_seconds)} ({e.jobs} job{'s' if e.jobs != 1 else ''}, {e.concurrency} at a time, "
             f"{format_duration(low)} to {format_duration(high)} per task)"
         )
@@ -163,7 +180,7 @@ def render_table(plan: Plan) -> str:
             f"time in all, models one after another: {format_duration(plan.min_seconds)} to "
             f"{format_duration(plan.max_seconds)}"
         )
-    return "\n".join(out) + "\n"
+    yield "\n".join(out) + "\n"
 
 
 #: The ``--json`` encoder: ``json.dumps``'s settings, minus the circular-reference check (a plan is a tree built
@@ -205,22 +222,22 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         print(warning, file=err)
     with gc_paused():
         plan = build_plan(manifest)
-        pieces = iter_json(plan) if getattr(args, "json", False) else iter((render_table(plan),))
-        text = next(pieces)
+    as_json = getattr(args, "json", False)
+    tail = ""
     caps = (getattr(args, "budget", None), getattr(args, "daily_budget", None))
-    if not getattr(args, "json", False) and caps != (None, None):
+    if not as_json and caps != (None, None):
         from runner.budget import plan_caps  # --budget / --daily-budget: what each cap lets this plan do
 
         try:
-            text += plan_caps(plan.cost, plan.currency, args)
+            tail = plan_caps(plan.cost, plan.currency, args)
         except ConfigError as e:
             print(f"error: {e}", file=err)
             return EXIT_USAGE
     try:
-        out.write(text)
-        with gc_paused():
-            for piece in pieces:
+        with gc_paused():  # written in pieces: 100,000 jobs never become one big string
+            for piece in iter_json(plan) if as_json else iter_table(plan):
                 out.write(piece)
+        out.write(tail)
         out.flush()
     except BrokenPipeError:  # `wanbatch plan big.yaml | head` is fine
         pass

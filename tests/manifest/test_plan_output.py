@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from runner.manifest import Manifest
-from runner.plan import build_plan, iter_json, render_json
+from runner.plan import build_plan, iter_json, iter_table, render_json, render_table
 
 Load = Callable[..., Manifest]
 
@@ -44,3 +44,26 @@ def test_json_of_a_plan_without_jobs_is_valid() -> None:
         "jobs": [],
         "totals": {"jobs": 0, "seconds": 0, "cost": 0.0, "currency": "CNY"},
     }
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 2000])
+def test_table_in_pieces_is_the_same_table(load: Load, chunk: int) -> None:
+    m = load(
+        """
+        version: 1
+        defaults: {model: wan2.6-t2v}
+        matrix: {seed: [1, 22, 333]}
+        jobs:
+          - {name: a-long-name, prompt: x, duration: 10, size: "1280*720", shot_type: multi}
+          - {name: b, prompt: y, repeat: 2, model: wan2.1-t2v-turbo, seed: null}
+        """
+    )
+    plan = build_plan(m)
+    table = render_table(plan)
+    assert "".join(iter_table(plan, chunk)) == table
+    lines = table.splitlines()
+    assert lines[0] == "NAME                 MODEL              SIZE      DURATION  SHOT   SEED    SECONDS  COST (CNY)"
+    assert lines[3] == "a-long-name_seed333  wan2.6-t2v         1280*720  10 s      multi  333          10        6.00"
+    assert lines[4] == "b_take1              wanx2.1-t2v-turbo  1280*720  5 s       -      random        5        1.20"
+    assert lines[6:9] == ["", "plan m in cn-beijing (China (Beijing))", "jobs: 5"]
+    assert len(lines) == 1 + 5 + 1 + 7
