@@ -91,9 +91,10 @@ def build_plan(manifest: Manifest) -> Plan:
     per_model: dict[str, int] = {}
     total_seconds = 0
     total_cost = 0.0
+    # CNY per second by (model, tier) in this region: one look-up per job instead of three
+    unit = {(m, t): p for m, spec in MODELS.items() for t, p in spec.prices.get(region, {}).items()}
     for job in manifest.jobs:
-        spec = MODELS[job.model]
-        cost = spec.price(region, job.tier) * job.duration
+        cost = unit[job.model, job.tier] * job.duration
         planned.append(PlannedJob(job, job.duration, cost))
         per_model[job.model] = per_model.get(job.model, 0) + 1
         total_seconds += job.duration
