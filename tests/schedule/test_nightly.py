@@ -166,3 +166,17 @@ def test_three_nights_of_a_growing_manifest_fill_the_missing_jobs_only(
         if x["event"] == "submitted":
             tasks[str(x["job_id"])] = tasks.get(str(x["job_id"]), 0) + 1
     assert sorted(tasks.values()) == [1] * 7, "one task per job over the three nights"
+
+
+def test_bad_budget_settings_exit_2_before_any_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = write_manifest(tmp_path / "m.yaml", ["x0"])
+    base = ["run", str(m), "--out", str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9/api/v1"]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = wanbatch(capsys, *base, "--daily-budget", "5", "--state-dir", str(blocker / "state"))
+    assert code == 2 and "cannot use the state folder" in err
+    code, _, err = wanbatch(capsys, *base, "--daily-budget", "5", "--timezone", "Atlantis/Lost")
+    assert code == 2 and "unknown timezone" in err
+    code, _, err = wanbatch(capsys, *base, "--budget", "-1")
+    assert code == 2 and "must be 0 or more" in err
+    assert not (tmp_path / "out" / "ledger.jsonl").exists()
