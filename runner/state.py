@@ -574,6 +574,8 @@ def _classify(raw: bytes, e: ValidationError) -> str | None:
         return f"not JSON ({je.msg} at column {je.colno})"
     except ValueError:
         return "not UTF-8 text"
+    except RecursionError:  # pydantic refused it first; the stdlib decoder overflows on deep nesting
+        return "not JSON (nested too deeply)"
     if not isinstance(obj, dict):
         return "not a JSON object"
     event = obj.get("event")

@@ -165,6 +165,7 @@ def test_a_complete_last_line_without_newline_is_torn(tmp_path: Path) -> None:
         (b'{"ts": 1, "event": "submitted", "job_id": "j1"}\n', "task_id"),
         (b'{"ts": "x", "event": "planned", "job_id": "j1", "name": "a", "model": "m"}\n', "ts"),
         (b"\xff\xfe\n", "not"),
+        (b"[" * 10000 + b"]" * 10000 + b"\n", "nested too deeply"),  # regression: was a RecursionError
     ],
 )
 def test_unreadable_line_in_the_middle_names_file_and_line(tmp_path: Path, bad: bytes, reason: str) -> None:
