@@ -9,9 +9,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runner import commands
+from runner.budget import MoneyGuard, Snapshot
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.ledger import LOCK_NAME
@@ -36,8 +39,24 @@ def _committed_timeline(lines: list[dict[str, object]]) -> list[float]:
     return out
 
 
+@pytest.fixture
+def moments(monkeypatch: pytest.MonkeyPatch) -> list[Snapshot]:
+    """Every change of the run's money guard, as the guard saw it (it calls ``on_change`` under its lock)."""
+    seen: list[Snapshot] = []
+    real = commands.guard_from_args
+
+    def watched(*a: Any, **kw: Any) -> MoneyGuard | None:
+        guard = real(*a, **kw)
+        if guard is not None:
+            guard.on_change = seen.append
+        return guard
+
+    monkeypatch.setattr(commands, "guard_from_args", watched)
+    return seen
+
+
 def test_run_budget_is_never_exceeded_with_five_in_flight(
-    tmp_path: Path, emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, emulator: ThreadedEmulator, capsys: pytest.CaptureFixture[str], moments: list[Snapshot]
 ) -> None:
     m = write_manifest(tmp_path / "m.yaml", [f"c{i}" for i in range(8)])
     out = tmp_path / "out"
@@ -52,10 +71,12 @@ def test_run_budget_is_never_exceeded_with_five_in_flight(
     assert summary["states"]["downloaded"] == 4 and summary["states"]["planned"] == 4
     assert summary["cost"] == pytest.approx(4 * JOB_COST)
     assert max(_committed_timeline(ledger(out))) <= 5 + 1e-9
+    assert len(moments) >= 8 and all(m.committed <= 5 + 1e-9 for m in moments)
+    assert moments[-1].reserved == 0 and moments[-1].settled == pytest.approx(4.8)
 
 
 def test_run_budget_with_failing_tasks_gives_the_money_back_and_never_overspends(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], moments: list[Snapshot]
 ) -> None:
     faults = EmulatorConfig.parse_faults(["fail=0.4"])
     with run_in_thread(EmulatorConfig(speed=600, task_time=90, port=0, seed=5, faults=faults)) as emu:
@@ -67,6 +88,7 @@ def test_run_budget_with_failing_tasks_gives_the_money_back_and_never_overspends
     summary = replay(out / "ledger.jsonl").summary()
     assert summary["cost"] <= 6 + 1e-9  # billed: only succeeded tasks
     assert max(_committed_timeline(ledger(out))) <= 6 + 1e-9
+    assert moments and all(m.committed <= 6 + 1e-9 for m in moments)
     assert code == 1
     # a failed task is not billed: its money is reserved again for another job, so more than 5 creates went out
     failed_tasks = sum(1 for x in ledger(out) if x["event"] == "failed" and x.get("stage") == "task")
