@@ -108,8 +108,10 @@ def emulator() -> Iterator[Any]:
     started: list[ThreadedEmulator] = []
 
     def make(**kw: Any) -> ThreadedEmulator:
-        kw.setdefault("speed", 60.0)
-        kw.setdefault("task_time", 60.0)  # one real second per task
+        kw.setdefault("speed", 3600.0)
+        kw.setdefault("task_time", 1800.0)  # half a real second per task
+        kw.setdefault("retention", 1e9)  # simulated seconds: a slow machine must not see tasks expire
+        kw.setdefault("url_ttl", 1e9)
         kw.setdefault("seed", 7)
         emu = run_in_thread(EmulatorConfig(port=0, **kw))
         started.append(emu)
