@@ -1,0 +1,219 @@
+"""Shared pieces of the chaos suite (``bench/chaos.py``): the emulator, the real CLI as a child process,
+manifests, and the checks a finished run is held to.
+
+The runner is always ``python -m runner run …`` in its own process, the API key only in its environment;
+the emulator runs in a thread of the driving process (``run_in_thread``), so its stats and task table are
+read directly once the runner has exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.download import Expect, sha256_file, verify_mp4
+from runner.emulator.config import EmulatorConfig
+from runner.emulator.server import ThreadedEmulator, run_in_thread
+from runner.errors import LedgerError
+from runner.models import parse_size
+from runner.state import EVENTS, replay
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Distinctive, so a leak is found by a plain byte search of every file and stream.
+KEY = "sk-CHAOSk3yDoNotLeak9f27c1e0b5a4"
+#: Polling tuned to emulated tasks of about a second.
+FAST = ("--expected-task-time", "1", "--min-poll-interval", "0.05")
+
+
+def child_env(key: str = KEY, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE")}
+    env["DASHSCOPE_API_KEY"] = key
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def write_manifest(
+    path: Path, n: int, *, name: str = "chaos", duration: int = 2, size: str = "1280*720", tag: str = ""
+) -> Path:
+    """``n`` wan2.6 jobs with distinct prompts, so a body sent twice shows in the emulator's stats."""
+    jobs = "".join(
+        f"  - name: clip{i}\n    prompt: Shot {i}{tag} of a lighthouse at dusk, waves rolling in, cinematic.\n"
+        for i in range(n)
+    )
+    path.write_text(
+        f'version: 1\nname: {name}\ndefaults:\n  model: wan2.6-t2v\n  size: "{size}"\n  duration: {duration}\n'
+        f"  prompt_extend: false\njobs:\n{jobs}",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextmanager
+def emulator(**kw: Any) -> Iterator[ThreadedEmulator]:
+    """An emulator on 127.0.0.1 (free port) in a thread; tasks last long enough to be killed mid-flight but
+    nothing expires unless asked (retention and URL lifetime effectively infinite)."""
+    kw.setdefault("speed", 3600.0)
+    kw.setdefault("task_time", 1800.0)  # half a real second
+    kw.setdefault("retention", 1e12)
+    kw.setdefault("url_ttl", 1e12)
+    emu = run_in_thread(EmulatorConfig(port=0, **kw))
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@dataclass
+class Proc:
+    """A finished (or killed) child: exit code, wall seconds, peak RSS (MB), and its captured output."""
+
+    rc: int
+    wall: float
+    rss_mb: float
+    out: str
+    err: str
+    argv: list[str] = field(default_factory=list)
+
+
+def runner_argv(*args: str, python: Sequence[str] = ("-m", "runner")) -> list[str]:
+    return [sys.executable, *python, *args]
+
+
+def spawn(argv: list[str], cwd: Path, log: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a child writing to ``cwd/log.out|err`` (files, so a full pipe never stalls it)."""
+    with open(cwd / f"{log}.out", "wb") as out, open(cwd / f"{log}.err", "wb") as err:
+        return subprocess.Popen(argv, cwd=cwd, env=env or child_env(), stdout=out, stderr=err)
+
+
+def reap(proc: subprocess.Popen[bytes], started: float, cwd: Path, log: str, timeout: float | None = None) -> Proc:
+    """Wait for ``proc`` (``wait4``: its own peak RSS); kill it with SIGKILL past ``timeout``."""
+    deadline = None if timeout is None else started + timeout
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            proc.send_signal(signal.SIGKILL)
+            deadline = None
+        time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Proc(
+        proc.returncode,
+        time.monotonic() - started,
+        ru.ru_maxrss / 1024,
+        (cwd / f"{log}.out").read_text(encoding="utf-8", errors="replace"),
+        (cwd / f"{log}.err").read_text(encoding="utf-8", errors="replace"),
+        [str(a) for a in proc.args] if isinstance(proc.args, list) else [],
+    )
+
+
+def run_cli(*args: str, cwd: Path, log: str = "run", timeout: float = 300, env: dict[str, str] | None = None) -> Proc:
+    """``python -m runner ARGS`` to completion (SIGKILL past ``timeout``)."""
+    started = time.monotonic()
+    return reap(spawn(runner_argv(*args), cwd, log, env), started, cwd, log, timeout)
+
+
+def has_traceback(text: str) -> bool:
+    return "Traceback (most recent call last)" in text
+
+
+# ------------------------------------------------------------------------------------------------- checks
+
+
+@dataclass
+class LedgerCheck:
+    lines: int = 0
+    unreadable: int = 0  # lines that are not a JSON object of a known shape (a torn tail is not counted)
+    torn_tail: bool = False
+    replay_error: str | None = None
+
+
+def check_ledger(out: Path) -> LedgerCheck:
+    """Read every line of ``out/ledger.jsonl`` on its own and replay the whole file."""
+    res = LedgerCheck()
+    path = out / "ledger.jsonl"
+    if not path.exists():
+        return res
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        res.torn_tail = True
+        lines.pop()
+    for raw in lines:
+        res.lines += 1
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            res.unreadable += 1
+            continue
+        if not isinstance(obj, dict) or obj.get("event") not in EVENTS or not isinstance(obj.get("ts"), int | float):
+            res.unreadable += 1
+    try:
+        replay(path)
+    except LedgerError as e:
+        res.replay_error = str(e)
+    return res
+
+
+@dataclass
+class Verified:
+    jobs: int
+    downloaded: int  # jobs in state downloaded whose file exists, matches its sha256 and decodes as asked
+    bad_files: list[str]
+    states: Counter[str]
+
+
+def verify_videos(out: Path, job_names: Sequence[str] | None = None) -> Verified:
+    """Check every downloaded job's file against the ledger and PyAV; ``job_names`` the manifest's jobs."""
+    state = replay(out / "ledger.jsonl")
+    bad: list[str] = []
+    good = 0
+    for job in state.jobs.values():
+        if job.state != "downloaded":
+            continue
+        video = out / (job.path or "missing")
+        try:
+            if sha256_file(video) != job.sha256:
+                raise ValueError("sha256 differs from the ledger")
+            w, h = parse_size(job.size or "")
+            verify_mp4(video, Expect(w, h, float(job.duration or 0)))
+        except Exception as e:  # every way a file can be wrong counts the same here
+            bad.append(f"{job.name}: {e}")
+            continue
+        good += 1
+    states = Counter(j.state for j in state.jobs.values())
+    total = len(job_names) if job_names is not None else len(state.jobs)
+    return Verified(total, good, bad, states)
+
+
+def paid_twice(emu: ThreadedEmulator, out: Path) -> tuple[int, int]:
+    """(request bodies with more than one billable task, billable tasks no ledger job owns). Read after the
+    runner has exited: FAILED and CANCELED tasks bill nothing, so only the others count."""
+    store = emu.state.store
+    now = emu.state.clock()
+    by_body: dict[str, list[str]] = {}
+    for task in store.order:
+        if store.status(task, now) not in ("FAILED", "CANCELED"):
+            by_body.setdefault(task.req.digest, []).append(task.task_id)
+    owned = {tid for job in replay(out / "ledger.jsonl").jobs.values() for tid in job.task_ids}
+    twice = sum(1 for tids in by_body.values() if len(tids) > 1)
+    orphans = sum(1 for tids in by_body.values() for t in tids if t not in owned)
+    return twice, orphans
+
+
+def self_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
