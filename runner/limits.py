@@ -265,10 +265,12 @@ class InFlight:
 
     ``on_throttled()`` (429 ``Throttling.Concurrency``) lowers the cap to what the server just proved it
     accepts (the holders minus the refused one, at least 1); after ``quiet`` seconds without such a 429
-    the cap rises by one, back up to the configured value.
+    the cap rises by one, back up to the configured value. The refusals of one burst (creates sent together)
+    lower it once: until ``holddown`` seconds have passed, the holders still include the other refused
+    creates, and cutting once per refusal would go far below what the server holds.
     """
 
-    def __init__(self, limit: int, clock: Clock, *, quiet: float = 120.0) -> None:
+    def __init__(self, limit: int, clock: Clock, *, quiet: float = 120.0, holddown: float = 1.0) -> None:
         if limit < 1:
             raise ValueError("in-flight limit must be at least 1")
         self._configured = limit
@@ -278,6 +280,8 @@ class InFlight:
         self._held = 0
         self._cond = asyncio.Condition()
         self._last_change = clock.now()
+        self._holddown = holddown
+        self._last_cut: float | None = None
         self.throttles = 0
 
     @property
@@ -330,8 +334,12 @@ class InFlight:
     def on_throttled(self) -> None:
         """429 Throttling.Concurrency while holding a slot for the refused create."""
         self.throttles += 1
+        now = self._clock.now()
+        if self._last_cut is not None and now - self._last_cut < self._holddown:
+            return
+        self._last_cut = now
         self._limit = max(1, min(self._limit - 1, self._held - 1))
-        self._last_change = self._clock.now()
+        self._last_change = now
 
     async def wake(self) -> None:
         """Re-check waiters (after time passed and the cap may have recovered)."""
