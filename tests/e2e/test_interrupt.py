@@ -118,7 +118,7 @@ def test_drain_stops_resending_a_throttled_create(tmp_path: Path, emulator: Any)
     args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
     proc = spawn(*args, "--drain", cwd=tmp_path, log="drain429")
     _wait_for(out, "submitting", 2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # SIGTERM is handled as Ctrl-C is (else the exit would be -15)
     code = proc.wait(timeout=30)
     _, stderr = output(tmp_path, "drain429")
     assert code == 130, stderr[-3000:]
