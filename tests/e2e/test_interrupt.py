@@ -24,7 +24,7 @@ from .conftest import (
 )
 
 JOBS = 6
-#: Generous: the target is under 2 s (docs/BENCHMARKS.md has the measured figure); a loaded CI box is slow.
+#: Generous: the target is under 2 s (docs/benchmarks/interrupt.md has the measured figure); a loaded box is slow.
 EXIT_WITHIN = 5.0
 
 
