@@ -252,10 +252,13 @@ def garbage_ledger(rng: random.Random, good: list[bytes]) -> bytes:
         elif kind == 1:
             lines[i] = lines[i][: rng.randrange(len(lines[i]))] + b"\n"
         elif kind == 2:
-            obj = json.loads(lines[i])
-            key = rng.choice(list(obj))
-            obj[key] = rng.choice(SCALARS)
-            lines[i] = json.dumps(obj, allow_nan=True).encode() + b"\n"
+            try:
+                obj = json.loads(lines[i])
+            except (ValueError, RecursionError):  # damaged by an earlier step already
+                continue
+            if isinstance(obj, dict) and obj:
+                obj[rng.choice(list(obj))] = rng.choice(SCALARS)
+                lines[i] = json.dumps(obj, allow_nan=True).encode() + b"\n"
         elif kind == 3:
             lines[i] = json.dumps(tree(rng), allow_nan=True).encode() + b"\n"
         elif kind == 4:
