@@ -236,6 +236,24 @@ def render(rows: list[Row], stage_rows: dict[str, dict[str, float]], meta: dict[
                 f"| {shape} | {mode} | {label if baseline else 'now'} | {meta['jobs']} | {_size(size)} | "
                 f"{fmt([r.wall for r in rs], 2)} | {fmt([r.cpu for r in rs], 2)} | {fmt([r.peak_mb for r in rs], 0)} |"
             )
+    now = [(shape, mode, runs) for shape, mode, _, runs, _ in rows]
+    slow = [f"{sh} {mo} {statistics.median(r.wall for r in rs):.1f} s" for sh, mo, rs in now
+            if statistics.median(r.wall for r in rs) > TARGET_SECONDS]  # fmt: skip
+    big = [f"{sh} {mo} {statistics.median(r.peak_mb for r in rs):.0f} MB" for sh, mo, rs in now
+           if statistics.median(r.peak_mb for r in rs) > TARGET_MB]  # fmt: skip
+    peak = max(statistics.median(r.peak_mb for r in rs) for _, _, rs in now)
+    out += [
+        "",
+        f"**Against the target** ({TARGET_SECONDS:g} s, {TARGET_MB:g} MB): memory "
+        + (f"met in every case (largest median peak {peak:.0f} MB)" if not big else f"over in: {', '.join(big)}")
+        + "; time "
+        + ("met in every case." if not slow else f"not met on this machine: {', '.join(slow)} (median wall).")
+        + (
+            " Wall time here is largely waiting for a core (compare it with the CPU column)."
+            if any(statistics.median(r.wall for r in rs) > 1.5 * statistics.median(r.cpu for r in rs) for *_, rs in now)
+            else ""
+        ),
+    ]
     out += [
         "",
         "Manifests: **jobs** = every job written out (name, prompt, seed; half the prompts use a var, a tenth "
