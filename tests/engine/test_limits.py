@@ -340,3 +340,18 @@ async def test_a_cancelled_waiter_takes_no_start() -> None:
     assert waiter.cancelled()
     times = await grant_times(limiter, clock, [0.5])
     assert times == [pytest.approx(1.0)]  # the next caller gets the slot the cancelled one waited for
+
+
+async def test_scattered_query_429s_slow_polling_a_little_and_briefly() -> None:
+    clock = FakeClock(0.0)
+    limits = Limits(clock)
+    for _ in range(4):  # four 429s in four different windows
+        limits.query.on_throttled()
+        await clock.advance(2.0)
+    assert limits.query.rate >= 3.0  # 10 * 0.75**4 = 3.2; halving would give 0.625
+    await clock.advance(60.0)
+    limits.query.delay()  # recovery is computed on use
+    assert limits.query.rate >= 9.0
+    submit = limits.submit("wan2.6-t2v")
+    submit.on_throttled()
+    assert submit.rate == 2.5  # submissions still halve: a 429 there is the quota speaking
