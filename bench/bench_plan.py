@@ -221,7 +221,7 @@ def render(rows: list[Row], stage_rows: dict[str, dict[str, float]], meta: dict[
         f"Load average (1/5/15 min) before: {meta['load_before']}, after: {meta['load_after']} — the machine was "
         "shared with other helpers' test suites and benchmarks, so wall time includes waiting for a core; CPU "
         f"time is the steadier figure. Speed check: `sum(range(10_000_000))` took {meta['calibration']} CPU s "
-        "here (a current desktop core does it in about 0.15 s).",
+        "here (roughly 0.1–0.2 s on an idle current desktop core).",
         "",
         f"Figures: median of {meta['runs']} runs (min–max).",
         "",
