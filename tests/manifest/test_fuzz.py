@@ -121,7 +121,7 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(FAST, max_examples=800)
+@settings(FAST, max_examples=600)
 @given(text=mutated())
 def test_mutated_manifests_never_raise(target: Path, text: str) -> None:
     target.write_bytes(text.encode("utf-8", "surrogateescape") if "\udcff" in text else text.encode("utf-8"))
@@ -294,7 +294,7 @@ def random_manifest(rng: random.Random) -> dict[str, Any]:
     return doc
 
 
-RANDOM_MANIFESTS = 3000
+RANDOM_MANIFESTS = 2000
 
 
 def test_random_manifests_never_raise(target: Path) -> None:
@@ -313,7 +313,7 @@ def test_random_manifests_never_raise(target: Path) -> None:
             codes[check(target, region=region, as_json=rng.random() < 0.5)] += 1
         except BaseException as e:
             raise AssertionError(f"seed {seed}, region {region}:\n{text}") from e
-    assert codes[0] > 150 and codes[2] > 1000, codes  # both paths are exercised, not only the error one
+    assert codes[0] > 100 and codes[2] > 1000, codes  # both paths are exercised, not only the error one
 
 
 @settings(FAST, max_examples=200)
