@@ -1,6 +1,6 @@
 """Request-rate limiters and the in-flight cap, both adaptive on 429, with an injectable clock.
 
-Why not aiolimiter (listed in pyproject): its ``AsyncLimiter(5, 1)`` is a leaky bucket — a burst of 5 at
+Why not aiolimiter: its ``AsyncLimiter(5, 1)`` is a leaky bucket — a burst of 5 at
 t=0, then the bucket drains 1 slot every 0.2 s, so 5 + 4 = 9 requests land inside [0, 1) s. DashScope counts
 "5 per second" over ANY 1-second window (API.md decision 8), so that pattern is refused. aiolimiter also
 reads ``loop.time()`` directly (no replaceable clock) and has no notion of slowing down on 429. Hence a
