@@ -66,7 +66,10 @@ def run_command(args: argparse.Namespace) -> int:
     """``wanbatch run MANIFEST …``: start or resume the run in the output folder."""
     try:
         key = api_key()
-        runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key])
+        verbosity = getattr(args, "verbose", 0)
+        if verbosity == 0 and sys.stderr.isatty():
+            verbosity = -1  # the progress view says what the info lines would; warnings still show
+        runlog.configure(verbosity=verbosity, secrets=[key])
         from runner.manifest import load_manifest
 
         region = args.region or DEFAULT_REGION

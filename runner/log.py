@@ -100,7 +100,10 @@ class _CurrentStderr:
 
 
 def level_for(verbosity: int) -> int:
-    """``-v`` count → logging level: info by default, debug from ``-v``."""
+    """``-v`` count → logging level: info by default, debug from ``-v``; -1 (a progress view owns the
+    terminal, so per-job info lines would only scroll it away) → warnings only."""
+    if verbosity < 0:
+        return logging.WARNING
     return logging.DEBUG if verbosity >= 1 else logging.INFO
 
 

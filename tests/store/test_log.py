@@ -122,3 +122,13 @@ def test_default_stream_follows_sys_stderr(reset_structlog: None, monkeypatch: p
     logging.getLogger("aiohttp").warning("lib %s", KEY)
     text = later.getvalue()
     assert "job.failed" in text and "lib ***" in text and KEY not in text
+
+
+def test_negative_verbosity_keeps_only_warnings() -> None:
+    import logging
+
+    from runner.log import level_for
+
+    assert level_for(-1) == logging.WARNING
+    assert level_for(0) == logging.INFO
+    assert level_for(2) == logging.DEBUG
