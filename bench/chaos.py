@@ -5,8 +5,9 @@
     .venv/bin/python -m bench.chaos --only crash,faults
 
 Writes the table of figures to ``docs/RELIABILITY.md`` and exits 1 when a scenario misses its target.
-Named ``chaos.py`` (not ``bench_*.py``) so ``python -m bench`` does not run it. The bad-input scenario is
-CPU-bound and in-process, so it runs in a second process beside crash/resume and faults, which mostly wait.
+Named ``chaos.py`` (not ``bench_*.py``) so ``python -m bench`` does not run it. Scenarios 1-3 and 5 mostly
+wait on emulated tasks, so crash+faults and disk+secrets run side by side, the CPU-bound bad-input scenario
+in a second process meanwhile; the load scenario runs last.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,26 +72,38 @@ def run(only: Sequence[str], quick: bool, work: Path) -> dict[str, Any]:
         (
             "faults",
             lambda: {
-                "all": chaos_faults.fault_run(work / "faults", jobs=20 if quick else 40, timeout=600),
+                "all": chaos_faults.fault_run(work / "faults", jobs=20 if quick else 30, timeout=600),
                 "no429": chaos_faults.fault_run(
                     work / "faults_no429",
-                    jobs=40 if quick else 150,
+                    jobs=40 if quick else 100,
                     faults=tuple(f for f in chaos_faults.FAULTS if not f.startswith("429")),
                 ),
             },
         ),
-        ("disk", lambda: chaos_disk.disk_trouble(work / "disk", jobs=60 if quick else 100)),
-        ("secrets", lambda: chaos_secrets.secrets(work / "secrets", jobs=4 if quick else 10)),
+        ("disk", lambda: chaos_disk.disk_trouble(work / "disk", jobs=60 if quick else 80)),
+        ("secrets", lambda: chaos_secrets.secrets(work / "secrets", jobs=4 if quick else 6)),
         ("load", lambda: chaos_load.load(work / "load", jobs=1000 if quick else 10_000)),
     ]
-    for name, fn in steps:
-        if name not in only:
-            continue
+
+    def one(name: str, fn: Callable[[], Any]) -> None:
         t0 = time.monotonic()
         print(f"chaos: {name} …", flush=True)
         results[name] = fn()
         timings[name] = time.monotonic() - t0
         print(f"chaos: {name} done in {timings[name]:.0f} s: {json.dumps(results[name])[:400]}", flush=True)
+
+    chosen = dict((name, fn) for name, fn in steps if name in only)
+    # 1-2 and 3+5 mostly wait on emulated tasks and polls: the two pairs run side by side; load runs alone
+    # at the end, so its throughput and RSS are not shared with anything but the bad-input process.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        pending = [side.submit(one, n, chosen[n]) for n in ("disk", "secrets") if n in chosen]
+        for n in ("crash", "faults"):
+            if n in chosen:
+                one(n, chosen[n])
+        for f in pending:
+            f.result()
+    if "load" in chosen:
+        one("load", chosen["load"])
     if proc is not None:
         results["input"] = q.get(timeout=1800)
         proc.join(timeout=60)
@@ -278,9 +292,44 @@ def page(r: dict[str, Any], v: dict[str, bool], argv: Sequence[str], wall: float
                 "",
             )
         )
-    L += ["", "## Findings and fixes", "", FINDINGS, ""]
+    L += ["", "## How each scenario works", "", METHOD, "", "## Findings and fixes", "", FINDINGS, ""]
     L += ["## Raw results", "", "```json", json.dumps(r, indent=1, default=str)[:20000], "```", ""]
     return "\n".join(L)
+
+
+METHOD = """\
+1. **Crash/resume** (`bench/chaos_crash.py`): one manifest of distinct prompts (so a body sent twice shows in
+   the emulator's `duplicate_submissions`); `wanbatch run` is started and SIGKILLed after a seeded uniform
+   0.3–4 s, twenty times, each restart resuming the same folder; then one run to completion. After every kill
+   the ledger is read line by line and replayed. At the end every `downloaded` job's file is hashed against
+   the ledger and decoded with PyAV; the emulator's task table is checked for a body billed twice or a task no
+   ledger job owns (a lost create never adopted).
+2. **Faults** (`bench/chaos_faults.py`): the emulator injects 5xx (10 %, split 500/502/503), 429 (5 %),
+   connection resets (5 %), slow answers (3 %), 5xx and resets on downloads, truncated downloads (5 %), FAILED
+   tasks (2 %) and expired URLs (3 %), with quotas at 4×; two prompts carry a word the server refuses
+   (400 DataInspectionFailed), so the exit code must be 1. Run twice: with every fault, and with every fault
+   but 429 (see the findings).
+3. **Disk trouble** (`bench/chaos_disk.py`): a tmpfs the scenario mounts itself (it is skipped, and says so,
+   where mounting is not allowed): 2 MB from the start (the videos do not fit); 64 MB eaten by a filler
+   file after 20 downloads; a read-only bind mount laid over the output folder after 20 downloads. Each:
+   the first run's exit and message, the ledger's lines, `wanbatch status`, one more run on the still-broken
+   disk, then the resume once space (or write access) is back, counting the bodies the emulator received.
+4. **Bad input** (`bench/chaos_input.py`, in a second process while 1–3 and 5 run): seeded mutations of the shipped
+   manifests (token inserts, deletions, duplicated and swapped lines), random trees as JSON, and raw bytes
+   through `wanbatch plan` (in-process `runner.cli.main`, plus a sample as subprocesses); a real ledger damaged
+   by random bytes, cut lines, wrong field types, huge numbers, 10,000-deep nesting and torn tails through
+   `wanbatch status`. Every answer must be exit 0, or exit 2 whose every stderr line names the file (and
+   line:column when it is about the text); a traceback or any other exit is a problem.
+5. **Secrets and paths** (`bench/chaos_secrets.py`): a distinctive key in `DASHSCOPE_API_KEY`; runs at the
+   default level, `-v` and `-vv` against a faulty server, then `status` and `report`, then a run whose key
+   the server refuses (401). Every file of the output folders, both streams, and `/proc/PID/cmdline` of the
+   live runner are searched for the key. Job names such as `../../etc/passwd` go through `plan`; plain-http
+   URLs to other hosts, a redirect from loopback to `http://example.com`, and an endless body against a
+   1 MB cap go through `runner.download`.
+6. **Load** (`bench/chaos_load.py`): 10,000 jobs, emulator quotas off, tasks of 0.5 s, `--qps 100000
+   --max-in-flight 100000`; the runner's peak RSS comes from `wait4`, and the ledger it wrote is replayed
+   and timed afterwards. The run's time includes the gallery (`index.html` with a poster frame per video)
+   that `wanbatch run` writes at the end."""
 
 
 FINDINGS = """\

@@ -46,9 +46,17 @@ def remount(where: Path, opts: str) -> None:
 def _clear(text: str) -> bool:
     """A one-line ``wanbatch: cannot write …`` naming the reason, and no traceback."""
     return not has_traceback(text) and any(
-        line.startswith("wanbatch: cannot write") and ("No space" in line or "Read-only" in line)
+        line.startswith("wanbatch: ") and "cannot" in line and ("No space" in line or "Read-only" in line)
         for line in text.splitlines()
     )
+
+
+def _traceback_excerpt(*texts: str) -> str:
+    for text in texts:
+        i = text.find("Traceback (most recent call last)")
+        if i >= 0:
+            return text[max(0, i - 300) : i + 2500]
+    return ""
 
 
 def _count_downloaded(out: Path) -> int:
@@ -126,6 +134,7 @@ def _case(work: Path, mnt: Path, emu: Any, case: str, jobs: int) -> dict[str, An
         "jobs": jobs,
         "submitted": emu.stats()["submitted"] - before,
         "tracebacks": sum(has_traceback(p.err) for p in (first, again, final, status)),
+        "traceback_excerpt": _traceback_excerpt(first.err, again.err, final.err, status.err),
     }
 
 

@@ -7,7 +7,9 @@ point is volume, and drawing trees through hypothesis costs far more than ``plan
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import io
 import json
 import random
@@ -171,13 +173,28 @@ def generated(rng: random.Random, seeds: list[str]) -> bytes:
     return bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
 
 
-def _in_process(argv: list[str]) -> tuple[int | None, str, str]:
-    from runner.cli import main
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    from runner.cli import build_parser
 
+    return build_parser()
+
+
+def _main(argv: list[str]) -> int:
+    """``runner.cli.main`` with its parser built once: building it costs more than planning a manifest."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    code: int = args.func(args)
+    return code
+
+
+def _in_process(argv: list[str]) -> tuple[int | None, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code: int | None = main(argv)
+            code: int | None = _main(argv)
         except BaseException as e:  # exactly what must never happen: counted
             import traceback
 

@@ -3,7 +3,8 @@ is reported, and the ledger it wrote replays in under 5 s.
 
 The runner's own query budget (10 polls/s: half the account's 20 QPS) would make 10,000 polls take 1,000 s
 alone; an account with raised quotas would raise it too. The CLI has no flag for it, so the child raises
-``runner.limits.QUERY_QPS`` before calling the unchanged ``runner.cli.main`` (everything else is the CLI).
+``runner.limits.QUERY_QPS`` and the poll schedule's ``budget_qps`` (8/s) before calling the unchanged
+``runner.cli.main``; everything else is the CLI as shipped.
 """
 
 from __future__ import annotations
@@ -16,10 +17,20 @@ from bench.chaos_common import check_ledger, emulator, has_traceback, reap, spaw
 from runner.state import replay
 
 QUERY_QPS = 400
-_CHILD = (
-    "import sys, runner.limits as l; l.QUERY_QPS = float(sys.argv.pop(1)); "
-    "from runner.cli import main; raise SystemExit(main())"
-)
+_CHILD = """
+import dataclasses, sys
+import runner.commands, runner.limits, runner.poller
+qps = float(sys.argv.pop(1))
+runner.limits.QUERY_QPS = qps
+
+@dataclasses.dataclass(frozen=True)
+class RaisedPolls(runner.poller.PollConfig):
+    budget_qps: float = qps * 0.8
+
+runner.commands.PollConfig = RaisedPolls
+from runner.cli import main
+raise SystemExit(main())
+"""
 
 
 def load(work: Path, *, jobs: int = 10_000, timeout: float = 600) -> dict[str, Any]:
