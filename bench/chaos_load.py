@@ -61,7 +61,9 @@ def load(work: Path, *, jobs: int = 10_000, timeout: float = 600) -> dict[str, A
             "0.05",
         ]
         t0 = time.monotonic()
-        res = reap(spawn(argv, work, "load"), t0, work, "load", timeout=timeout)
+        proc = spawn(argv, work, "load")
+        samples = _sample_rss(proc.pid, t0 + timeout)
+        res = reap(proc, t0, work, "load", timeout=max(1.0, t0 + timeout - time.monotonic()))
         stats = emu.stats()
     t1 = time.perf_counter()
     state = replay(out / "ledger.jsonl")
@@ -75,12 +77,36 @@ def load(work: Path, *, jobs: int = 10_000, timeout: float = 600) -> dict[str, A
         "wall_s": round(res.wall, 1),
         "jobs_per_s": round(done / res.wall, 1) if res.wall else 0,
         "peak_rss_mb": round(res.rss_mb),
+        "rss_mb_at_quarters": _quarters(samples),
         "ledger_lines": led.lines,
         "ledger_mb": round((out / "ledger.jsonl").stat().st_size / 1e6, 1),
         "replay_s": round(replay_s, 2),
         "duplicate_submissions": stats["duplicate_submissions"],
         "tracebacks": int(has_traceback(res.err)),
     }
+
+
+def _sample_rss(pid: int, deadline: float) -> list[float]:
+    """The child's resident set (MB) once a second until it exits (a zombie has no VmRSS line)."""
+    samples: list[float] = []
+    while time.monotonic() < deadline:
+        try:
+            text = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            break
+        line = next((ln for ln in text.splitlines() if ln.startswith("VmRSS:")), None)
+        if line is None:
+            break
+        samples.append(int(line.split()[1]) / 1024)
+        time.sleep(1.0)
+    return samples
+
+
+def _quarters(samples: list[float]) -> list[int]:
+    """RSS at 25, 50, 75 and 100 % of the run's wall time: flat means the numbers stay close."""
+    if not samples:
+        return []
+    return [round(samples[min(len(samples) - 1, int(len(samples) * q) - 1)]) for q in (0.25, 0.5, 0.75, 1.0)]
 
 
 def passed(r: dict[str, Any]) -> bool:
