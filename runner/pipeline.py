@@ -48,6 +48,9 @@ from runner.tracker import tracker
 __all__ = ["Outcome", "Pipeline", "PipelineConfig"]
 
 
+_PLANNED_CHUNK = 1000  # planned lines made durable together (bounded: a chunk's coroutines live at once)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How the run ended: the exit code and what the user should hear about."""
@@ -120,11 +123,15 @@ class Pipeline:
         ctx.known_tasks |= ctx.state.known_task_ids()
         new_allowed = cfg.max_jobs if cfg.max_jobs is not None else len(self.specs)
         resumed = bool(ctx.state.jobs)
+        # New jobs' `planned` lines are appended a chunk at a time so group commit makes each chunk durable
+        # in one fsync (one await per line cost ~0.8 ms a job: 8 s before the first create of 10,000 jobs).
+        # The writer queues lines in call order, so the ledger keeps the manifest's order.
+        new = [spec for spec in self.specs if spec.job_id not in ctx.state.jobs]
+        for i in range(0, len(new), _PLANNED_CHUNK):
+            chunk = new[i : i + _PLANNED_CHUNK]
+            await asyncio.gather(*(ctx.record(s.job_id, PLANNED, **_planned_fields(s, cfg.region)) for s in chunk))
         for spec in self.specs:
-            st = ctx.state.jobs.get(spec.job_id)
-            if st is None:
-                await ctx.record(spec.job_id, PLANNED, **_planned_fields(spec, cfg.region))
-                st = ctx.state.jobs[spec.job_id]
+            st = ctx.state.jobs[spec.job_id]
             job = Job(spec, st)
             ctx.jobs[spec.job_id] = job
             ctx.submit_queues.setdefault(spec.model, asyncio.Queue())

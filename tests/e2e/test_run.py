@@ -27,6 +27,9 @@ def test_full_run_then_status_then_rerun(tmp_path: Path, emulator: Any) -> None:
     assert (out / "manifest.yaml").read_text(encoding="utf-8") == manifest.read_text(encoding="utf-8")
     events = [line["event"] for line in ledger_lines(out)]
     assert events[0] == "run.started" and events[-1] == "run.finished"
+    planned = [line["name"] for line in ledger_lines(out) if line["event"] == "planned"]
+    assert planned == [f"clip{i}" for i in range(6)], "planned lines keep the manifest's order"
+    assert events.index("submitting") > max(i for i, e in enumerate(events) if e == "planned")
     page = (out / "index.html").read_text(encoding="utf-8")  # the gallery is written at the end of the run
     assert all(f"clip{i}" in page for i in range(6))
     assert "report.written" in r.stderr
