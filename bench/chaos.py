@@ -118,7 +118,13 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
     if "crash" in r:
         out["crash"] = chaos_crash.passed(r["crash"])
     if "faults" in r:
-        out["faults"] = chaos_faults.passed(r["faults"]["all"]) and chaos_faults.passed(r["faults"]["no429"])
+        every, no429 = r["faults"]["all"], r["faults"]["no429"]
+        out["faults"] = (
+            chaos_faults.passed(every)
+            and chaos_faults.passed(no429)
+            and chaos_faults.covered(every, ("429", "500", "reset", "expired_url"))
+            and chaos_faults.covered(no429, ("500", "502", "503", "reset", "truncate", "fail", "expired_url"))
+        )
     if "disk" in r:
         out["disk"] = chaos_disk.passed(r["disk"])
     if "input" in r:
