@@ -117,6 +117,16 @@ def _add_caps(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
 def run_options_parser() -> argparse.ArgumentParser:
     """The options of ``run``, shared by ``schedule`` (which hands them to each run it starts)."""
     p = argparse.ArgumentParser(add_help=False)
@@ -125,6 +135,21 @@ def run_options_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
     p.add_argument("--qps", type=float, default=None, help="submissions per second (default: the model's)")
     p.add_argument("--max-in-flight", type=int, default=None, help="tasks in flight (default: the model's)")
+    p.add_argument(
+        "--query-qps",
+        type=_positive_float,
+        default=None,
+        metavar="QPS",
+        help="status queries per second for the whole run (default 10: half the account's 20; raise it only "
+        "with a raised quota)",
+    )
+    p.add_argument(
+        "--max-video-mb",
+        type=_positive_float,
+        default=None,
+        metavar="MB",
+        help="stop a download larger than this (default 2048)",
+    )
     p.add_argument(
         "--max-jobs",
         type=_positive_int,

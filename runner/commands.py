@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -99,6 +100,8 @@ def run_command(args: argparse.Namespace) -> int:
             region=region,
             qps=args.qps,
             max_in_flight=args.max_in_flight,
+            query_qps=getattr(args, "query_qps", None),
+            max_video_bytes=int(args.max_video_mb * 1024 * 1024) if getattr(args, "max_video_mb", None) else None,
             max_jobs=args.max_jobs,
             retry_failed=args.retry_failed,
             regenerate_expired=getattr(args, "regenerate_expired", False),
@@ -107,6 +110,8 @@ def run_command(args: argparse.Namespace) -> int:
             reconcile_delay=min(1.0, follow),
         )
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
+        if cfg.query_qps is not None:  # polls keep 80 % of the query rate; list and cancel use the rest
+            poll = dataclasses.replace(poll, budget_qps=max(0.5, 0.8 * cfg.query_qps))
         started = time.monotonic()
         outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard))
         _write_gallery(out, outcome)
@@ -150,7 +155,7 @@ async def _run(
     out.mkdir(parents=True, exist_ok=True)
     state = await asyncio.to_thread(replay, out / LEDGER_NAME)
     await asyncio.to_thread(_write_snapshot, out / MANIFEST_SNAPSHOT, manifest.text)
-    limits = Limits(RealClock(), qps=cfg.qps, in_flight=cfg.max_in_flight)
+    limits = Limits(RealClock(), qps=cfg.qps, in_flight=cfg.max_in_flight, query_qps=cfg.query_qps)
     schedule = PollSchedule(limits.clock, poll)
     interactive = sys.stderr.isatty()
     async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:

@@ -70,6 +70,8 @@ class PipelineConfig:
     region: str
     qps: float | None = None  # submissions per second per model; None: the model's quota
     max_in_flight: int | None = None  # tasks in flight per model; None: the model's quota
+    query_qps: float | None = None  # status queries per second for the run; None: half the account's 20
+    max_video_bytes: int | None = None  # a download over this is stopped; None: download.DEFAULT_MAX_BYTES
     max_jobs: int | None = None  # new jobs submitted this run at most
     retry_failed: bool = False
     regenerate_expired: bool = False  # expired jobs (paid, video lost) are generated again only when asked
