@@ -148,7 +148,15 @@ class PollSchedule:
         q50 = self._stats.quantile(model, 0.5)
         q95 = self._stats.quantile(model, 0.95)
         assert q05 is not None and q50 is not None and q95 is not None
-        return Expectation(early=0.9 * q05, typical=q50, late=q95)
+        # Dense polling starts a little before the fastest tasks seen end: 10 % of q05 early for a wide
+        # spread, less when the spread is tight (q05 near q50: all tasks take about as long), so polls are
+        # not spent on tasks that cannot be done yet while a finished one waits for its turn in the budget.
+        # Only with enough samples: the first completions are the fastest tasks, so an early spread looks
+        # tighter than it is.
+        early = 0.9 * q05
+        if self._stats.count(model) >= 4 * cfg.min_samples:
+            early = max(early, q05 - 0.5 * (q50 - q05))
+        return Expectation(early=early, typical=q50, late=q95)
 
     # ------------------------------------------------------------------------------------------ intervals
 

@@ -279,3 +279,17 @@ def test_property_budget_holds_and_every_task_is_served(adds: list[tuple[float, 
     for start in handed:
         assert sum(1 for t in handed if start <= t < start + 1.0) <= budget + burst
     assert set(served) == {f"t{i}" for i in range(len(adds))}
+
+
+def test_a_tight_spread_starts_dense_polling_at_the_fastest_task_once_well_sampled() -> None:
+    s = PollSchedule(ManualClock())
+    for _ in range(5):
+        s.record_completion("m", 100.0)
+    assert s.expectation("m").early == pytest.approx(90.0)  # few samples: the usual 10 % margin
+    for _ in range(15):
+        s.record_completion("m", 100.0)
+    assert s.expectation("m").early == pytest.approx(100.0)  # 20 alike: no polls spent before the end
+    wide = PollSchedule(ManualClock())
+    for d in range(20, 220, 10):
+        wide.record_completion("m", float(d))
+    assert wide.expectation("m").early == pytest.approx(0.9 * 20.0)  # a wide spread keeps the margin
