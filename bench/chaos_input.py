@@ -27,6 +27,8 @@ PLAN_LINE = re.compile(
     r"^.+?:\d+:\d+: (error|warning): .+$|^.+?: (error|warning): .+$|^.+: \d+ errors?; nothing planned$"
 )
 STATUS_LINE = re.compile(r"^wanbatch: .+ledger\.jsonl(:\d+)?: .+$|^wanbatch: .+: no ledger\.jsonl here.+$")
+#: Pieces of YAML and of the manifest language that a mutation splices into a real manifest. Shared with
+#: the fuzz test of ``make test`` (tests/manifest/test_fuzz.py), so both fuzz with one vocabulary.
 TOKENS = [
     ":",
     "-",
@@ -45,6 +47,7 @@ TOKENS = [
     "<<",
     "!!int",
     "!!binary",
+    "!!str",
     "?",
     "#",
     "|",
@@ -65,6 +68,7 @@ TOKENS = [
     "\ufeff",
     "\x00",
     "\x1b",
+    "\udcff",
     "\U0001f3ac",
     "model",
     "jobs",
@@ -83,11 +87,15 @@ TOKENS = [
     "\r\n",
     "\u2028",
 ]
+#: Keys of a manifest at any level (top, defaults, job, shot), plus one that belongs nowhere.
 KEYS = [
     "model",
     "size",
     "duration",
     "seed",
+    "prompt_extend",
+    "watermark",
+    "audio",
     "name",
     "prompt",
     "shots",
@@ -131,6 +139,7 @@ SCALARS: list[Any] = [
 
 
 def mutate(rng: random.Random, text: str) -> str:
+    """1–5 edits of ``text``: insert, delete or replace at a random place, duplicate or swap lines."""
     for _ in range(rng.randint(1, 5)):
         i = rng.randrange(len(text) + 1)
         kind = rng.randrange(5)

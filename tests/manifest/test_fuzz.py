@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.chaos_input import KEYS, mutate
 from runner.cli import main
 
 from .conftest import MANIFESTS, run_plan
@@ -46,79 +47,11 @@ def check(path: Path, region: str | None = None, as_json: bool = False) -> int:
 
 # ------------------------------------------------------------------------------------------- mutations
 
-TOKENS = [
-    ":",
-    "-",
-    " ",
-    "\n",
-    "  ",
-    "{",
-    "}",
-    "[",
-    "]",
-    ",",
-    "'",
-    '"',
-    "&a",
-    "*a",
-    "<<",
-    "!!int",
-    "!!str",
-    "?",
-    "#",
-    "|",
-    ">",
-    "\t",
-    "null",
-    "~",
-    "true",
-    "0",
-    "-1",
-    "1e999",
-    "9" * 30,
-    ".inf",
-    "{x}",
-    "{{",
-    "}}",
-    "\u2013",
-    "\ufeff",
-    "\x00",
-    "\udcff",
-    "model",
-    "jobs",
-    "shots",
-    "matrix",
-    "size",
-    "duration",
-    "seed",
-    "repeat",
-    "from",
-    "to",
-]
-
 
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
-    text = draw(st.sampled_from(SEEDS))
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["insert", "delete", "replace", "dup_line", "swap_lines"]))
-        i = draw(st.integers(0, len(text)))
-        if kind == "insert":
-            text = text[:i] + draw(st.sampled_from(TOKENS)) + text[i:]
-        elif kind == "delete":
-            text = text[:i] + text[i + draw(st.integers(1, 20)) :]
-        elif kind == "replace":
-            text = text[:i] + draw(st.sampled_from(TOKENS)) + text[i + 1 :]
-        else:
-            lines = text.split("\n")
-            a = draw(st.integers(0, len(lines) - 1))
-            b = draw(st.integers(0, len(lines) - 1))
-            if kind == "dup_line":
-                lines.insert(b, lines[a])
-            else:
-                lines[a], lines[b] = lines[b], lines[a]
-            text = "\n".join(lines)
-    return text
+    """A shipped manifest with the edits of ``make chaos`` (one mutator, one vocabulary)."""
+    return mutate(draw(st.randoms(use_true_random=False)), draw(st.sampled_from(SEEDS)))
 
 
 @settings(FAST, max_examples=600)
@@ -132,29 +65,6 @@ def test_mutated_manifests_never_raise(target: Path, text: str) -> None:
 # Built with a seeded ``random.Random`` rather than hypothesis strategies: drawing recursive trees through
 # hypothesis cost ~30 ms a manifest, 25 times what `plan` takes on one, and the point here is volume.
 
-KEYS = [
-    "model",
-    "size",
-    "duration",
-    "shot_type",
-    "prompt_extend",
-    "watermark",
-    "negative_prompt",
-    "seed",
-    "audio_url",
-    "audio",
-    "name",
-    "prompt",
-    "intro",
-    "shots",
-    "repeat",
-    "matrix",
-    "from",
-    "to",
-    "text",
-    "version",
-    "vars",
-]
 WORDS = [
     "wan2.6-t2v",
     "wanx2.1-t2v-plus",
