@@ -4,22 +4,11 @@ sent together, the holders still count the other refused ones: one cut per refus
 
 from __future__ import annotations
 
-from runner.limits import InFlight
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
+from runner.limits import FakeClock, InFlight
 
 
 async def test_refusals_of_one_burst_cut_the_cap_once_and_later_ones_refine_it() -> None:
-    clock = _Clock()
+    clock = FakeClock(0.0)
     cap = InFlight(20, clock)
     for _ in range(9):  # 5 tasks the server accepted + 4 creates sent together, all four refused
         await cap.acquire()
@@ -29,6 +18,6 @@ async def test_refusals_of_one_burst_cut_the_cap_once_and_later_ones_refine_it()
     assert cap.limit == 8  # one cut (holders minus one), not four (which would end at 4, below the server's 5)
     for _ in range(3):
         await cap.release()  # three refused creates give their slots back; one retries
-    clock.t = 1.5
+    await clock.advance(1.5)
     cap.on_throttled()  # refused again a burst later: 6 held, the server holds 5
     assert cap.limit == 5
