@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from bench import chaos_common
+from bench.chaos_common import child_env
 from runner.download import Expect, sha256_file, sidecar_path, verify_mp4
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
@@ -21,18 +22,13 @@ from runner.state import replay
 
 #: A distinctive key: the tests grep every output for it.
 KEY = "sk-e2eSECRETkey7c1d0f9a2b"
-ROOT = Path(__file__).resolve().parents[2]
 
 #: Fast polling for emulated tasks of about a second.
 FAST = ["--expected-task-time", "1", "--min-poll-interval", "0.05"]
 
 
 def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE")}
-    e["DASHSCOPE_API_KEY"] = KEY
-    e["PYTHONPATH"] = str(ROOT)
-    e.update(extra)
-    return e
+    return child_env(KEY, **extra)
 
 
 def cli(
@@ -86,20 +82,9 @@ def output(cwd: Path, log: str = "runner") -> tuple[str, str]:
     return (cwd / f"{log}.out").read_text(encoding="utf-8"), (cwd / f"{log}.err").read_text(encoding="utf-8")
 
 
-def write_manifest(
-    path: Path, n: int, *, name: str = "e2e", duration: int = 2, size: str = "1280*720", tag: str = ""
-) -> Path:
-    """``n`` wan2.6 jobs with distinct prompts (so a duplicate submission shows in the emulator's stats)."""
-    jobs = "\n".join(
-        f"  - name: clip{i}\n    prompt: Shot {i}{tag} of a lighthouse at dusk, waves rolling in, cinematic, 35mm."
-        for i in range(n)
-    )
-    path.write_text(
-        f'version: 1\nname: {name}\ndefaults:\n  model: wan2.6-t2v\n  size: "{size}"\n  duration: {duration}\n'
-        f"  prompt_extend: false\njobs:\n{jobs}\n",
-        encoding="utf-8",
-    )
-    return path
+def write_manifest(path: Path, n: int, *, name: str = "e2e", **kw: Any) -> Path:
+    """``n`` wan2.6 jobs with distinct prompts (the chaos suite's manifest, named for these tests)."""
+    return chaos_common.write_manifest(path, n, name=name, **kw)
 
 
 @pytest.fixture
