@@ -16,6 +16,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -241,30 +242,44 @@ def _judge(code: int | None, err: str, line: re.Pattern[str]) -> str | None:
     return None
 
 
-def bad_manifests(work: Path, *, count: int = 10_000, subprocesses: int = 40, seed: int = 0) -> dict[str, Any]:
-    work.mkdir(parents=True, exist_ok=True)
-    seeds = [p.read_text(encoding="utf-8") for p in SEEDS]
-    path = work / "m.yaml"
+#: One case of a bad-input scenario: writes its input, returns the command and the seed that made the input.
+Case = Callable[[int], tuple[list[str], int]]
+
+
+def _tally(what: str, count: int, subprocesses: int, work: Path, line: re.Pattern[str], case: Case) -> dict[str, Any]:
+    """Run ``case(i)``'s command (it writes its input first and names the seed that made it) ``count`` times
+    in-process, then ``subprocesses`` times as real children; judge each answer against ``line``."""
     codes = {0: 0, 2: 0}
     problems: list[str] = []
     for i in range(count + subprocesses):
-        rng = random.Random(seed * 1_000_003 + i)
-        path.write_bytes(generated(rng, seeds))
-        argv = ["plan", str(path)] + (["--json"] if rng.random() < 0.3 else [])
+        argv, seed = case(i)
         code, _, err = _in_process(argv) if i < count else _sub(argv, work)
-        wrong = _judge(code, err, PLAN_LINE)
+        wrong = _judge(code, err, line)
         if wrong:
-            problems.append(f"seed {seed * 1_000_003 + i}: {wrong}")
+            problems.append(f"seed {seed}: {wrong}")
         elif code is not None:
             codes[code] += 1
     return {
-        "manifests": count,
+        what: count,
         "subprocesses": subprocesses,
         "exit_0": codes[0],
         "exit_2": codes[2],
         "problems": len(problems),
         "examples": problems[:5],
     }
+
+
+def bad_manifests(work: Path, *, count: int = 10_000, subprocesses: int = 40, seed: int = 0) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    seeds = [p.read_text(encoding="utf-8") for p in SEEDS]
+    path = work / "m.yaml"
+
+    def case(i: int) -> tuple[list[str], int]:
+        rng = random.Random(seed * 1_000_003 + i)
+        path.write_bytes(generated(rng, seeds))
+        return ["plan", str(path)] + (["--json"] if rng.random() < 0.3 else []), seed * 1_000_003 + i
+
+    return _tally("manifests", count, subprocesses, work, PLAN_LINE, case)
 
 
 def garbage_ledger(rng: random.Random, good: list[bytes]) -> bytes:
@@ -301,26 +316,13 @@ def bad_ledgers(work: Path, good_ledger: Path, *, count: int = 1000, subprocesse
     good = good_ledger.read_bytes().splitlines(keepends=True)
     out = work / "run"
     out.mkdir(exist_ok=True)
-    codes = {0: 0, 2: 0}
-    problems: list[str] = []
-    for i in range(count + subprocesses):
+
+    def case(i: int) -> tuple[list[str], int]:
         rng = random.Random(i)
         (out / "ledger.jsonl").write_bytes(garbage_ledger(rng, good))
-        argv = ["status", str(out)] + (["--json"] if rng.random() < 0.5 else [])
-        code, _, err = _in_process(argv) if i < count else _sub(argv, work)
-        wrong = _judge(code, err, STATUS_LINE)
-        if wrong:
-            problems.append(f"seed {i}: {wrong}")
-        elif code is not None:
-            codes[code] += 1
-    return {
-        "ledgers": count,
-        "subprocesses": subprocesses,
-        "exit_0": codes[0],
-        "exit_2": codes[2],
-        "problems": len(problems),
-        "examples": problems[:5],
-    }
+        return ["status", str(out)] + (["--json"] if rng.random() < 0.5 else []), i
+
+    return _tally("ledgers", count, subprocesses, work, STATUS_LINE, case)
 
 
 def passed(manifests: dict[str, Any], ledgers: dict[str, Any]) -> bool:
