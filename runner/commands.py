@@ -31,7 +31,7 @@ from runner.limits import Limits, RealClock
 from runner.models import DEFAULT_REGION, REGIONS
 from runner.notify import notify_after_run
 from runner.pipeline import Outcome, Pipeline
-from runner.poller import PollConfig, PollSchedule
+from runner.poller import POLL_SHARE, PollConfig, PollSchedule
 from runner.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -101,7 +101,11 @@ def run_command(args: argparse.Namespace) -> int:
             qps=args.qps,
             max_in_flight=args.max_in_flight,
             query_qps=getattr(args, "query_qps", None),
-            max_video_bytes=int(args.max_video_mb * 1024 * 1024) if getattr(args, "max_video_mb", None) else None,
+            max_video_bytes=(
+                int(args.max_video_mb * 1024 * 1024)
+                if getattr(args, "max_video_mb", None)
+                else PipelineConfig.max_video_bytes
+            ),
             max_jobs=args.max_jobs,
             retry_failed=args.retry_failed,
             regenerate_expired=getattr(args, "regenerate_expired", False),
@@ -110,8 +114,6 @@ def run_command(args: argparse.Namespace) -> int:
             reconcile_delay=min(1.0, follow),
         )
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
-        if cfg.query_qps is not None:  # polls keep 80 % of the query rate; list and cancel use the rest
-            poll = dataclasses.replace(poll, budget_qps=max(0.5, 0.8 * cfg.query_qps))
         started = time.monotonic()
         outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard))
         _write_gallery(out, outcome)
@@ -156,6 +158,8 @@ async def _run(
     state = await asyncio.to_thread(replay, out / LEDGER_NAME)
     await asyncio.to_thread(_write_snapshot, out / MANIFEST_SNAPSHOT, manifest.text)
     limits = Limits(RealClock(), qps=cfg.qps, in_flight=cfg.max_in_flight, query_qps=cfg.query_qps)
+    # Polls get their share of whatever query rate the run has (default or --query-qps).
+    poll = dataclasses.replace(poll, budget_qps=POLL_SHARE * limits.query.configured)
     schedule = PollSchedule(limits.clock, poll)
     interactive = sys.stderr.isatty()
     async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:

@@ -22,6 +22,7 @@ import structlog
 
 from runner.api import Action, DashScopeClient, Op, classify
 from runner.budget import MoneyGuard
+from runner.download import DEFAULT_MAX_BYTES
 from runner.errors import ApiError, RateLimited
 from runner.limits import Limits
 from runner.state import FINAL_STATES, JobState, RunState
@@ -71,7 +72,7 @@ class PipelineConfig:
     qps: float | None = None  # submissions per second per model; None: the model's quota
     max_in_flight: int | None = None  # tasks in flight per model; None: the model's quota
     query_qps: float | None = None  # status queries per second for the run; None: half the account's 20
-    max_video_bytes: int | None = None  # a download over this is stopped; None: download.DEFAULT_MAX_BYTES
+    max_video_bytes: int = DEFAULT_MAX_BYTES  # a download over this is stopped (--max-video-mb)
     max_jobs: int | None = None  # new jobs submitted this run at most
     retry_failed: bool = False
     regenerate_expired: bool = False  # expired jobs (paid, video lost) are generated again only when asked

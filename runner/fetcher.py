@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from runner.context import Job, RunContext, Stopped, log
-from runner.download import DEFAULT_MAX_BYTES, Expect, Retry, download, video_filename, write_sidecar
+from runner.download import Expect, Retry, download, video_filename, write_sidecar
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
 from runner.state import DOWNLOADED, EXPIRED, SUCCEEDED
@@ -85,8 +85,9 @@ async def fetch_one(ctx: RunContext, session: aiohttp.ClientSession, job: Job) -
                 return
             continue
         try:
-            cap = ctx.cfg.max_video_bytes or DEFAULT_MAX_BYTES
-            ok, result = await ctx.until_stop(download(session, url, dest, expect=expect, retry=retry, max_bytes=cap))
+            ok, result = await ctx.until_stop(
+                download(session, url, dest, expect=expect, retry=retry, max_bytes=ctx.cfg.max_video_bytes)
+            )
         except UrlExpired:
             log.info("download.url_expired", job_id=job.id, name=job.spec.name)
             failures += 1

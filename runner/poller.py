@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from runner.limits import Clock
 from runner.models import TYPICAL_TASK_SECONDS
 
-__all__ = ["FINAL_STATUSES", "DurationStats", "Expectation", "PollConfig", "PollSchedule"]
+__all__ = ["FINAL_STATUSES", "POLL_SHARE", "DurationStats", "Expectation", "PollConfig", "PollSchedule"]
 
 #: A task in one of these states never changes again (API.md §2).
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
 
 
+#: The share of the run's query rate (``limits.Limits.query``) that polls may use; list and cancel use the rest.
+POLL_SHARE = 0.8
 _ONE = 1.0 - 1e-9  # a whole query token, up to float error (see due())
 
 
@@ -45,7 +47,7 @@ class PollConfig:
     fraction: float = 0.02  # detection-delay target, as a fraction of the task time
     min_interval: float = 1.0
     max_interval: float = 30.0
-    budget_qps: float = 8.0  # polls per second for all tasks together (query limiter allows 10)
+    budget_qps: float = 8.0  # polls per second for all tasks together: POLL_SHARE of the default 10 queries/s
     burst: float = 4.0  # polls that may go at once after a quiet spell
     stall_factor: float = 2.0  # stalled when elapsed > stall_factor * late
     expected_task_time: float | None = None  # --expected-task-time: overrides the prior for every model
@@ -142,7 +144,8 @@ class PollSchedule:
     def expectation(self, model: str) -> Expectation:
         cfg = self._cfg
         prior = Expectation.prior(cfg.expected_task_time)
-        if self._stats.count(model) < cfg.min_samples:
+        samples = self._stats.count(model)
+        if samples < cfg.min_samples:
             return prior
         q05 = self._stats.quantile(model, 0.05)
         q50 = self._stats.quantile(model, 0.5)
@@ -154,7 +157,7 @@ class PollSchedule:
         # Only with enough samples: the first completions are the fastest tasks, so an early spread looks
         # tighter than it is.
         early = 0.9 * q05
-        if self._stats.count(model) >= 4 * cfg.min_samples:
+        if samples >= 4 * cfg.min_samples:
             early = max(early, q05 - 0.5 * (q50 - q05))
         return Expectation(early=early, typical=q50, late=q95)
 
