@@ -9,15 +9,14 @@ Errors are ``ManifestError([Issue…])``; warnings (text the server would trunca
 from __future__ import annotations
 
 import gc
-import hashlib
 import itertools
-import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
+from runner.manifest_request import RequestRules, canonical_json
 from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
 
@@ -110,6 +110,8 @@ _M = TypeVar("_M", bound=BaseModel)
 
 REQUEST_FIELDS: tuple[str, ...] = tuple(RequestFields.model_fields)
 _REQUEST_SET = frozenset(REQUEST_FIELDS)
+#: The fields ``rules.check_value`` has a rule for (the others are judged per model, per expanded job).
+_VALUE_RULES = frozenset({"seed", "audio_url", "negative_prompt"})
 TOP_KEYS: tuple[str, ...] = tuple(ManifestModel.model_fields)
 JOB_KEYS: tuple[str, ...] = tuple(JobModel.model_fields)
 SHOT_KEYS: tuple[str, ...] = ("from", "to", "text")
@@ -376,7 +378,7 @@ class _Expander:
                 templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
             if axes is None or templates is None:
                 continue
-            planned += math.prod(len(a.values) for a in axes) * max(job.repeat, 1)
+            planned += (math.prod([len(a.values) for a in axes]) if axes else 1) * max(job.repeat, 1)
             job_plans.append((i, job, axes, templates))
         if planned > MAX_JOBS:
             self.issues.error(("jobs",), "jobs", f"the manifest expands to {planned:,} jobs; at most {MAX_JOBS:,}")
@@ -394,9 +396,12 @@ class _Expander:
             # jobs the models and the JobSpecs would otherwise all be alive at the peak (~80 MB more).
             s.jobs.clear()
             job_plans.reverse()
+            requests = RequestRules(self.issues, self.region)
             while job_plans:
                 i, job, axes, templates = job_plans.pop()
-                self._expand_job(i, job, axes, templates, default_fields, var_values, jobs, seen_ids, seen_names)
+                self._expand_job(
+                    i, job, axes, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
+                )
         if self.issues.has_errors():
             raise ManifestError(self.issues.errors())
         return Manifest(name, self.file, self.region, jobs, self.issues.warnings(), self.text)
@@ -472,7 +477,7 @@ class _Expander:
     # -- jobs
 
     def _check_fields(self, fields: RequestFields, path: tuple[Any, ...]) -> None:
-        for name in fields.model_fields_set & _REQUEST_SET:
+        for name in fields.model_fields_set & _VALUE_RULES:
             value = getattr(fields, name)
             if value is not None:
                 rules.check_value(self.issues, name, value, (*path, name))
@@ -526,6 +531,7 @@ class _Expander:
         templates: rules.Templates,
         default_fields: rules.Fields,
         var_values: dict[str, str],
+        requests: RequestRules,
         out: list[JobSpec],
         seen_ids: dict[str, tuple[int, str]],
         seen_names: dict[str, int],
@@ -539,41 +545,24 @@ class _Expander:
             else:
                 base[name] = (value, (*jpath, name))
         line = self.job_lines[i] if i < len(self.job_lines) else 0
-        multi = [a for a in axes if len(a.values) > 1]
-        # Per axis and value, once per job rather than once per combination: the field entry (value, path)
-        # and the piece of the name ("" for a one-value axis, which does not rename).
-        entries = [[(v, (*a.path, k)) for k, v in enumerate(a.values)] for a in axes]
-        pieces = [
-            [rules.suffix_part(a.name, v, k, a.is_var) if len(a.values) > 1 else "" for k, v in enumerate(a.values)]
-            for a in axes
-        ]
-        combos = itertools.product(*(range(len(a.values)) for a in axes)) if axes else _NO_AXES
-        for combo in combos:
-            fields = dict(base) if axes else base
-            vars_now = var_values
-            suffix: list[str] = []
-            for n, k in enumerate(combo):
-                axis = axes[n]
-                if axis.is_var:
-                    if vars_now is var_values:
-                        vars_now = dict(var_values)
-                    vars_now[axis.name] = axis.values[k]
-                else:
-                    fields[axis.name] = entries[n][k]
-                if pieces[n][k]:
-                    suffix.append(pieces[n][k])
-            prompt, prompt_path = templates.render(vars_now)
-            checked = rules.check_request(self.issues, self.region, fields, prompt, prompt_path, jpath, job.shots)
-            if checked is None:
+        shots, repeat, job_name, prompt_path = job.shots, job.repeat, job.name, templates.path
+        if axes:
+            present = frozenset([*base, *(a.name for a in axes if not a.is_var)])
+            combos: Iterable[tuple[Any, str, dict[str, str]]] = self._combos(job_name, axes, base, var_values)
+        else:
+            present = frozenset(base)
+            combos = ((base, job_name, var_values),)
+        for fields, variant, vars_now in combos:
+            prompt = templates.render(vars_now)
+            shape = requests.shape(fields, present, prompt, prompt_path, jpath, shots)
+            if shape is None:
                 continue
-            spec, body = checked
-            canonical = canonical_json(body)
-            body["model"] = spec.name_in(self.region)
-            variant = job.name if not multi else "_".join([job.name, *suffix])
-            for take in range(1, job.repeat + 1):
-                digest = hashlib.sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()
-                job_id = digest[:32]
-                name = variant if job.repeat == 1 else f"{variant}_take{take}"
+            body = shape.body(fields, prompt)
+            canonical = shape.canonical_of(fields, prompt, body)
+            seed = fields["seed"][0] if "seed" in fields else None
+            for take in range(1, repeat + 1):
+                job_id = sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
+                name = variant if repeat == 1 else f"{variant}_take{take}"
                 if name in seen_names:
                     self.issues.error(
                         (*jpath, "name"),
@@ -592,57 +581,51 @@ class _Expander:
                     continue
                 seen_names[name] = line
                 seen_ids[job_id] = (line, name)
-                size = fields["size"][0] if "size" in fields else spec.default_size
                 out.append(
                     JobSpec(
-                        job_id=job_id,
-                        name=name,
-                        model=spec.name,
-                        request=body if job.repeat == 1 else _copy_body(body),
-                        size=size,
-                        duration=fields["duration"][0] if "duration" in fields else spec.default_duration,
-                        seed=fields["seed"][0] if "seed" in fields else None,
-                        shot_type=fields["shot_type"][0] if "shot_type" in fields else None,
-                        prompt=prompt,
-                        take=take,
-                        line=line,
-                        tier=rules.tier(size),
+                        job_id,
+                        name,
+                        shape.spec.name,
+                        body if repeat == 1 else _copy_body(body),
+                        shape.size,
+                        shape.duration,
+                        seed,
+                        shape.shot_type,
+                        prompt,
+                        take,
+                        line,
+                        shape.tier,
                     )
                 )
 
-
-_NO_AXES: tuple[tuple[int, ...], ...] = ((),)  # the one combination of a job without a matrix
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_c_encoder = getattr(json.encoder, "c_make_encoder", None)
-
-
-def _canonical_encoder() -> Callable[[Any], str]:
-    """Canonical JSON for job ids: sorted keys, no spaces, UTF-8 text as is.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call (two Python frames and a dict each time);
-    a request body is small, so that overhead was most of the cost at 100,000 jobs. This builds the C encoder
-    once, with the same settings (no circular-reference check: a body is a tree built here). Falls back to
-    ``JSONEncoder.encode`` on a Python without the C accelerator.
-    """
-    if _c_encoder is None:
-        return _CANONICAL.encode
-    make: Any = _c_encoder
-    try:  # the C encoder's signature is private; if it ever changes, the check below falls back
-        encode = make(None, _CANONICAL.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
-
-        def canonical(body: Any) -> str:
-            return "".join(encode(body, 0))
-
-        probe = {"z": [1, 2.5, None, True], "a": {"t–\n": '🎬"'}}
-        if canonical(probe) == _CANONICAL.encode(probe):
-            return canonical
-    except TypeError:
-        pass
-    return _CANONICAL.encode
-
-
-canonical_json = _canonical_encoder()
+    @staticmethod
+    def _combos(
+        job_name: str, axes: list[_Axis], base: rules.Fields, var_values: dict[str, str]
+    ) -> Iterator[tuple[rules.Fields, str, dict[str, str]]]:
+        """Each combination of the axes' values: its fields, its name and its vars."""
+        multi = any(len(a.values) > 1 for a in axes)
+        # Per axis and value, once per job rather than once per combination: the field entry (value, path)
+        # and the piece of the name ("" for a one-value axis, which does not rename).
+        entries = [[(v, (*a.path, k)) for k, v in enumerate(a.values)] for a in axes]
+        pieces = [
+            [rules.suffix_part(a.name, v, k, a.is_var) if len(a.values) > 1 else "" for k, v in enumerate(a.values)]
+            for a in axes
+        ]
+        for combo in itertools.product(*(range(len(a.values)) for a in axes)):
+            fields = dict(base)
+            vars_now = var_values
+            suffix: list[str] = []
+            for n, k in enumerate(combo):
+                axis = axes[n]
+                if axis.is_var:
+                    if vars_now is var_values:
+                        vars_now = dict(var_values)
+                    vars_now[axis.name] = axis.values[k]
+                else:
+                    fields[axis.name] = entries[n][k]
+                if pieces[n][k]:
+                    suffix.append(pieces[n][k])
+            yield fields, ("_".join([job_name, *suffix]) if multi else job_name), vars_now
 
 
 def _copy_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -700,6 +683,7 @@ __all__ = [
     "REQUEST_FIELDS",
     "JobSpec",
     "Manifest",
+    "canonical_json",
     "load_manifest",
     "parse_manifest",
     "path_str",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.errors import Issue
 from runner.manifest_yaml import key_position_of, load_located, position_of
@@ -55,6 +55,14 @@ def _path_str(path: Path) -> str:
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
     return out
+
+
+class Reporter(Protocol):
+    """Where the per-job rules report: an ``IssueSink``, or something that watches what goes into one."""
+
+    def error(self, path: Path, field: str, message: str) -> None: ...
+
+    def warning(self, path: Path, field: str, message: str) -> None: ...
 
 
 class IssueSink:
@@ -239,27 +247,33 @@ def _render(parts: list[tuple[str, str | None]], values: dict[str, str]) -> str:
     return "".join(lit + values[var] if var is not None else lit for lit, var in parts)
 
 
-@dataclass(frozen=True)
+def _format_string(parts: list[tuple[str, str | None]]) -> str:
+    """The parts as a ``str.format_map`` string: literal braces doubled, each placeholder ``{name}``. Rendering it
+    is one C call per job instead of a join over the parts."""
+    return "".join(lit.replace("{", "{{").replace("}", "}}") + ("{" + var + "}" if var else "") for lit, var in parts)
+
+
+@dataclass(frozen=True, slots=True)
 class Templates:
     """A job's prompt text with its placeholders parsed once, rendered per expanded job."""
 
-    pieces: list[tuple[str, list[tuple[str, str | None]]]]  # (prefix, parts) joined by a space
+    form: str  # the whole prompt as a format string (pieces joined by a space)
     path: Path
     constant: str | None
 
-    def render(self, values: dict[str, str]) -> tuple[str, Path]:
+    def render(self, values: dict[str, str]) -> str:
         if self.constant is not None:
-            return self.constant, self.path
-        return " ".join(p + _render(parts, values) for p, parts in self.pieces), self.path
+            return self.constant
+        return self.form.format_map(values)
 
 
-def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str]) -> Templates | None:
+def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str] | frozenset[str]) -> Templates | None:
     """Parse prompt (or intro + shots) of a job; unknown placeholders are errors."""
     sources: list[tuple[str, str, Path]] = []  # (prefix, text, path)
     if job.prompt is not None and "{" not in job.prompt and "}" not in job.prompt:
         prompt = job.prompt.strip()
         if prompt:  # the common case, made cheap: no placeholders to look for
-            return Templates([], (*jpath, "prompt"), prompt)
+            return Templates("", (*jpath, "prompt"), prompt)
     if job.prompt is not None:
         sources.append(("", job.prompt.strip(), (*jpath, "prompt")))
         prompt_path: Path = (*jpath, "prompt")
@@ -292,8 +306,10 @@ def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str]) 
     if not "".join(text for _, text, _ in sources):
         sink.error(prompt_path, _path_str(prompt_path), "the prompt is empty")
         return None
-    constant = None if uses_vars else " ".join(p + _render(parts, {}) for p, parts in pieces)
-    return Templates(pieces, prompt_path, constant)
+    if not uses_vars:
+        return Templates("", prompt_path, " ".join(p + _render(parts, {}) for p, parts in pieces))
+    form = " ".join(_format_string([(p, None), *parts]) for p, parts in pieces)
+    return Templates(form, prompt_path, None)
 
 
 # ---------------------------------------------------------------------------------------------- per job
@@ -342,6 +358,39 @@ def check_request(
 ) -> tuple[ModelSpec, dict[str, Any]] | None:
     """Check one expanded job against its model (API.md §1.3) and build its request body, model spelled
     canonically. None when the job has an error (already reported)."""
+    checked = check_fields(sink, region, fields, jpath, shots)
+    if checked is None:
+        return None
+    spec, ok = checked
+    prompt_warning(sink, spec, prompt, prompt_path)
+    if not ok:
+        return None
+    inputs: dict[str, Any] = {"prompt": prompt}
+    for name in INPUT_FIELDS:
+        if name in fields:
+            inputs[name] = fields[name][0]
+    params = {name: fields[name][0] for name in PARAMETER_ORDER if name in fields}
+    body: dict[str, Any] = {"model": spec.name, "input": inputs}
+    if params:
+        body["parameters"] = params
+    return spec, body
+
+
+def prompt_warning(sink: Reporter, spec: ModelSpec, prompt: str, prompt_path: Path) -> None:
+    if len(prompt) > spec.prompt_max_chars:
+        sink.warning(
+            prompt_path,
+            _path_str(prompt_path),
+            f"the prompt is {len(prompt)} characters; {spec.name} keeps the first {spec.prompt_max_chars} "
+            "and silently drops the rest",
+        )
+
+
+def check_fields(
+    sink: Reporter, region: str, fields: Fields, jpath: Path, shots: list[ShotModel] | None
+) -> tuple[ModelSpec, bool] | None:
+    """The rules of ``check_request`` that do not read the prompt: the model and whether every other rule held,
+    or None when there is no usable model."""
     if "model" not in fields:
         allowed = ", ".join(MODELS)
         sink.error(jpath, _path_str((*jpath, "model")), f"no model: set model in defaults or in the job ({allowed})")
@@ -400,21 +449,4 @@ def check_request(
     if "shot_type" in fields and "prompt_extend" in fields and fields["prompt_extend"][0] is False:
         path = fields["shot_type"][1]
         sink.warning(path, _path_str(path), "shot_type takes effect only when prompt_extend is true")
-    if len(prompt) > spec.prompt_max_chars:
-        sink.warning(
-            prompt_path,
-            _path_str(prompt_path),
-            f"the prompt is {len(prompt)} characters; {spec.name} keeps the first {spec.prompt_max_chars} "
-            "and silently drops the rest",
-        )
-    if not ok:
-        return None
-    inputs: dict[str, Any] = {"prompt": prompt}
-    for name in INPUT_FIELDS:
-        if name in fields:
-            inputs[name] = fields[name][0]
-    params = {name: fields[name][0] for name in PARAMETER_ORDER if name in fields}
-    body: dict[str, Any] = {"model": spec.name, "input": inputs}
-    if params:
-        body["parameters"] = params
-    return spec, body
+    return spec, ok
