@@ -130,6 +130,7 @@ class PollSchedule:
         self._seq = itertools.count()
         self._tokens = self._cfg.burst
         self._tokens_at = clock.now()
+        self._seen_only: set[str] = set()  # models with durations learned from poll times, not the server's
 
     # ------------------------------------------------------------------------------------------ learning
 
@@ -154,11 +155,14 @@ class PollSchedule:
         # Dense polling starts a little before the fastest tasks seen end: 10 % of q05 early for a wide
         # spread, less when the spread is tight (q05 near q50: all tasks take about as long), so polls are
         # not spent on tasks that cannot be done yet while a finished one waits for its turn in the budget.
-        # Only with enough samples: the first completions are the fastest tasks, so an early spread looks
-        # tighter than it is.
+        # With few samples the margin is the whole spread (the first completions are the fastest tasks, so
+        # an early spread looks tighter than it is), with many half of it.
+        # A duration seen by a poll (no server times) includes that poll's lateness; trusting a tight spread
+        # of those early would stop the 10 % margin from walking a too-slow prior down.
         early = 0.9 * q05
-        if samples >= 4 * cfg.min_samples:
-            early = max(early, q05 - 0.5 * (q50 - q05))
+        if samples >= 4 * cfg.min_samples or model not in self._seen_only:
+            margin = 0.5 if samples >= 4 * cfg.min_samples else 1.0
+            early = max(early, q05 - margin * (q50 - q05))
         return Expectation(early=early, typical=q50, late=q95)
 
     # ------------------------------------------------------------------------------------------ intervals
@@ -211,6 +215,8 @@ class PollSchedule:
         task.polls += 1
         if status in FINAL_STATUSES:
             if status == "SUCCEEDED":
+                if seconds is None:
+                    self._seen_only.add(task.model)
                 self._stats.add(task.model, seconds if seconds is not None else now - task.submitted_at)
             self.remove(task_id)
             return False

@@ -282,13 +282,22 @@ def test_property_budget_holds_and_every_task_is_served(adds: list[tuple[float, 
 
 
 def test_a_tight_spread_starts_dense_polling_at_the_fastest_task_once_well_sampled() -> None:
-    s = PollSchedule(ManualClock())
-    for _ in range(5):
-        s.record_completion("m", 100.0)
+    clock = ManualClock()
+    s = PollSchedule(clock)
+    for i in range(5):  # durations seen by polls only: they include the polls' own lateness
+        s.add(f"t{i}", "m", clock.t)
+        s.observe(f"t{i}", "SUCCEEDED", clock.t + 100.0)
     assert s.expectation("m").early == pytest.approx(90.0)  # few samples: the usual 10 % margin
-    for _ in range(15):
-        s.record_completion("m", 100.0)
+    for i in range(15):
+        s.add(f"u{i}", "m", clock.t)
+        s.observe(f"u{i}", "SUCCEEDED", clock.t + 100.0)
     assert s.expectation("m").early == pytest.approx(100.0)  # 20 alike: no polls spent before the end
+    exact = PollSchedule(ManualClock())
+    for _ in range(5):  # the server's own times (submit → end): no lateness in them, trusted from 5 on
+        exact.record_completion("m", 100.0)
+    assert exact.expectation("m").early == pytest.approx(100.0)
+    exact.record_completion("m", 80.0)
+    assert exact.expectation("m").early == pytest.approx(72.0)  # q05 = 80, q50 = 100: 10 % below q05 wins
     wide = PollSchedule(ManualClock())
     for d in range(20, 220, 10):
         wide.record_completion("m", float(d))
