@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
+from runner.manifest_fastyaml import load_plain
 from runner.manifest_request import RequestRules, canonical_json
 from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
@@ -210,6 +211,9 @@ def gc_paused() -> Iterator[None]:
 
 
 def _parse_yaml(text: str, file: str) -> Any:
+    data: Any = load_plain(text)  # the common block style, read line by line; None for anything else
+    if data is not None:
+        return data
     try:
         data = load_located(text, positions=False)
     except yaml.MarkedYAMLError as e:

@@ -127,23 +127,7 @@ class LocatedLoader(_Base):  # type: ignore[misc]
             tag = event.tag
             text = event.value
             if tag is None and event.implicit[0] and text:
-                first = text[0]
-                if first not in self._first_chars:
-                    value = text
-                elif (
-                    first in _DIGITS
-                    and len(text) < 19
-                    and text.isdigit()
-                    and text.isascii()
-                    and (first != "0" or len(text) == 1)
-                ):
-                    value = int(text)  # what YAML 1.1 resolves a short plain run of decimal digits to
-                else:  # a plain scalar that may be a number, bool, null…: resolved once per distinct text
-                    value = self._plain.get(text, _END)
-                    if value is _END:
-                        value = self._scalar(event)
-                        if len(self._plain) < _PLAIN_CACHE_SIZE:
-                            self._plain[text] = value
+                value = text if text[0] not in self._first_chars else self.plain(text, event)
             elif tag is None and not event.implicit[0]:
                 value = text  # quoted or block scalar
             else:
@@ -178,6 +162,27 @@ class LocatedLoader(_Base):  # type: ignore[misc]
         if event.anchor is not None:
             anchors[event.anchor] = value
         self.mark = mark
+        return value
+
+    def plain(self, text: str, event: Any = None) -> Any:
+        """The value of the non-empty plain (unquoted, untagged) scalar ``text``; ``event`` is where it was
+        written, for the message if it cannot be read."""
+        first = text[0]
+        if first not in self._first_chars:
+            return text
+        if (
+            first in _DIGITS
+            and len(text) < 19
+            and text.isdigit()
+            and text.isascii()
+            and (first != "0" or len(text) == 1)
+        ):
+            return int(text)  # what YAML 1.1 resolves a short plain run of decimal digits to
+        value = self._plain.get(text, _END)  # a number, bool, null…: resolved once per distinct text
+        if value is _END:
+            value = self._scalar(event if event is not None else ScalarEvent(None, None, (True, False), text))
+            if len(self._plain) < _PLAIN_CACHE_SIZE:
+                self._plain[text] = value
         return value
 
     def _scalar(self, event: Any) -> Any:
