@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
 from runner.manifest_fastyaml import load_plain
-from runner.manifest_request import RequestRules, canonical_json
+from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
 from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
 
@@ -376,7 +376,7 @@ class _Expander:
         declared = {k for k in (s.vars or {}) if isinstance(k, str)}
         var_names = set(var_values)
         for i, job in s.jobs:
-            axes = self._job_axes(i, job, top_axes, var_names)
+            axes = self._job_axes(i, job, job.model_fields_set, top_axes, var_names)
             templates = None
             if (job.prompt is None) != (job.shots is None):  # else already reported
                 templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
@@ -480,24 +480,31 @@ class _Expander:
 
     # -- jobs
 
-    def _check_fields(self, fields: RequestFields, path: tuple[Any, ...]) -> None:
-        for name in fields.model_fields_set & _VALUE_RULES:
+    def _check_fields(self, fields: RequestFields, path: tuple[Any, ...], fields_set: set[str] | None = None) -> None:
+        for name in (fields.model_fields_set if fields_set is None else fields_set) & _VALUE_RULES:
             value = getattr(fields, name)
-            if value is not None:
+            if value is not None and not rules.value_ok(name, value):
                 rules.check_value(self.issues, name, value, (*path, name))
 
-    def _job_axes(self, i: int, job: JobModel, top: list[_Axis] | None, var_names: set[str]) -> list[_Axis] | None:
+    def _job_axes(
+        self, i: int, job: JobModel, fields_set: set[str], top: list[_Axis] | None, var_names: set[str]
+    ) -> list[_Axis] | None:
         jpath: tuple[Any, ...] = ("jobs", i)
-        ok = self._check_name(job.name, (*jpath, "name"))
-        self._check_fields(job, jpath)
+        name = job.name
+        ok = (NAME_RE.fullmatch(name) is not None and len(name) <= MAX_NAME_CHARS) or self._check_name(
+            name, (*jpath, "name")
+        )
+        self._check_fields(job, jpath, fields_set)
         if job.repeat < 1 or job.repeat > MAX_REPEAT:
             self.issues.error((*jpath, "repeat"), path_str((*jpath, "repeat")), f"repeat must be 1 to {MAX_REPEAT:,}")
             ok = False
         ok = self._check_prompt_parts(i, job) and ok
+        if not job.matrix and not top:
+            return [] if ok and top is not None else None
         own = self._axes(job.matrix, (*jpath, "matrix"), var_names) if job.matrix else []
         if own is None:
             return None
-        overridden = job.model_fields_set & _REQUEST_SET
+        overridden = fields_set & _REQUEST_SET
         for axis in own:
             if axis.name in overridden:
                 self.issues.error(
@@ -556,11 +563,23 @@ class _Expander:
         else:
             present = frozenset(base)
             combos = ((base, job_name, var_values),)
+        # With no axis on a field the rules read, every combination has the shape of the first one (when that
+        # one passed without a message); only the prompt's length is left to check.
+        varies = any(a.name in KEYED for a in axes)
+        fixed: RequestShape | None = None
         for fields, variant, vars_now in combos:
             prompt = templates.render(vars_now)
-            shape = requests.shape(fields, present, prompt, prompt_path, jpath, shots)
-            if shape is None:
-                continue
+            if fixed is not None:
+                shape: RequestShape | None = fixed
+                if len(prompt) > fixed.spec.prompt_max_chars:
+                    rules.prompt_warning(self.issues, fixed.spec, prompt, prompt_path)
+            else:
+                shape = requests.shape(fields, present, prompt, prompt_path, jpath, shots)
+                if shape is None:
+                    continue
+                if not varies and requests.remembers(shape):
+                    fixed = shape
+            assert shape is not None
             body = shape.body(fields, prompt)
             canonical = shape.canonical_of(fields, prompt, body)
             seed = fields["seed"][0] if "seed" in fields else None

@@ -85,6 +85,8 @@ KEYED = ("model", "size", "duration", "shot_type", "prompt_extend", "watermark",
 #: Fields that vary job to job; the rules read only whether they are set (their values are checked elsewhere).
 FREE = ("negative_prompt", "audio_url", "seed")
 _UNSET: tuple[None, None] = (None, None)
+_PROMPT_SEED = ("prompt", "seed")
+_PROMPT = ("prompt",)
 _HOLE = "\ue000hole{}\ue000"  # a private-use text that no model or size name contains (and it is checked)
 
 
@@ -114,10 +116,15 @@ class RequestShape:
 
     def canonical_of(self, fields: Fields, prompt: str, body: dict[str, Any]) -> str:
         """The canonical JSON of ``body`` with the model spelled canonically (what the job id hashes)."""
+        holes = self.holes
         if self.canonical is None:
             return canonical_json({**body, "model": self.spec.name})
+        if holes == _PROMPT_SEED:  # the common cases, without the loop
+            return self.canonical % (_encode_str(prompt), value_json(fields["seed"][0]))
+        if holes == _PROMPT:
+            return self.canonical % (_encode_str(prompt),)
         return self.canonical % tuple(
-            [_encode_str(prompt) if h == "prompt" else value_json(fields[h][0]) for h in self.holes]
+            [_encode_str(prompt) if h == "prompt" else value_json(fields[h][0]) for h in holes]
         )
 
 
@@ -127,6 +134,11 @@ class RequestRules:
     def __init__(self, sink: IssueSink, region: str) -> None:
         self.sink, self.region = sink, region
         self._clean: dict[tuple[Any, ...], RequestShape] = {}
+        self._remembered: set[int] = set()  # ids of the shapes in _clean (kept alive there)
+
+    def remembers(self, shape: RequestShape) -> bool:
+        """Whether ``shape`` passed without any message: then any job with the same values has it too."""
+        return id(shape) in self._remembered
 
     def shape(
         self,
@@ -152,7 +164,8 @@ class RequestRules:
         )
         shape = self._clean.get(key)
         if shape is not None:
-            prompt_warning(self.sink, shape.spec, prompt, prompt_path)
+            if len(prompt) > shape.spec.prompt_max_chars:
+                prompt_warning(self.sink, shape.spec, prompt, prompt_path)
             return shape
         probe = _Probe(self.sink)
         checked = check_fields(probe, self.region, fields, jpath, shots)
@@ -163,6 +176,7 @@ class RequestRules:
         shape = _make_shape(checked[0], self.region, fields, prompt)
         if not probe.reported:
             self._clean[key] = shape
+            self._remembered.add(id(shape))
         return shape
 
 

@@ -138,6 +138,17 @@ def _type_ok(name: str, value: Any) -> bool:
     return value in ("single", "multi")
 
 
+def value_ok(name: str, value: Any) -> bool:
+    """Whether ``check_value`` would pass ``value`` without a message (a quick test that needs no path)."""
+    if name == "seed":
+        return bool(SEED_MIN <= value <= SEED_MAX)
+    if name == "audio_url":
+        return bool(value.startswith(AUDIO_URL_SCHEMES))
+    if name == "negative_prompt":
+        return len(value) <= NEGATIVE_PROMPT_MAX_CHARS
+    return True
+
+
 def check_value(sink: IssueSink, name: str, value: Any, path: Path) -> bool:
     """Rules on one value that hold whatever the model: seed range, audio_url scheme, text lengths."""
     if name == "seed" and not SEED_MIN <= value <= SEED_MAX:
@@ -274,6 +285,11 @@ def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str] |
         prompt = job.prompt.strip()
         if prompt:  # the common case, made cheap: no placeholders to look for
             return Templates("", (*jpath, "prompt"), prompt)
+    elif job.prompt is not None and "{{" not in job.prompt and "}}" not in job.prompt:
+        prompt = job.prompt.strip()
+        names = _PLACEHOLDER.findall(prompt)
+        if names and prompt.count("{") == len(names) == prompt.count("}") and all(v in known for v in names):
+            return Templates(prompt, (*jpath, "prompt"), None)  # each brace is a known placeholder: as it is
     if job.prompt is not None:
         sources.append(("", job.prompt.strip(), (*jpath, "prompt")))
         prompt_path: Path = (*jpath, "prompt")

@@ -205,6 +205,13 @@ def iter_json(plan: Plan, chunk: int = 2000) -> Iterator[str]:
 
 def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """``wanbatch plan MANIFEST [--json] [--region R]``: exit 0 with the plan, or 2 with every issue."""
+    # The cyclic collector stays off for the whole command and comes back only once the manifest and the plan
+    # are freed: turned on while they are alive, its first pass walks every object of 100,000 jobs (~0.2 s).
+    with gc_paused():
+        return _plan(args, stdout, stderr)
+
+
+def _plan(args: argparse.Namespace, stdout: TextIO | None, stderr: TextIO | None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     region = getattr(args, "region", None) or DEFAULT_REGION
@@ -221,8 +228,7 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
         return EXIT_USAGE
     for warning in manifest.warnings:
         print(warning, file=err)
-    with gc_paused():
-        plan = build_plan(manifest)
+    plan = build_plan(manifest)
     as_json = getattr(args, "json", False)
     tail = ""
     caps = (getattr(args, "budget", None), getattr(args, "daily_budget", None))
@@ -235,9 +241,8 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
             print(f"error: {e}", file=err)
             return EXIT_USAGE
     try:
-        with gc_paused():  # written in pieces: 100,000 jobs never become one big string
-            for piece in iter_json(plan) if as_json else iter_table(plan):
-                out.write(piece)
+        for piece in iter_json(plan) if as_json else iter_table(plan):  # in pieces, never one big string
+            out.write(piece)
         out.write(tail)
         out.flush()
     except BrokenPipeError:  # `wanbatch plan big.yaml | head` is fine
