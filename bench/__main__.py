@@ -82,6 +82,28 @@ def _demote(text: str) -> str:
     return "\n".join(out)
 
 
+TIMINGS = PAGES / "make-bench.md"
+
+
+def write_timings(results: dict[str, tuple[int, float]]) -> None:
+    """After a full run: how long each bench took, so the 15-minute budget is on record with the figures."""
+    total = sum(t for _, t in results.values())
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [
+        "# `make bench`: wall time per bench",
+        "",
+        f"The last full run (`.venv/bin/python -m bench`), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} "
+        f"cores, load average at the end {load}. Budget: {BUDGET_S // 60} minutes.",
+        "",
+        "| bench | exit | wall s |",
+        "|---|---|---:|",
+        *(f"| bench_{a} | {rc} | {t:.0f} |" for a, (rc, t) in results.items()),
+        f"| **total** | | **{total:.0f}** ({total / 60:.1f} min: "
+        f"{'within' if total <= BUDGET_S else 'OVER'} the budget) |",
+    ]
+    TIMINGS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def assemble() -> Path:
     pages = {p.stem: p for p in PAGES.glob("*.md")}
     names = [n for n in ORDER if n in pages] + sorted(n for n in pages if n not in ORDER)
@@ -129,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.assemble_only:
         for area in areas:
             results[area] = run_one(area, args.quick)
+    if results and not args.quick and not args.only and not skip:
+        write_timings(results)
     out = assemble()
     total = sum(t for _, t in results.values())
     print("\n=== summary")
