@@ -53,6 +53,7 @@ from runner.state import (
     TASK_STATUS,
     Failure,
     JobState,
+    Line,
     RunState,
     replay,
     sound_length,
@@ -87,6 +88,9 @@ LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".lock"
 
 _log = structlog.get_logger("wanbatch.ledger")
+
+#: One compact encoder for every line (``json.dumps`` with options builds a new encoder per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass
@@ -161,18 +165,28 @@ class LedgerWriter:
 
     def encode(self, event: str, job_id: str | None, fields: dict[str, Any]) -> bytes:
         """The line for one event (with ``ts``), validated against the format; ValueError when it breaks it."""
+        data, obj = self._dump(event, job_id, fields)
+        if self._validate:
+            validate_line(obj)
+        return data
+
+    def prepare(self, event: str, job_id: str | None, fields: dict[str, Any]) -> tuple[bytes, Line]:
+        """The line's bytes and its validated model, for callers that fold it into a ``RunState`` without
+        parsing their own line back (``RunContext.record``); ValueError when it breaks the format."""
+        data, obj = self._dump(event, job_id, fields)
+        return data, validate_line(obj)
+
+    def _dump(self, event: str, job_id: str | None, fields: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         if event not in EVENTS:
             raise ValueError(f"unknown ledger event {event!r}; the events are defined in runner/state.py")
         obj: dict[str, Any] = {"ts": self._clock(), "event": event, "job_id": job_id, **fields}
         try:
-            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            text = _ENCODER.encode(obj)
         except (TypeError, ValueError) as e:
             raise ValueError(f"ledger event {event!r} for {job_id!r} is not JSON: {e}") from e
-        if "\n" in text:  # json.dumps escapes newlines in strings; belt and braces for the one-line rule
+        if "\n" in text:  # json escapes newlines in strings; belt and braces for the one-line rule
             raise ValueError("a ledger line must not contain a newline")
-        if self._validate:
-            validate_line(obj)
-        return text.encode("utf-8") + b"\n"
+        return text.encode("utf-8") + b"\n", obj
 
     async def append(self, event: str, job_id: str | None = None, **fields: Any) -> None:
         """Append one event; return once it is durable (written and fsync'd)."""
@@ -181,7 +195,7 @@ class LedgerWriter:
     record = append  # the name ARCHITECTURE.md's readers may look for
 
     async def append_raw(self, data: bytes) -> None:
-        """Append pre-encoded line bytes (from ``encode``); return once durable."""
+        """Append pre-encoded line bytes (from ``encode``, one line or several joined); return once durable."""
         if self._error is not None:
             raise LedgerError(f"{self.path}: the ledger cannot be written: {self._error}") from self._error
         if self._task is None or self._closing:
@@ -189,7 +203,9 @@ class LedgerWriter:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)  # a caller cancelled while waiting must not leave an unread error
         self._queue.put_nowait(_Pending(data, fut))
-        await asyncio.shield(fut)
+        # Not shielded: a cancelled caller cancels only its own future, which the writer then skips; the
+        # line itself is queued and goes out with its batch either way.
+        await fut
 
     async def _run(self) -> None:
         """The writer task: take everything queued, one write + one fsync, release the callers."""
@@ -228,7 +244,7 @@ class LedgerWriter:
             except Exception as e:  # the disk is gone or full: every later append fails too
                 self._error = e
             else:
-                self.lines += len(batch)
+                self.lines += sum(p.data.count(b"\n") for p in batch)  # a pending item may hold several lines
                 self.batches += 1
         self._settle(batch)
 
