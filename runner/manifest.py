@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
 from runner.manifest_fastyaml import load_plain
+from runner.manifest_flat import FlatJob, flat_job
 from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
 from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
@@ -103,7 +104,7 @@ class _Shape:
     defaults: RequestFields | None
     vars: dict[str, Any] | None
     matrix: dict[str, list[Any]] | None
-    jobs: list[tuple[int, JobModel]]
+    jobs: list[tuple[int, Job]]
     complete: bool  # every part and every job is valid
 
 
@@ -264,12 +265,14 @@ def _validate_shape(data: Any, sink: rules.IssueSink) -> _Shape:
                 parts[key] = data[key] if key in data else info.get_default(call_default_factory=True)
     defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
     raw_jobs = parts.get("jobs") or []
-    jobs: list[tuple[int, JobModel]] = []
+    jobs: list[tuple[int, Job]] = []
+    flat = [flat_job(raw) for raw in raw_jobs]  # plain jobs need no pydantic (see manifest_flat)
     try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
-        jobs = list(enumerate(_JOB_LIST.validate_python(raw_jobs)))
+        models = iter(_JOB_LIST.validate_python([raw for raw, f in zip(raw_jobs, flat, strict=True) if f is None]))
+        jobs = [(i, f if f is not None else next(models)) for i, f in enumerate(flat)]
     except ValidationError:
         for i, raw in enumerate(raw_jobs):
-            job = _validate_part(JobModel, raw, sink, ("jobs", i))
+            job = flat[i] or _validate_part(JobModel, raw, sink, ("jobs", i))
             if job is not None:
                 jobs.append((i, job))
     except RecursionError:
@@ -281,6 +284,7 @@ def _validate_shape(data: Any, sink: rules.IssueSink) -> _Shape:
 
 
 _JOB_LIST: TypeAdapter[list[JobModel]] = TypeAdapter(list[JobModel])
+Job = JobModel | FlatJob
 
 
 def _validate_part(model: type[_M], raw: Any, sink: rules.IssueSink, base: tuple[Any, ...]) -> _M | None:
@@ -372,7 +376,7 @@ class _Expander:
             self.issues.error(("jobs",), "jobs", "at least one job is required")
         expandable = s.defaults is not None and vars_ok and top_axes is not None and s.vars is not None
         planned = 0
-        job_plans: list[tuple[int, JobModel, list[_Axis], rules.Templates]] = []
+        job_plans: list[tuple[int, Job, list[_Axis], rules.Templates]] = []
         declared = {k for k in (s.vars or {}) if isinstance(k, str)}
         var_names = set(var_values)
         for i, job in s.jobs:
@@ -480,14 +484,16 @@ class _Expander:
 
     # -- jobs
 
-    def _check_fields(self, fields: RequestFields, path: tuple[Any, ...], fields_set: set[str] | None = None) -> None:
+    def _check_fields(
+        self, fields: RequestFields | FlatJob, path: tuple[Any, ...], fields_set: set[str] | None = None
+    ) -> None:
         for name in (fields.model_fields_set if fields_set is None else fields_set) & _VALUE_RULES:
             value = getattr(fields, name)
             if value is not None and not rules.value_ok(name, value):
                 rules.check_value(self.issues, name, value, (*path, name))
 
     def _job_axes(
-        self, i: int, job: JobModel, fields_set: set[str], top: list[_Axis] | None, var_names: set[str]
+        self, i: int, job: Job, fields_set: set[str], top: list[_Axis] | None, var_names: set[str]
     ) -> list[_Axis] | None:
         jpath: tuple[Any, ...] = ("jobs", i)
         name = job.name
@@ -519,7 +525,7 @@ class _Expander:
         axes = [a for a in top if a.name not in own_names and a.name not in overridden] + own
         return axes if ok else None
 
-    def _check_prompt_parts(self, i: int, job: JobModel) -> bool:
+    def _check_prompt_parts(self, i: int, job: Job) -> bool:
         jpath: tuple[Any, ...] = ("jobs", i)
         if job.prompt is not None and job.shots is not None:
             self.issues.error(jpath, path_str(jpath), "set either prompt or shots (with an optional intro), not both")
@@ -537,7 +543,7 @@ class _Expander:
     def _expand_job(
         self,
         i: int,
-        job: JobModel,
+        job: Job,
         axes: list[_Axis],
         templates: rules.Templates,
         default_fields: rules.Fields,

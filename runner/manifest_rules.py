@@ -27,7 +27,7 @@ from runner.models import (
 )
 
 if TYPE_CHECKING:
-    from runner.manifest import JobModel, ShotModel
+    from runner.manifest import Job, ShotModel
 
 Path = tuple[Any, ...]
 
@@ -278,7 +278,7 @@ class Templates:
         return self.form.format_map(values)
 
 
-def job_templates(sink: IssueSink, job: JobModel, jpath: Path, known: set[str] | frozenset[str]) -> Templates | None:
+def job_templates(sink: IssueSink, job: Job, jpath: Path, known: set[str] | frozenset[str]) -> Templates | None:
     """Parse prompt (or intro + shots) of a job; unknown placeholders are errors."""
     sources: list[tuple[str, str, Path]] = []  # (prefix, text, path)
     if job.prompt is not None and "{" not in job.prompt and "}" not in job.prompt:
