@@ -88,14 +88,16 @@ class _Reader:
         """Entries at column ``indent``; ``first`` is the entry already read on a ``- key:`` line."""
         tokens = self.tokens
         n = len(tokens)
+        at = self.at  # kept in a local in the loop, written back around every call that reads on
         out = LocatedDict()
-        out.pos = (self.at + (0 if first is not None else 1), indent + 1)
+        out.pos = (at + (0 if first is not None else 1), indent + 1)
         keys, text_start, digits = self.keys, self.text_start, _DIGITS
         margin = " " * indent
-        token = first
-        if token is None:
-            token = tokens[self.at]
-            self.at += 1
+        if first is None:
+            token = tokens[at]
+            at += 1
+        else:
+            token = first
         while True:
             key = token[2]
             if not key:
@@ -107,8 +109,10 @@ class _Reader:
                 raise _GiveUp  # a duplicate key: libyaml's path reports it
             rest = token[3]
             if not rest:
+                self.at = at
                 self.skip()
                 out[key] = self.nested(indent)
+                at = self.at
             elif rest[0] in text_start and "#" not in rest and ": " not in rest:
                 value = rest.rstrip(" ")
                 if value[-1] == ":":
@@ -118,19 +122,22 @@ class _Reader:
                 out[key] = int(rest)  # as ``LocatedLoader.plain`` reads a plain run of digits
             else:
                 out[key] = self.scalar(rest)
-            if self.at == n:
-                return out
-            token = tokens[self.at]
-            if not (token[1] or token[2]):
-                self.skip()
-                if self.at == n:
-                    return out
-                token = tokens[self.at]
-            if token[0] != margin or token[1]:
+            if at == n:
                 break
-            self.at += 1
-        if len(token[0]) > indent:
-            raise _GiveUp
+            token = tokens[at]
+            if not (token[1] or token[2]):
+                self.at = at
+                self.skip()
+                at = self.at
+                if at == n:
+                    break
+                token = tokens[at]
+            if token[0] != margin or token[1]:
+                if len(token[0]) > indent:
+                    raise _GiveUp
+                break
+            at += 1
+        self.at = at
         return out
 
     def new_key(self, key: str) -> None:
