@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import hashlib
 import ipaddress
 import json
@@ -27,9 +29,10 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import aiofiles
@@ -208,6 +211,28 @@ def verify_mp4(path: str | os.PathLike[str], expect: Expect) -> None:
         raise VerifyError(f"{name}: video lasts {duration:.2f} s, expected {expect.duration:g} s")
 
 
+def _verify_and_trim(path: Path, expect: Expect) -> None:
+    """``verify_mp4``, then hand the freed heap back to the OS: FFmpeg frees its frame and codec buffers
+    (MBs per video) into malloc's free lists, which glibc does not return by itself; over 10,000 videos
+    that was most of a run's RSS growth (2,000 checks on one thread: 60 -> 73 MB without, flat at 62 MB
+    with; ``malloc_trim`` runs in this worker thread, without the GIL)."""
+    try:
+        verify_mp4(path, expect)
+    finally:
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where there is none (macOS, musl)."""
+    try:
+        return cast(Callable[[int], int], ctypes.CDLL(None).malloc_trim)
+    except (OSError, AttributeError):
+        return None
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -253,8 +278,14 @@ async def download(
     jitter: Callable[[], float] = random.random,
     read_timeout: float = 60.0,
     chunk_size: int = CHUNK,
+    verifier: Executor | None = None,
 ) -> DownloadResult:
     """Fetch ``url`` to ``dest`` (via ``dest + '.part'``), verified; see the module docstring.
+
+    ``verifier``: the executor the MP4 check runs in (default: ``asyncio.to_thread``'s). A run passes ONE
+    thread for all its checks: FFmpeg's frame buffers allocated by whichever pool thread was free spread
+    over glibc's per-thread arenas and fragmented them (measured: 2,000 checks on 4 workers, RSS 64 ->
+    107 MB and still growing; on one thread it stays flat).
 
     Raises ``UrlExpired`` (ask the task again), ``DownloadRefused`` (URL or size not allowed),
     ``VerifyError`` (wrong bytes), ``DownloadError`` (gave up after ``retry.attempts``) or ``DiskError`` (the
@@ -272,7 +303,7 @@ async def download(
     part = final.with_name(final.name + ".part")
     try:
         return await _download(session, url, final, part, expect, max_bytes, retry, sleep, clock, jitter,
-                               read_timeout, chunk_size)  # fmt: skip
+                               read_timeout, chunk_size, verifier)  # fmt: skip
     except OSError as e:
         if isinstance(e, aiohttp.ClientError | TimeoutError):  # the network's, not the disk's
             raise
@@ -292,6 +323,7 @@ async def _download(
     jitter: Callable[[], float],
     read_timeout: float,
     chunk_size: int,
+    verifier: Executor | None,
 ) -> DownloadResult:
     """``download`` past its checks; a local ``OSError`` (disk full, read-only) escapes as it is."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +387,10 @@ async def _download(
             await f.flush()
         await asyncio.to_thread(_fsync_path, part)
         if expect is not None:
-            await asyncio.to_thread(verify_mp4, part, expect)
+            if verifier is None:
+                await asyncio.to_thread(_verify_and_trim, part, expect)
+            else:
+                await asyncio.get_running_loop().run_in_executor(verifier, _verify_and_trim, part, expect)
         await asyncio.to_thread(_rename, part, final)
         done = True
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,25 +43,29 @@ def video_path(job: Job) -> Path:
 
 
 async def fetcher(ctx: RunContext) -> None:
-    """Run the download workers until the run stops or every job is settled."""
-    async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
-        for n in range(max(1, ctx.cfg.download_workers)):
-            tg.create_task(_worker(ctx, session), name=f"download-{n}")
+    """Run the download workers until the run stops or every job is settled. Every MP4 check of the run
+    runs on one thread of its own (see ``runner.download.download``: RSS stays flat over 10,000 videos)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanbatch-verify") as verifier:
+        async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
+            for n in range(max(1, ctx.cfg.download_workers)):
+                tg.create_task(_worker(ctx, session, verifier), name=f"download-{n}")
 
 
-async def _worker(ctx: RunContext, session: aiohttp.ClientSession) -> None:
+async def _worker(ctx: RunContext, session: aiohttp.ClientSession, verifier: Executor | None) -> None:
     while not ctx.stopping:
         ok, item = await ctx.until_stop(ctx.fetch_inbox.get())
         if not ok:
             return
         job = ctx.jobs[item[2]]
         try:
-            await fetch_one(ctx, session, job)
+            await fetch_one(ctx, session, job, verifier)
         except Stopped:
             return
 
 
-async def fetch_one(ctx: RunContext, session: aiohttp.ClientSession, job: Job) -> None:
+async def fetch_one(
+    ctx: RunContext, session: aiohttp.ClientSession, job: Job, verifier: Executor | None = None
+) -> None:
     """Download, verify and record one job's video (see the module docstring)."""
     rel = video_path(job)
     dest = ctx.cfg.out_dir / rel
@@ -85,9 +90,10 @@ async def fetch_one(ctx: RunContext, session: aiohttp.ClientSession, job: Job) -
                 return
             continue
         try:
-            ok, result = await ctx.until_stop(
-                download(session, url, dest, expect=expect, retry=retry, max_bytes=ctx.cfg.max_video_bytes)
+            fetch = download(
+                session, url, dest, expect=expect, retry=retry, max_bytes=ctx.cfg.max_video_bytes, verifier=verifier
             )
+            ok, result = await ctx.until_stop(fetch)
         except UrlExpired:
             log.info("download.url_expired", job_id=job.id, name=job.spec.name)
             failures += 1
