@@ -571,7 +571,7 @@ class _Expander:
             combos = ((base, job_name, var_values),)
         # With no axis on a field the rules read, every combination has the shape of the first one (when that
         # one passed without a message); only the prompt's length is left to check.
-        varies = any(a.name in KEYED for a in axes)
+        varies = not axes or any(a.name in KEYED for a in axes)
         fixed: RequestShape | None = None
         for fields, variant, vars_now in combos:
             prompt = templates.render(vars_now)
@@ -586,8 +586,7 @@ class _Expander:
                 if not varies and requests.remembers(shape):
                     fixed = shape
             assert shape is not None
-            body = shape.body(fields, prompt)
-            canonical = shape.canonical_of(fields, prompt, body)
+            body, canonical = shape.make(fields, prompt)
             seed = fields["seed"][0] if "seed" in fields else None
             for take in range(1, repeat + 1):
                 job_id = sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]

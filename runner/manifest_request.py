@@ -114,6 +114,24 @@ class RequestShape:
             return {"model": self.sent_model, "input": inputs}
         return {"model": self.sent_model, "input": inputs, "parameters": {n: fields[n][0] for n in self.params}}
 
+    def make(self, fields: Fields, prompt: str) -> tuple[dict[str, Any], str]:
+        """The body of the job and its canonical JSON (model spelled canonically: what the job id hashes)."""
+        inputs: dict[str, Any] = {"prompt": prompt}
+        for name in self.inputs:
+            inputs[name] = fields[name][0]
+        if self.params:
+            body = {"model": self.sent_model, "input": inputs, "parameters": {n: fields[n][0] for n in self.params}}
+        else:
+            body = {"model": self.sent_model, "input": inputs}
+        holes = self.holes
+        if self.canonical is None:
+            return body, canonical_json({**body, "model": self.spec.name})
+        if holes == _PROMPT_SEED:  # the common cases, without the loop
+            return body, self.canonical % (_encode_str(prompt), value_json(fields["seed"][0]))
+        if holes == _PROMPT:
+            return body, self.canonical % (_encode_str(prompt),)
+        return body, self.canonical_of(fields, prompt, body)
+
     def canonical_of(self, fields: Fields, prompt: str, body: dict[str, Any]) -> str:
         """The canonical JSON of ``body`` with the model spelled canonically (what the job id hashes)."""
         holes = self.holes

@@ -66,6 +66,7 @@ def test_remembered_shape_gives_the_plain_body_and_canonical_text(
         spec, plain = checked
         body = shape.body(f, prompt)
         assert shape.canonical_of(f, prompt, body) == canonical_json(plain)
+        assert shape.make(f, prompt) == (body, canonical_json(plain))
         assert body == {**plain, "model": spec.name_in("cn-beijing")}
         assert list(body) == list(plain)
 
