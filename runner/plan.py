@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, TextIO
 
 from runner.errors import ConfigError, ManifestError
@@ -132,38 +133,46 @@ def iter_table(plan: Plan, chunk: int = 2000) -> Iterator[str]:
     jobs = plan.jobs
     header = ("NAME", "MODEL", "SIZE", "DURATION", "SHOT", "SEED", "SECONDS", f"COST ({plan.currency})")
     model_names = {m: spec.name_in(region) for m, spec in MODELS.items()}
-    seeds = {p.job.seed for p in jobs}
+    specs = list(map(attrgetter("job"), jobs))  # the passes below run in C (map + attrgetter), not in Python
     columns = [
-        (len(p.job.name) for p in jobs),
+        map(len, map(attrgetter("name"), specs)),
         (len(model_names[e.model]) for e in plan.estimates),
-        (len(p.job.size) for p in jobs),
-        (len(f"{d} s") for d in {p.job.duration for p in jobs}),
-        (len(t or "-") for t in {p.job.shot_type for p in jobs}),
-        (len("random" if seed is None else str(seed)) for seed in seeds),
-        (len(str(n)) for n in {p.seconds for p in jobs}),
-        (len(f"{c:.2f}") for c in {p.cost for p in jobs}),
+        map(len, set(map(attrgetter("size"), specs))),
+        (len(f"{d} s") for d in set(map(attrgetter("duration"), specs))),
+        (len(t or "-") for t in set(map(attrgetter("shot_type"), specs))),
+        (len("random" if seed is None else str(seed)) for seed in set(map(attrgetter("seed"), specs))),
+        (len(str(n)) for n in set(map(attrgetter("seconds"), jobs))),
+        (len(f"{c:.2f}") for c in set(map(attrgetter("cost"), jobs))),
     ]
+    del specs
     widths = [max(len(h), max(col, default=0)) for h, col in zip(header, columns, strict=True)]
     right = {6, 7}
     template = "  ".join(f"{{{i}:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
-    form = template.format
-    yield form(*header).rstrip() + "\n"
+    yield template.format(*header).rstrip() + "\n"
+    # A row is the template's cells; the model..shot cells and the seconds and cost cells repeat from job to
+    # job, so each distinct run of them is formatted once and the row is four pieces (the same text).
+    middle_form = "  ".join(f"{{{i}:<{w}}}" for i, w in enumerate(widths[1:5])).format
+    tail_form = f"{{0:>{widths[6]}}}  {{1:>{widths[7]}}}".format
+    row_form = f"{{0:<{widths[0]}}}  {{1}}  {{2:<{widths[5]}}}  {{3}}".format
+    middles: dict[tuple[str, str, int, str | None], str] = {}
+    tails: dict[tuple[int, float], str] = {}
     for start in range(0, len(jobs), chunk):
-        yield "".join(
-            form(
-                job.name,
-                model_names[job.model],
-                job.size,
-                f"{job.duration} s",
-                job.shot_type or "-",
-                "random" if job.seed is None else str(job.seed),
-                str(p.seconds),
-                f"{p.cost:.2f}",
-            ).rstrip()
-            + "\n"
-            for p in jobs[start : start + chunk]
-            for job in (p.job,)
-        )
+        rows = []
+        for p in jobs[start : start + chunk]:
+            job = p.job
+            key = (job.model, job.size, job.duration, job.shot_type)
+            middle = middles.get(key)
+            if middle is None:
+                middle = middles[key] = middle_form(
+                    model_names[job.model], job.size, f"{job.duration} s", job.shot_type or "-"
+                )
+            money = (p.seconds, p.cost)
+            tail = tails.get(money)
+            if tail is None:
+                tail = tails[money] = tail_form(str(p.seconds), f"{p.cost:.2f}")
+            seed = job.seed
+            rows.append(row_form(job.name, middle, "random" if seed is None else str(seed), tail).rstrip() + "\n")
+        yield "".join(rows)
     out = [""]
     out.append(f"plan {plan.name} in {region} ({REGIONS[region].title})")
     out.append(f"jobs: {len(jobs)}")
