@@ -407,9 +407,14 @@ class _Expander:
             requests = RequestRules(self.issues, self.region)
             while job_plans:
                 i, job, axes, templates = job_plans.pop()
-                self._expand_job(
-                    i, job, axes, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
-                )
+                if axes or job.repeat != 1:
+                    self._expand_job(
+                        i, job, axes, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
+                    )
+                else:
+                    self._expand_one(
+                        i, job, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
+                    )
         if self.issues.has_errors():
             raise ManifestError(self.issues.errors())
         return Manifest(name, self.file, self.region, jobs, self.issues.warnings(), self.text)
@@ -591,21 +596,8 @@ class _Expander:
             for take in range(1, repeat + 1):
                 job_id = sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
                 name = variant if repeat == 1 else f"{variant}_take{take}"
-                if name in seen_names:
-                    self.issues.error(
-                        (*jpath, "name"),
-                        path_str((*jpath, "name")),
-                        f"job name {name!r} is used twice (also by the job on line {seen_names[name]})",
-                    )
-                    continue
-                if job_id in seen_ids:
-                    other_line, other_name = seen_ids[job_id]
-                    self.issues.error(
-                        jpath,
-                        path_str(jpath),
-                        f"job {name!r} makes the same request as {other_name!r} (line {other_line}): same job id; "
-                        "use repeat for more takes",
-                    )
+                if name in seen_names or job_id in seen_ids:
+                    self._clash(jpath, name, job_id, seen_ids, seen_names)
                     continue
                 seen_names[name] = line
                 seen_ids[job_id] = (line, name)
@@ -625,6 +617,72 @@ class _Expander:
                         shape.tier,
                     )
                 )
+
+    def _expand_one(
+        self,
+        i: int,
+        job: Job,
+        templates: rules.Templates,
+        default_fields: rules.Fields,
+        var_values: dict[str, str],
+        requests: RequestRules,
+        out: list[JobSpec],
+        seen_ids: dict[str, tuple[int, str]],
+        seen_names: dict[str, int],
+    ) -> None:
+        """``_expand_job`` for a job without axes or repeat (every job of a big written-out manifest), lean."""
+        jpath: tuple[Any, ...] = ("jobs", i)
+        fields = dict(default_fields)
+        for name in job.model_fields_set & _REQUEST_SET:
+            value = getattr(job, name)
+            if value is None:
+                fields.pop(name, None)  # an explicit null removes the default
+            else:
+                fields[name] = (value, (*jpath, name))
+        prompt = templates.render(var_values)
+        shape = requests.shape(fields, frozenset(fields), prompt, templates.path, jpath, job.shots)
+        if shape is None:
+            return
+        body, canonical = shape.make(fields, prompt)
+        job_id = sha256(f'{{"request":{canonical},"take":1,"v":1}}'.encode()).hexdigest()[:32]
+        name = job.name
+        if name in seen_names or job_id in seen_ids:
+            self._clash(jpath, name, job_id, seen_ids, seen_names)
+            return
+        line = self.job_lines[i] if i < len(self.job_lines) else 0
+        seen_names[name] = line
+        seen_ids[job_id] = (line, name)
+        seed = fields["seed"][0] if "seed" in fields else None
+        out.append(
+            JobSpec(
+                job_id, name, shape.spec.name, body, shape.size, shape.duration, seed, shape.shot_type, prompt, 1,
+                line, shape.tier,
+            )
+        )  # fmt: skip
+
+    def _clash(
+        self,
+        jpath: tuple[Any, ...],
+        name: str,
+        job_id: str,
+        seen_ids: dict[str, tuple[int, str]],
+        seen_names: dict[str, int],
+    ) -> None:
+        """Report a job whose name, or else whose id, an earlier job already has."""
+        if name in seen_names:
+            self.issues.error(
+                (*jpath, "name"),
+                path_str((*jpath, "name")),
+                f"job name {name!r} is used twice (also by the job on line {seen_names[name]})",
+            )
+            return
+        other_line, other_name = seen_ids[job_id]
+        self.issues.error(
+            jpath,
+            path_str(jpath),
+            f"job {name!r} makes the same request as {other_name!r} (line {other_line}): same job id; "
+            "use repeat for more takes",
+        )
 
     @staticmethod
     def _combos(
