@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
 from runner.manifest_fastyaml import load_plain
-from runner.manifest_flat import FlatJob, flat_job
+from runner.manifest_flat import FlatJob, FlatJobs
 from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
 from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
@@ -266,7 +266,7 @@ def _validate_shape(data: Any, sink: rules.IssueSink) -> _Shape:
     defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
     raw_jobs = parts.get("jobs") or []
     jobs: list[tuple[int, Job]] = []
-    flat = [flat_job(raw) for raw in raw_jobs]  # plain jobs need no pydantic (see manifest_flat)
+    flat = list(map(FlatJobs().make, raw_jobs))  # plain jobs need no pydantic (see manifest_flat)
     try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
         models = iter(_JOB_LIST.validate_python([raw for raw, f in zip(raw_jobs, flat, strict=True) if f is None]))
         jobs = [(i, f if f is not None else next(models)) for i, f in enumerate(flat)]

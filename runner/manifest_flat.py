@@ -69,13 +69,33 @@ class FlatJob:
 def flat_job(raw: Any) -> FlatJob | None:
     """``raw`` as a ``FlatJob`` when strict ``JobModel`` would take it as it is and it has neither shots nor a
     matrix; else None (pydantic decides)."""
-    if not isinstance(raw, dict) or "name" not in raw:
-        return None
-    types = _TYPES
-    for key, value in raw.items():
-        allowed = types.get(key) if type(key) is str else None
-        if allowed is None or type(value) not in allowed:
+    return FlatJobs().make(raw)
+
+
+class FlatJobs:
+    """``flat_job`` for the entries of one manifest: the verdict on the keys and value types of an entry is
+    remembered (100,000 jobs have a handful of layouts), so each entry costs two tuples and a look-up."""
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[tuple[Any, ...], tuple[type, ...]], bool] = {}
+
+    def make(self, raw: Any) -> FlatJob | None:
+        if type(raw) is not dict and not isinstance(raw, dict):
             return None
-    if raw.get("shot_type") not in _SHOT_TYPES:
-        return None
-    return FlatJob(raw)
+        layout = (tuple(raw), tuple(map(type, raw.values())))
+        ok = self._layouts.get(layout)
+        if ok is None:
+            ok = self._layouts[layout] = _flat_layout(layout[0], layout[1])
+        if not ok or raw.get("shot_type") not in _SHOT_TYPES:
+            return None
+        return FlatJob(raw)
+
+
+def _flat_layout(keys: tuple[Any, ...], kinds: tuple[type, ...]) -> bool:
+    if "name" not in keys:
+        return False
+    for key, kind in zip(keys, kinds, strict=True):
+        allowed = _TYPES.get(key) if type(key) is str else None
+        if allowed is None or kind not in allowed:
+            return False
+    return True

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.manifest import JOB_KEYS, JobModel
-from runner.manifest_flat import flat_job
+from runner.manifest_flat import FlatJobs, flat_job
 
 VALUES = st.one_of(
     st.none(),
@@ -51,3 +51,10 @@ def test_common_entries_are_flat_and_the_rest_are_not() -> None:
         ["name"],
     ]:
         assert flat_job(raw) is None, raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(raws=st.lists(st.dictionaries(KEYS, VALUES, max_size=4).map(lambda d: {"name": "n", **d}), max_size=8))
+def test_remembered_layouts_give_the_same_verdicts(raws: list[dict[Any, Any]]) -> None:
+    shared = FlatJobs()
+    assert [shared.make(r) is None for r in raws * 2] == [flat_job(r) is None for r in raws * 2]
