@@ -36,35 +36,40 @@ class Stopped(Exception):
 
 
 class Flag(asyncio.Event):
-    """An ``asyncio.Event`` that also keeps one shared future, resolved when it is set.
+    """An ``asyncio.Event`` that also calls registered watchers (soon, from the loop) once it is set.
 
-    ``RunContext.until_stop`` runs several times per job; watching ``stop``/``done`` through ``Event.wait()``
-    cost a task per event per call (four or five tasks per await, ~15 % of the CPU at 400 submissions/s).
-    Callbacks on the shared future cost none. The future is never awaited directly (a cancelled waiter
-    would cancel it for everyone): only done-callbacks are attached to it.
+    ``RunContext.until_stop`` runs several times per job and thousands of jobs may wait at once; watching
+    ``stop``/``done`` through ``Event.wait()`` cost a task per event per call (four or five tasks per
+    await, ~15 % of the CPU at 400 submissions/s), and done-callbacks on one shared future cost an O(n)
+    removal each (quadratic with 10,000 waiters). Watchers live in a dict: adding and removing are O(1).
+    They are called from a loop callback, never inside ``set()``, so a task that sets the flag is not
+    interrupted by its own watcher.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._fired: asyncio.Future[None] | None = None
+        self._watchers: dict[Callable[[], None], None] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def set(self) -> None:
         super().set()
-        if self._fired is not None and not self._fired.done():
-            self._fired.set_result(None)
+        if self._watchers and self._loop is not None:
+            self._loop.call_soon(self._fire)
 
-    def clear(self) -> None:
-        super().clear()
-        if self._fired is not None and self._fired.done():
-            self._fired = None
+    def _fire(self) -> None:
+        watchers, self._watchers = self._watchers, {}
+        for fn in watchers:
+            fn()
 
-    def fired(self) -> asyncio.Future[None]:
-        """The future that is (or will be) done once the flag is set; shared, do not await or cancel it."""
-        if self._fired is None:
-            self._fired = asyncio.get_running_loop().create_future()
-            if self.is_set():
-                self._fired.set_result(None)
-        return self._fired
+    def add_watcher(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` soon after the flag is set (soon, if it is set already)."""
+        self._loop = asyncio.get_running_loop()
+        self._watchers[fn] = None
+        if self.is_set():
+            self._loop.call_soon(self._fire)
+
+    def remove_watcher(self, fn: Callable[[], None]) -> None:
+        self._watchers.pop(fn, None)
 
 
 class Ledger(Protocol):
@@ -286,7 +291,7 @@ class RunContext:
         timer = loop.create_future()
         handle = loop.call_later(seconds, _resolve, timer)
         try:
-            await _wait_first([timer, self.stop.fired(), self.done.fired()], [])
+            await _wait_first([timer], [self.stop, self.done])
         finally:
             handle.cancel()
         return timer.done() and not self.stopping
@@ -307,9 +312,8 @@ class RunContext:
         if task is None or not all(isinstance(f, Flag) for f in also):
             return await self._until_stop_in_task(aw, also)
         watch = _Interrupt(task)
-        fired = [cast(Flag, f).fired() for f in flags]
-        for f in fired:
-            f.add_done_callback(watch)
+        for f in flags:
+            cast(Flag, f).add_watcher(watch)
         try:
             result = await aw
         except BaseException as exc:
@@ -322,8 +326,8 @@ class RunContext:
             return False, None  # our stop: whatever ``aw`` raised while unwinding does not matter any more
         finally:
             watch.active = False
-            for f in fired:
-                f.remove_done_callback(watch)
+            for f in flags:
+                cast(Flag, f).remove_watcher(watch)
         if watch.interrupted:  # ``aw`` swallowed the cancellation and returned: the run stopped all the same
             task.uncancel()
             return False, None
@@ -333,18 +337,16 @@ class RunContext:
         """``until_stop`` with ``aw`` in a task of its own (a plain ``asyncio.Event`` among ``also``, or no
         current task to interrupt)."""
         task = asyncio.ensure_future(aw)
-        watch: list[asyncio.Future[Any]] = [task, self.stop.fired(), self.done.fired()]
-        helpers: list[asyncio.Future[Any]] = []
-        for e in also:
-            if isinstance(e, Flag):
-                watch.append(e.fired())
-            else:
-                helpers.append(asyncio.ensure_future(e.wait()))
+        flags = [self.stop, self.done, *(e for e in also if isinstance(e, Flag))]
+        helpers = [asyncio.ensure_future(e.wait()) for e in also if not isinstance(e, Flag)]
         try:
-            await _wait_first(watch + helpers, helpers)
+            await _wait_first([task, *helpers], flags)
         except BaseException:
             task.cancel()
             raise
+        finally:
+            for h in helpers:
+                h.cancel()
         if task.done():
             return True, task.result()
         task.cancel()
@@ -358,8 +360,8 @@ class RunContext:
 
 
 class _Interrupt:
-    """The done-callback ``until_stop`` puts on the stop flags: cancels the waiting task once, and only while
-    that wait lasts (a flag set during the wait schedules the callback; it may run after the wait ended)."""
+    """The watcher ``until_stop`` puts on the stop flags: cancels the waiting task once, and only while that
+    wait lasts (a flag set during the wait schedules the call; it may run after the wait ended)."""
 
     __slots__ = ("active", "cancelling", "interrupted", "task")
 
@@ -369,7 +371,7 @@ class _Interrupt:
         self.active = True
         self.interrupted = False
 
-    def __call__(self, _: asyncio.Future[Any]) -> None:
+    def __call__(self) -> None:
         if self.active and not self.interrupted:
             self.interrupted = True
             self.task.cancel()
@@ -389,25 +391,25 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-async def _wait_first(futures: list[asyncio.Future[Any]], owned: list[asyncio.Future[Any]]) -> None:
-    """Return once one of ``futures`` is done (``asyncio.wait(FIRST_COMPLETED)`` without its set-up cost);
-    the callbacks come off the shared futures again and the ``owned`` helpers are cancelled."""
-    if any(f.done() for f in futures):
-        for f in owned:
-            f.cancel()
+async def _wait_first(futures: list[asyncio.Future[Any]], flags: list[Flag]) -> None:
+    """Return once one of ``futures`` is done or one of ``flags`` is set (``asyncio.wait(FIRST_COMPLETED)``
+    without its set-up cost); every callback and watcher comes off again."""
+    if any(f.done() for f in futures) or any(f.is_set() for f in flags):
         return
     waiter = asyncio.get_running_loop().create_future()
 
-    def wake(_: asyncio.Future[Any]) -> None:
+    def wake(_: object = None) -> None:
         if not waiter.done():
             waiter.set_result(None)
 
-    for f in futures:
-        f.add_done_callback(wake)
+    for fut in futures:
+        fut.add_done_callback(wake)
+    for flag in flags:
+        flag.add_watcher(wake)
     try:
         await waiter
     finally:
-        for f in futures:
-            f.remove_done_callback(wake)
-        for f in owned:
-            f.cancel()
+        for fut in futures:
+            fut.remove_done_callback(wake)
+        for flag in flags:
+            flag.remove_watcher(wake)

@@ -141,11 +141,32 @@ async def test_sleep_ends_early_on_stop_and_runs_out_otherwise() -> None:
     assert await ctx.sleep(1) is False  # already stopped
 
 
-async def test_flag_future_follows_set_and_clear() -> None:
+async def test_flag_watchers_run_from_the_loop_once_per_set() -> None:
     f = Flag()
-    fut = f.fired()
-    assert not fut.done()
+    calls: list[str] = []
+    f.add_watcher(lambda: calls.append("a"))
+    gone = lambda: calls.append("gone")  # noqa: E731
+    f.add_watcher(gone)
+    f.remove_watcher(gone)
     f.set()
-    assert fut.done() and f.fired() is fut
-    f.clear()
-    assert not f.fired().done()
+    assert calls == []  # never inside set()
+    await asyncio.sleep(0)
+    assert calls == ["a"]
+    f.add_watcher(lambda: calls.append("late"))  # already set: called soon
+    await asyncio.sleep(0)
+    assert calls == ["a", "late"]
+
+
+async def test_ten_thousand_waiters_all_end_on_one_stop_and_leave_no_watcher() -> None:
+    ctx = _ctx()
+
+    async def waiter() -> bool:
+        ok, _ = await ctx.until_stop(asyncio.Event().wait())
+        return ok
+
+    tasks = [asyncio.create_task(waiter()) for _ in range(10_000)]
+    await asyncio.sleep(0)
+    assert len(ctx.stop._watchers) == 10_000
+    ctx.stop.set()
+    assert not any(await asyncio.gather(*tasks))
+    assert not ctx.stop._watchers and not ctx.done._watchers
