@@ -379,7 +379,24 @@ class _Expander:
         job_plans: list[tuple[int, Job, list[_Axis], rules.Templates]] = []
         declared = {k for k in (s.vars or {}) if isinstance(k, str)}
         var_names = set(var_values)
+        plain_ok = top_axes is not None and not top_axes  # no top-level axes: a plain job has none at all
         for i, job in s.jobs:
+            if (
+                plain_ok
+                and type(job) is FlatJob
+                and job.repeat == 1
+                and job.intro is None
+                and job.prompt is not None
+                and NAME_RE.fullmatch(job.name) is not None
+                and len(job.name) <= MAX_NAME_CHARS
+            ):  # what _job_axes finds for such a job, without its other checks (they cannot fail)
+                if job.model_fields_set & _VALUE_RULES:
+                    self._check_fields(job, ("jobs", i), job.model_fields_set)
+                templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
+                if templates is not None:
+                    planned += 1
+                    job_plans.append((i, job, [], templates))
+                continue
             axes = self._job_axes(i, job, job.model_fields_set, top_axes, var_names)
             templates = None
             if (job.prompt is None) != (job.shots is None):  # else already reported
