@@ -105,6 +105,9 @@ class RequestShape:
     params: tuple[str, ...]  # parameters in body order
     holes: tuple[str, ...]  # the varying values in the canonical text's order ("prompt" is one)
     canonical: str | None  # None: the template failed its check, encode each body in full
+    #: The parameters but the seed, in order, when the body is just prompt + these + a last seed (the usual
+    #: case): then a job's body is a copy of this with its seed, and its canonical text a two-hole format.
+    fixed_params: dict[str, Any] | None = None
 
     def body(self, fields: Fields, prompt: str) -> dict[str, Any]:
         inputs: dict[str, Any] = {"prompt": prompt}
@@ -116,6 +119,15 @@ class RequestShape:
 
     def make(self, fields: Fields, prompt: str) -> tuple[dict[str, Any], str]:
         """The body of the job and its canonical JSON (model spelled canonically: what the job id hashes)."""
+        fixed = self.fixed_params
+        if fixed is not None:
+            params = fixed.copy()
+            body = {"model": self.sent_model, "input": {"prompt": prompt}, "parameters": params}
+            if self.holes == _PROMPT_SEED:
+                seed = params["seed"] = fields["seed"][0]
+                seed_json = int.__repr__(seed) if type(seed) is int else value_json(seed)
+                return body, self.canonical % (_encode_str(prompt), seed_json)  # type: ignore[operator]
+            return body, self.canonical % (_encode_str(prompt),)  # type: ignore[operator]
         inputs: dict[str, Any] = {"prompt": prompt}
         for name in self.inputs:
             inputs[name] = fields[name][0]
@@ -230,8 +242,10 @@ def _make_shape(spec: ModelSpec, region: str, fields: Fields, prompt: str) -> Re
         if text.count(marker) != 1:
             return shape
         text = text.replace(marker, "%s")
-    made = replace(shape, holes=tuple(order), canonical=text)
+    quick = not inputs and params and ("seed" not in params or params[-1] == "seed")
+    fixed = {n: fields[n][0] for n in params if n != "seed"} if quick else None
+    made = replace(shape, holes=tuple(order), canonical=text, fixed_params=fixed)
     body = shape.body(fields, prompt)
-    if made.canonical_of(fields, prompt, body) != shape.canonical_of(fields, prompt, body):  # pragma: no cover
+    if made.make(fields, prompt) != (body, shape.canonical_of(fields, prompt, body)):  # pragma: no cover
         return shape
     return made
