@@ -288,7 +288,7 @@ def job_templates(sink: IssueSink, job: Job, jpath: Path, known: set[str] | froz
     elif job.prompt is not None and "{{" not in job.prompt and "}}" not in job.prompt:
         prompt = job.prompt.strip()
         names = _PLACEHOLDER.findall(prompt)
-        if names and prompt.count("{") == len(names) == prompt.count("}") and all(v in known for v in names):
+        if names and prompt.count("{") == len(names) == prompt.count("}") and known.issuperset(names):
             return Templates(prompt, (*jpath, "prompt"), None)  # each brace is a known placeholder: as it is
     if job.prompt is not None:
         sources.append(("", job.prompt.strip(), (*jpath, "prompt")))
