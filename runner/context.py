@@ -121,6 +121,11 @@ class PipelineConfig:
     download_retries: int = 4
     download_workers: int = 4
     shutdown_grace: float = 1.5  # seconds the stages get to stop after an interrupt
+    # Jobs admitted to submission whose create is not answered yet (their intents, once written), at most.
+    # Without it a run with quotas off admitted every job at once: 10,000 intents ahead of 10,000 queued
+    # creates (all of them to reconcile after a crash, and ~10 KB of memory each). 64 keeps the create
+    # gate's 24 connections busy at 500+ submissions/s with intents and answers in their group commits.
+    submit_window: int = 64
 
 
 @dataclass
@@ -136,6 +141,7 @@ class Job:
     download_failures: int = 0
     stalled: bool = False
     submitted_at: float | None = None  # limiter-clock time of the current task's submission (poll schedule)
+    unanswered: bool = False  # admitted by take_slot, its create not answered yet (counts in the window)
 
     @property
     def id(self) -> str:
@@ -172,6 +178,8 @@ class RunContext:
     on_change: Callable[[], None] | None = None  # the progress display's hook
     guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/budget.py): settles from the events
     _seq: int = 0
+    _unanswered: int = 0  # jobs with ``unanswered`` set
+    _window_open: Flag = field(default_factory=lambda: _set(Flag()))  # set while _unanswered < submit_window
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -180,13 +188,33 @@ class RunContext:
         self.group.create_task(coro, name=name)
 
     async def take_slot(self, job: Job) -> bool:
-        """Wait for an in-flight slot of the job's model; False when the run stops or drains first."""
-        if job.slot:
-            return True
-        cap = self.limits.in_flight(job.spec.model)
-        ok, _ = await self.until_stop(cap.acquire(), self.draining)
-        job.slot = ok
-        return ok
+        """Admit ``job`` to submission: wait for room in the submission window (``cfg.submit_window`` jobs
+        admitted and not answered yet), then for an in-flight slot of its model; False when the run stops or
+        drains first."""
+        while self._unanswered >= self.cfg.submit_window:
+            ok, _ = await self.until_stop(self._window_open.wait(), self.draining)
+            if not ok:
+                return False
+        if not job.slot:
+            cap = self.limits.in_flight(job.spec.model)
+            ok, _ = await self.until_stop(cap.acquire(), self.draining)
+            job.slot = ok
+            if not ok:
+                return False
+        if not job.unanswered:
+            job.unanswered = True
+            self._unanswered += 1
+            if self._unanswered >= self.cfg.submit_window:
+                self._window_open.clear()
+        return True
+
+    def _answered(self, job: Job) -> None:
+        """``job`` leaves the submission window (its create was answered, refused, or never sent)."""
+        if job.unanswered:
+            job.unanswered = False
+            self._unanswered -= 1
+            if self._unanswered < self.cfg.submit_window:
+                self._window_open.set()
 
     def adopt_slot(self, job: Job) -> None:
         """Count a task found in flight on resume against its model's cap, even beyond it."""
@@ -196,6 +224,7 @@ class RunContext:
 
     async def free_slot(self, job: Job) -> None:
         """The job's task is terminal (or was never made): give its slot back."""
+        self._answered(job)
         if job.slot:
             job.slot = False
             await self.limits.in_flight(job.spec.model).release()
@@ -238,6 +267,8 @@ class RunContext:
         data, line = self.ledger.prepare(event, job_id, fields)
         await self.ledger.append_raw(data)
         self.state.apply(line)  # the model validated from the same dict the line was written from
+        if isinstance(job, Job) and job.unanswered and job.state.state not in ("planned", "submitting"):
+            self._answered(job)
         if self.guard is not None and job_id is not None:
             self.guard.observe(event, job_id, self.state.jobs.get(job_id), fields)
         if self.on_change is not None:
@@ -357,6 +388,11 @@ class RunContext:
 
     def is_final(self, job: Job) -> bool:
         return job.state.state in FINAL_STATES
+
+
+def _set(flag: Flag) -> Flag:
+    flag.set()
+    return flag
 
 
 class _Interrupt:
