@@ -198,24 +198,31 @@ two regions) on the shipped manifests plus ~3,000 mutated and random ones, and o
 
 ### Where the remaining time goes (jobs manifest)
 
-`load_manifest` of the jobs manifest by phase, CPU seconds with the collector off, one run at load ~2.5
+`load_manifest` of the jobs manifest by phase, CPU seconds with the collector off, one run at load ~2
 (phases timed with `time.process_time` around the module's own functions; pyinstrument agrees on the shares):
 
 | phase | CPU s | per job |
 |---|---:|---:|
-| YAML, line reader (of which the regex `findall` ~0.25) | 1.03 | 10 µs |
-| shape: top level by pydantic, jobs as `FlatJob` | 0.39 | 4 µs |
-| per-job checks: name, value rules, prompt parts (0.38), prompt templates (0.45), bookkeeping | 1.28 | 13 µs |
-| expansion: fields, cached rules, body + id text, sha256, `JobSpec` (3.7 µs alone), name/id maps | 1.91 | 19 µs |
+| YAML, line reader (of which the regex `findall` over the text ~0.25) | 1.13 | 11 µs |
+| shape: top level by pydantic, jobs as `FlatJob` | 0.40 | 4 µs |
+| first pass: name and value rules, prompt template, bookkeeping | 0.92 | 9 µs |
+| expansion, of which: | 1.89 | 19 µs |
+| – the job's fields (defaults + its own, with their paths for messages) | 0.27 | |
+| – `JobSpec` (the frozen dataclass's generated `__init__`) | 0.32 | |
+| – body and id text from the remembered shape | 0.34 | |
+| – sha256 of the id text | 0.19 | |
+| – rules look-up, name and id maps, prompt, call overhead | ~0.8 | |
 
-Add imports (0.3), pricing (0.15) and rendering (0.8 `--json`, 0.4 table) and the jobs manifest needs about
-4.5–5.5 CPU s here: it does not meet 3 s on this machine. What is left is Python work spread thin over
-every one of 100,000 jobs and 310,000 lines (no single stage above a quarter); the next steps would be a
-frozen-dataclass-free `JobSpec` (its generated `__init__` costs 3.7 µs a job), fusing the per-job check and
-expansion passes for flat jobs, and not importing the emulator (asyncio, ~0.06 s) on `python -m runner`.
-The **matrix** manifest (no YAML cost, 10 source jobs) is within a few tenths of a second of the target,
-and under it when the machine is not shared; its time is the expansion (~1.5 s: 15 µs per job) and
-rendering.
+Add imports (0.3–0.4), pricing (0.15–0.2) and rendering (0.6–0.8 `--json`, 0.4 table) and the jobs
+manifest needs about 4.5–6 CPU s here: it does not meet 3 s on this machine. What is left is Python work
+spread thin over every one of 100,000 jobs and 310,000 lines, no stage above a quarter of the whole.
+Next steps, in the order I would try them: fuse the check and expansion passes for flat jobs (one loop, no
+`job_plans` list, no second look-up of the same fields); a `JobSpec` without the frozen dataclass's
+`__init__` (it is a shared type, so not changed here); build the YAML reader's token loop around the
+jobs' fixed layout (most lines are `    key: value` at one indent); and not importing the emulator
+(asyncio, ~0.06 s) on `python -m runner`. The **matrix** manifest (no YAML cost, 10 source jobs) meets
+the target here when the machine is not saturated: its time is the expansion (~1.3 s, 13 µs per job),
+imports and rendering.
 
 ### The first round (c46c3ad → ff4c094)
 
