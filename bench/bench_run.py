@@ -907,17 +907,18 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         )
         add("")
         add(
-            "Profile (pyinstrument, 2,000 jobs, 2026-12-02, one run, machine load ≈ 4): before commit 3e54e60 the "
-            "submitter sent one create at a time — intent fsync, round trip, answer fsync, then the next job — and "
-            "the process sat in `epoll` 40 % of the time: 63 submissions/s on 1,000 jobs, 98/s on 10,000. Since "
-            "then jobs pass the rate limiter in order and each create runs as its own task (intents share group "
-            "commits, round trips overlap): 229/s on the same 1,000-job run. What is left is CPU, spread thin, "
-            "about 4.5 ms per submitted job with the emulator on the other core: aiohttp's request machinery "
-            "for the create ≈ 25 %, `until_stop`/`_first` (two or three helper tasks per await) ≈ 15 %, the "
-            "`job.submitted` log line to stderr ≈ 8 %, ledger encode/commit ≈ 10 %, polls and downloads of the "
-            "tasks that already ended the rest. 500/s needs ≤ 2 ms per job: fewer helper tasks per await, no "
-            "per-job info line at this rate, and the poll budget (8/s) is what keeps 10,000 tasks from finishing "
-            "quickly once submitted (each needs at least one poll: ≥ 21 min at 8 polls/s)."
+            "What the profiles showed and what changed (pyinstrument and cProfile of the 10,000-job run, "
+            "2026-12-02): before commit 3e54e60 the submitter sent one create at a time (intent fsync, round trip, "
+            "answer fsync) and sat in `epoll` 40 % of the time: 98 submissions/s. Since then jobs pass the rate "
+            "limiter in order and each create runs as its own task, so intents share group commits and round "
+            "trips overlap (229/s on 1,000 jobs). The next profile showed CPU spread thin, 2.5 ms per job: "
+            "`until_stop` made 4–5 helper tasks per await (now it awaits in the caller's task: 91.5 → 5.6 µs per "
+            "call, commit 9b8b6d0), every ledger line was validated twice and its encoder rebuilt, each of 10,000 "
+            "queued creates held aiohttp request objects (now they wait at a gate before aiohttp builds anything, "
+            "ac5df6a), all 10,000 jobs were admitted at once (now at most 64 unanswered creates: fewer intents to "
+            "reconcile after a crash, 73ab730), and removing one waiter scanned all 10,000 (8ff1391). Measured side "
+            "by side against ff4c094 (3 runs each, load 2–9): 453 → 808 submissions/s, 2.53 → 1.23 ms CPU per job, "
+            "141 → 103 MB peak RSS. What is left is aiohttp's own client work (≈ 30 %) and socket syscalls."
         )
         add("")
     if downloads:
