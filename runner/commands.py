@@ -206,11 +206,15 @@ async def _run(
 def _write_gallery(out: Path, outcome: Outcome) -> None:
     """Rebuild ``index.html`` (still under the run's lock). Skipped after an interrupt, which must exit within
     about a second while poster frames cost a decode per new video: the next run, or ``wanbatch report``,
-    writes it. A failure here never fails the run: the videos and the ledger are what matter."""
+    writes it. A failure here never fails the run: the videos and the ledger are what matter. The run made
+    the posters as the videos landed, so this is mostly the ledger replay and the HTML; the heap that cost
+    (the ledger's states, the page's text) is handed back to the OS afterwards."""
     logger = runlog.get_logger("wanbatch.run")
     if outcome.interrupted:
         logger.info("report.skipped", reason="interrupted")
         return
+    from runner.download import release_heap  # loaded by the run already (the downloader)
+
     try:
         from runner.report import write_report
 
@@ -218,6 +222,8 @@ def _write_gallery(out: Path, outcome: Outcome) -> None:
     except Exception as e:  # any failure of the gallery is only logged
         logger.warning("report.failed", error=f"{type(e).__name__}: {e}")
         return
+    finally:
+        release_heap()
     logger.info("report.written", path=str(index))
 
 

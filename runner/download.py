@@ -219,9 +219,15 @@ def _verify_and_trim(path: Path, expect: Expect) -> None:
     try:
         verify_mp4(path, expect)
     finally:
-        trim = _malloc_trim()
-        if trim is not None:
-            trim(0)
+        release_heap()
+
+
+def release_heap() -> None:
+    """Give the heap's free pages back to the OS (glibc ``malloc_trim``; nothing where there is none).
+    Called after each FFmpeg job of the verify thread and after the end-of-run gallery (~1.5 ms)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @functools.cache

@@ -5,12 +5,17 @@ API.md decision 11). ``runner.download`` streams, hashes and verifies; this stag
 when that fails: an expired URL is refreshed by querying the task again (never by generating again); a
 broken transfer or a video that fails verification is tried again a few times, then the job is
 ``failed`` at the download stage — it stays billed and its task id stays in the ledger.
+
+Once a video is recorded, its gallery poster is made on the same verify thread (the run mostly waits on its
+quota meanwhile), so the gallery at the end of the run only writes HTML. A poster is decoration: when it
+cannot be made the run logs ``poster.failed`` and goes on; ``wanbatch report`` tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,9 +23,10 @@ from typing import Any
 import aiohttp
 
 from runner.context import Job, RunContext, Stopped, log
-from runner.download import Expect, Retry, download, video_filename, write_sidecar
+from runner.download import Expect, Retry, download, release_heap, video_filename, write_sidecar
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
+from runner.poster import ensure_poster
 from runner.state import DOWNLOADED, EXPIRED, SUCCEEDED
 from runner.submitter import fail
 
@@ -30,6 +36,10 @@ _EXPIRY_MARGIN = 5.0
 #: Queries that may answer an already-expired URL (clock skew, a lagging store) before the job is failed;
 #: more would loop forever on a task whose video is gone.
 _STALE_REFRESHES = 1
+
+
+#: Makes the poster of a video (its path, or None when the video cannot be decoded for one). Blocking.
+PosterMaker = Callable[[Path], Path | None]
 
 
 def _expired(expires: float | None) -> bool:
@@ -63,10 +73,20 @@ async def _worker(ctx: RunContext, session: aiohttp.ClientSession, verifier: Exe
             return
 
 
+def background_poster(video: Path) -> Path | None:
+    """The run's poster maker: FFmpeg decodes on the calling (verify) thread alone, see ``poster_jpeg``."""
+    return ensure_poster(video, codec_threads=False)
+
+
 async def fetch_one(
-    ctx: RunContext, session: aiohttp.ClientSession, job: Job, verifier: Executor | None = None
+    ctx: RunContext,
+    session: aiohttp.ClientSession,
+    job: Job,
+    verifier: Executor | None = None,
+    poster: PosterMaker | None = background_poster,
 ) -> None:
-    """Download, verify and record one job's video (see the module docstring)."""
+    """Download, verify and record one job's video, then make its poster (see the module docstring).
+    ``poster=None`` makes none."""
     rel = video_path(job)
     dest = ctx.cfg.out_dir / rel
     width, height = parse_size(job.spec.size)
@@ -120,7 +140,33 @@ async def fetch_one(
     await asyncio.to_thread(write_sidecar, dest, sidecar(job, result.sha256, result.bytes))
     await ctx.record(job, DOWNLOADED, path=rel.as_posix(), bytes=result.bytes, sha256=result.sha256)
     log.info("job.downloaded", job_id=job.id, name=job.spec.name, path=rel.as_posix(), bytes=result.bytes)
+    if poster is not None:
+        # before settle: the last job's settle ends the run, and the gallery must find this poster made
+        await make_poster(job, dest, poster, verifier)
     ctx.settle(job)
+
+
+async def make_poster(job: Job, video: Path, poster: PosterMaker, verifier: Executor | None) -> None:
+    """Make ``video``'s poster on the verify thread (``None``: the loop's default executor). Never raises
+    but for cancellation: the job is already recorded as downloaded, and a poster failure is only logged."""
+    try:
+        why = await asyncio.get_running_loop().run_in_executor(verifier, poster_then_trim, poster, video)
+    except Exception as e:  # the executor itself refused (shut down): still only a poster
+        why = f"{type(e).__name__}: {e}"
+    if why is not None:
+        log.info("poster.failed", job_id=job.id, name=job.spec.name, path=video.name, error=why)
+
+
+def poster_then_trim(poster: PosterMaker, video: Path) -> str | None:
+    """Run ``poster`` on ``video``, then hand FFmpeg's freed buffers back (as after each MP4 check); what
+    went wrong, or None. Runs in the verify thread: it logs nothing, the event loop does."""
+    try:
+        made = poster(video)
+    except Exception as e:  # decoration: no failure of it may reach the download
+        return f"{type(e).__name__}: {e}"
+    finally:
+        release_heap()
+    return None if made is not None else "the video does not decode for a poster"
 
 
 async def refresh(ctx: RunContext, job: Job) -> bool:
