@@ -274,8 +274,9 @@ class InFlight:
     ``on_throttled()`` (429 ``Throttling.Concurrency``) lowers the cap to what the server just proved it
     accepts (the holders minus the refused one, at least 1); after ``quiet`` seconds without such a 429
     the cap rises by one, back up to the configured value. The refusals of one burst (creates sent together)
-    lower it once: until ``holddown`` seconds have passed, the holders still include the other refused
-    creates, and cutting once per refusal would go far below what the server holds.
+    cut one step at most: within ``holddown`` seconds of a cut a refusal only brings the cap down to the
+    holders minus itself, never a further step below it (a refused create gives its slot back, so those
+    holders are what the server runs plus creates still in the air).
     """
 
     def __init__(self, limit: int, clock: Clock, *, quiet: float = 120.0, holddown: float = 1.0) -> None:
@@ -343,10 +344,14 @@ class InFlight:
         """429 Throttling.Concurrency while holding a slot for the refused create."""
         self.throttles += 1
         now = self._clock.now()
+        others = max(1, self._held - 1)
         if self._last_cut is not None and now - self._last_cut < self._holddown:
+            if others < self._limit:
+                self._limit = others
+                self._last_change = now
             return
         self._last_cut = now
-        self._limit = max(1, min(self._limit - 1, self._held - 1))
+        self._limit = max(1, min(self._limit - 1, others))
         self._last_change = now
 
     async def wake(self) -> None:

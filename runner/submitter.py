@@ -62,6 +62,10 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
     cap = ctx.limits.in_flight(job.spec.model)
     attempt = 0
     while True:
+        # the slot was given back after a Throttling.Concurrency refusal: wait for room under the new cap
+        if not job.slot and not await ctx.take_slot(job):
+            await _left_by_drain(ctx, job)
+            return
         if not admitted:
             ok, _ = await ctx.until_stop(limiter.acquire(), ctx.draining)
             if not ok:
@@ -76,7 +80,11 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
             if isinstance(exc, RateLimited):
                 ctx.throttled += 1
                 if exc.code == "Throttling.Concurrency":
+                    # The cap drops to the slots held by the others; this job gives its slot back, so it
+                    # waits under the new cap instead of being refused again (as were the other jobs of
+                    # the burst holding slots while waiting to retry: 4 refusals instead of 1).
                     cap.on_throttled()
+                    await ctx.free_slot(job)
                 else:
                     limiter.on_throttled(exc.retry_after)
             attempt += 1
