@@ -54,11 +54,16 @@ def video_path(job: Job) -> Path:
 
 async def fetcher(ctx: RunContext) -> None:
     """Run the download workers until the run stops or every job is settled. Every MP4 check of the run
-    runs on one thread of its own (see ``runner.download.download``: RSS stays flat over 10,000 videos)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanbatch-verify") as verifier:
+    runs on one thread of its own (see ``runner.download.download``: RSS stays flat over 10,000 videos), and
+    so does every poster. Work still queued there when the run stops is dropped (an interrupt waits for the
+    one in progress only); a finished run has none, every job awaits its own."""
+    verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanbatch-verify")
+    try:
         async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as tg:
             for n in range(max(1, ctx.cfg.download_workers)):
                 tg.create_task(_worker(ctx, session, verifier), name=f"download-{n}")
+    finally:
+        verifier.shutdown(wait=True, cancel_futures=True)
 
 
 async def _worker(ctx: RunContext, session: aiohttp.ClientSession, verifier: Executor | None) -> None:
