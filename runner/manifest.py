@@ -347,6 +347,23 @@ class _Axis:
     is_var: bool
 
 
+def _job_fields(job: Job, default_fields: rules.Fields, jpath: tuple[Any, ...]) -> rules.Fields:
+    """The manifest's defaults with the job's own request fields over them (an explicit null removes one)."""
+    fields = dict(default_fields)
+    for name in job.model_fields_set & _REQUEST_SET:
+        value = getattr(job, name)
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = (value, (*jpath, name))
+    return fields
+
+
+def _job_id(canonical: str, take: int) -> str:
+    """The stable job id: the request's canonical JSON and the take, hashed (the one place it is made)."""
+    return sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
+
+
 class _Expander:
     """Walks the validated manifest, checks every rule, and builds the jobs (one instance per load)."""
 
@@ -576,13 +593,7 @@ class _Expander:
         seen_names: dict[str, int],
     ) -> None:
         jpath: tuple[Any, ...] = ("jobs", i)
-        base = dict(default_fields)
-        for name in job.model_fields_set & _REQUEST_SET:
-            value = getattr(job, name)
-            if value is None:
-                base.pop(name, None)  # an explicit null removes the default
-            else:
-                base[name] = (value, (*jpath, name))
+        base = _job_fields(job, default_fields, jpath)
         line = self.job_lines[i] if i < len(self.job_lines) else 0
         shots, repeat, job_name, prompt_path = job.shots, job.repeat, job.name, templates.path
         if axes:
@@ -611,13 +622,10 @@ class _Expander:
             body, canonical = shape.make(fields, prompt)
             seed = fields["seed"][0] if "seed" in fields else None
             for take in range(1, repeat + 1):
-                job_id = sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
+                job_id = _job_id(canonical, take)
                 name = variant if repeat == 1 else f"{variant}_take{take}"
-                if name in seen_names or job_id in seen_ids:
-                    self._clash(jpath, name, job_id, seen_ids, seen_names)
+                if not self._claim(jpath, name, job_id, line, seen_ids, seen_names):
                     continue
-                seen_names[name] = line
-                seen_ids[job_id] = (line, name)
                 out.append(
                     JobSpec(
                         job_id,
@@ -649,26 +657,17 @@ class _Expander:
     ) -> None:
         """``_expand_job`` for a job without axes or repeat (every job of a big written-out manifest), lean."""
         jpath: tuple[Any, ...] = ("jobs", i)
-        fields = dict(default_fields)
-        for name in job.model_fields_set & _REQUEST_SET:
-            value = getattr(job, name)
-            if value is None:
-                fields.pop(name, None)  # an explicit null removes the default
-            else:
-                fields[name] = (value, (*jpath, name))
+        fields = _job_fields(job, default_fields, jpath)
         prompt = templates.render(var_values)
         shape = requests.shape(fields, frozenset(fields), prompt, templates.path, jpath, job.shots)
         if shape is None:
             return
         body, canonical = shape.make(fields, prompt)
-        job_id = sha256(f'{{"request":{canonical},"take":1,"v":1}}'.encode()).hexdigest()[:32]
+        job_id = _job_id(canonical, 1)
         name = job.name
-        if name in seen_names or job_id in seen_ids:
-            self._clash(jpath, name, job_id, seen_ids, seen_names)
-            return
         line = self.job_lines[i] if i < len(self.job_lines) else 0
-        seen_names[name] = line
-        seen_ids[job_id] = (line, name)
+        if not self._claim(jpath, name, job_id, line, seen_ids, seen_names):
+            return
         seed = fields["seed"][0] if "seed" in fields else None
         out.append(
             JobSpec(
@@ -676,6 +675,23 @@ class _Expander:
                 line, shape.tier,
             )
         )  # fmt: skip
+
+    def _claim(
+        self,
+        jpath: tuple[Any, ...],
+        name: str,
+        job_id: str,
+        line: int,
+        seen_ids: dict[str, tuple[int, str]],
+        seen_names: dict[str, int],
+    ) -> bool:
+        """Record the job's name and id as taken; False (and the error) when an earlier job has either."""
+        if name in seen_names or job_id in seen_ids:
+            self._clash(jpath, name, job_id, seen_ids, seen_names)
+            return False
+        seen_names[name] = line
+        seen_ids[job_id] = (line, name)
+        return True
 
     def _clash(
         self,
