@@ -17,6 +17,15 @@ def _ctx() -> RunContext:
     return RunContext(cfg=None, client=None, ledger=None, state=RunState(), limits=None)  # type: ignore[arg-type]
 
 
+async def _forever(seen: list[str], tag: str) -> None:
+    """Wait until cancelled; note the cancellation in ``seen``."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        seen.append(tag)
+        raise
+
+
 async def test_result_when_no_stop() -> None:
     ctx = _ctx()
     q: asyncio.Queue[int] = asyncio.Queue()
@@ -27,16 +36,8 @@ async def test_result_when_no_stop() -> None:
 async def test_stop_during_the_wait_cancels_aw_and_leaves_the_caller_uncancelled() -> None:
     ctx = _ctx()
     seen: list[str] = []
-
-    async def forever() -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
     asyncio.get_running_loop().call_soon(ctx.stop.set)
-    assert await ctx.until_stop(forever()) == (False, None)
+    assert await ctx.until_stop(_forever(seen, "cancelled")) == (False, None)
     assert seen == ["cancelled"]
     me = asyncio.current_task()
     assert me is not None and me.cancelling() == 0
@@ -89,15 +90,8 @@ async def test_cancelling_the_caller_cancels_aw_and_propagates() -> None:
     ctx = _ctx()
     seen: list[str] = []
 
-    async def forever() -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            seen.append("aw cancelled")
-            raise
-
     async def caller() -> Any:
-        return await ctx.until_stop(forever())
+        return await ctx.until_stop(_forever(seen, "aw cancelled"))
 
     t = asyncio.create_task(caller())
     await asyncio.sleep(0)
