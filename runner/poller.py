@@ -160,9 +160,9 @@ class PollSchedule:
         # A duration seen by a poll (no server times) includes that poll's lateness; trusting a tight spread
         # of those early would stop the 10 % margin from walking a too-slow prior down.
         early = 0.9 * q05
-        if samples >= 4 * cfg.min_samples or model not in self._seen_only:
-            margin = 0.5 if samples >= 4 * cfg.min_samples else 1.0
-            early = max(early, q05 - margin * (q50 - q05))
+        well_sampled = samples >= 4 * cfg.min_samples
+        if well_sampled or model not in self._seen_only:
+            early = max(early, q05 - (0.5 if well_sampled else 1.0) * (q50 - q05))
         return Expectation(early=early, typical=q50, late=q95)
 
     # ------------------------------------------------------------------------------------------ intervals
