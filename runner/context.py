@@ -266,11 +266,9 @@ class RunContext:
         job_id = job.id if isinstance(job, Job) else job
         data, line = self.ledger.prepare(event, job_id, fields)
         await self.ledger.append_raw(data)
-        self.state.apply(line)  # the model validated from the same dict the line was written from
+        self._fold(event, job_id, fields, line)
         if isinstance(job, Job) and job.unanswered and job.state.state not in ("planned", "submitting"):
             self._answered(job)
-        if self.guard is not None and job_id is not None:
-            self.guard.observe(event, job_id, self.state.jobs.get(job_id), fields)
         if self.on_change is not None:
             self.on_change()
 
@@ -283,11 +281,16 @@ class RunContext:
         prepared = [self.ledger.prepare(event, job_id, fields) for job_id, fields in lines]
         await self.ledger.append_raw(b"".join(data for data, _ in prepared))
         for (job_id, fields), (_, line) in zip(lines, prepared, strict=True):
-            self.state.apply(line)
-            if self.guard is not None:
-                self.guard.observe(event, job_id, self.state.jobs.get(job_id), fields)
+            self._fold(event, job_id, fields, line)
         if self.on_change is not None:
             self.on_change()
+
+    def _fold(self, event: str, job_id: str | None, fields: dict[str, Any], line: Line) -> None:
+        """A durable line into ``state`` (the model validated from the dict it was written from) and the
+        money guard."""
+        self.state.apply(line)
+        if self.guard is not None and job_id is not None:
+            self.guard.observe(event, job_id, self.state.jobs.get(job_id), fields)
 
     def queue_download(self, job: Job) -> None:
         """Hand a succeeded job to the downloader; the soonest-expiring URL goes first."""
