@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from importlib import metadata
 from types import SimpleNamespace, TracebackType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 from urllib.parse import parse_qs, quote, urlsplit
 
 import aiohttp
@@ -373,7 +373,7 @@ class DashScopeClient:
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         # built once: at hundreds of requests a second, rebuilding them per request shows in the profile
-        self._header_sets = {op: self._build_headers(op) for op in ("create", "get", "list", "cancel")}
+        self._header_sets = {op: self._build_headers(op) for op in get_args(Op)}
         t = config.timeouts
         # Creates wait here, before aiohttp builds a request, rather than in the connector's queue: a run
         # that admits thousands of jobs at once (quotas off) held a request object, a timer and a trace per
@@ -381,10 +381,7 @@ class DashScopeClient:
         # create's timeout. A quarter of the pool stays free for queries, so polls never queue behind creates.
         self._create_slots = max(1, t.pool_size - max(1, t.pool_size // 4))
         self._create_gate: asyncio.Semaphore | None = None  # made on entry, in the loop that uses it
-        self._timeouts = {
-            op: aiohttp.ClientTimeout(total=t.total(op), sock_connect=t.connect)
-            for op in ("create", "get", "list", "cancel")
-        }
+        self._timeouts = {op: aiohttp.ClientTimeout(total=t.total(op), sock_connect=t.connect) for op in get_args(Op)}
 
     def __repr__(self) -> str:
         return f"DashScopeClient(base_url={self._config.base_url!r})"
@@ -494,10 +491,6 @@ class DashScopeClient:
         await self._request("cancel", "POST", f"/tasks/{_quote_id(task_id)}/cancel")
 
     # ------------------------------------------------------------------------------------------ transport
-
-    def _headers(self, op: Op) -> dict[str, str]:
-        """The request headers of ``op`` (a copy: aiohttp may keep what it is given)."""
-        return dict(self._header_sets[op])
 
     def _build_headers(self, op: Op) -> dict[str, str]:
         headers = {
