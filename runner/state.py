@@ -1,8 +1,9 @@
 """The ledger's format and its replay: line models (pydantic, the boundary), ``JobState`` and ``RunState``.
 
 The event table of ARCHITECTURE.md ("the ledger format") lives here as code: the event names, one
-pydantic model per event, and the state each event leaves a job in. ``replay(path)`` folds a ledger into a
-``RunState``; the writer (``runner/ledger.py``) validates what it appends against the same models.
+pydantic-validated ``TypedDict`` per event, and the state each event leaves a job in. ``replay(path)``
+folds a ledger into a ``RunState``; the writer (``runner/ledger.py``) validates what it appends against
+the same models.
 
 Replay rules: a torn last line (no trailing newline, or not JSON) is ignored; any other unreadable line is
 a ``LedgerError`` naming the file and line; events this version does not know are skipped, and fields it
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from runner.errors import LedgerError
 from runner.models import REGIONS
@@ -64,74 +66,89 @@ IN_FLIGHT_STATES = frozenset({"pending", "running"})
 
 
 # --- line models ---------------------------------------------------------------------------------------
-class _Line(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+# TypedDicts, not BaseModels: pydantic-core validates a line into a plain dict for about half the cost of
+# building a model instance (docs/benchmarks/ledger.md), and replay builds a million of them. Every field
+# that may be left out has its default here (``Field(default=...)``), so a validated line always carries
+# every key its model names and the transitions read ``line["key"]``. Unknown keys are dropped.
+_LINE_CONFIG = ConfigDict(extra="ignore")
 
+
+@with_config(_LINE_CONFIG)
+class RunStartedLine(TypedDict):
     ts: float
-    job_id: str | None = None
-
-
-class RunStartedLine(_Line):
     event: Literal["run.started"]
-    run_id: str | None = None
-    name: str | None = None  # the manifest's name (added to the table: status --json shows it)
-    manifest: str | None = None
-    region: str | None = None
-    base_url: str | None = None
-    pid: int | None = None
-    version: str | None = None
+    job_id: Annotated[str | None, Field(default=None)]
+    run_id: Annotated[str | None, Field(default=None)]
+    name: Annotated[str | None, Field(default=None)]  # the manifest's name (status --json shows it)
+    manifest: Annotated[str | None, Field(default=None)]
+    region: Annotated[str | None, Field(default=None)]
+    base_url: Annotated[str | None, Field(default=None)]
+    pid: Annotated[int | None, Field(default=None)]
+    version: Annotated[str | None, Field(default=None)]
 
 
-class PlannedLine(_Line):
+@with_config(_LINE_CONFIG)
+class PlannedLine(TypedDict):
+    ts: float
     event: Literal["planned"]
     job_id: str
     name: str
     model: str
-    request: dict[str, Any] = Field(default_factory=dict)
-    size: str | None = None
-    duration: int | None = None
-    seed: int | None = None
-    seconds: float = 0.0
-    cost: float = 0.0
+    request: Annotated[dict[str, Any], Field(default_factory=dict)]
+    size: Annotated[str | None, Field(default=None)]
+    duration: Annotated[int | None, Field(default=None)]
+    seed: Annotated[int | None, Field(default=None)]
+    seconds: Annotated[float, Field(default=0.0)]
+    cost: Annotated[float, Field(default=0.0)]
 
 
-class SubmittingLine(_Line):
+@with_config(_LINE_CONFIG)
+class SubmittingLine(TypedDict):
+    ts: float
     event: Literal["submitting"]
     job_id: str
-    attempt: int = 1
-    model: str | None = None
+    attempt: Annotated[int, Field(default=1)]
+    model: Annotated[str | None, Field(default=None)]
 
 
-class SubmittedLine(_Line):
+@with_config(_LINE_CONFIG)
+class SubmittedLine(TypedDict):
+    ts: float
     event: Literal["submitted"]
     job_id: str
     task_id: str
-    request_id: str | None = None
-    adopted: bool = False
+    request_id: Annotated[str | None, Field(default=None)]
+    adopted: Annotated[bool, Field(default=False)]
 
 
-class TaskStatusLine(_Line):
+@with_config(_LINE_CONFIG)
+class TaskStatusLine(TypedDict):
+    ts: float
     event: Literal["task.status"]
     job_id: str
     task_id: str
     status: str
 
 
-class SucceededLine(_Line):
+@with_config(_LINE_CONFIG)
+class SucceededLine(TypedDict):
+    ts: float
     event: Literal["succeeded"]
     job_id: str
     task_id: str
-    video_url: str | None = None
-    url_expires: float | None = None
-    usage: dict[str, Any] | None = None
-    orig_prompt: str | None = None
-    actual_prompt: str | None = None
-    submit_time: str | None = None
-    scheduled_time: str | None = None
-    end_time: str | None = None
+    video_url: Annotated[str | None, Field(default=None)]
+    url_expires: Annotated[float | None, Field(default=None)]
+    usage: Annotated[dict[str, Any] | None, Field(default=None)]
+    orig_prompt: Annotated[str | None, Field(default=None)]
+    actual_prompt: Annotated[str | None, Field(default=None)]
+    submit_time: Annotated[str | None, Field(default=None)]
+    scheduled_time: Annotated[str | None, Field(default=None)]
+    end_time: Annotated[str | None, Field(default=None)]
 
 
-class DownloadedLine(_Line):
+@with_config(_LINE_CONFIG)
+class DownloadedLine(TypedDict):
+    ts: float
     event: Literal["downloaded"]
     job_id: str
     path: str
@@ -139,32 +156,41 @@ class DownloadedLine(_Line):
     sha256: str
 
 
-class FailedLine(_Line):
+@with_config(_LINE_CONFIG)
+class FailedLine(TypedDict):
+    ts: float
     event: Literal["failed"]
     job_id: str
-    stage: str = "task"
-    code: str | None = None
-    message: str | None = None
-    request_id: str | None = None
-    task_id: str | None = None
+    stage: Annotated[str, Field(default="task")]
+    code: Annotated[str | None, Field(default=None)]
+    message: Annotated[str | None, Field(default=None)]
+    request_id: Annotated[str | None, Field(default=None)]
+    task_id: Annotated[str | None, Field(default=None)]
 
 
-class CanceledLine(_Line):
+@with_config(_LINE_CONFIG)
+class CanceledLine(TypedDict):
+    ts: float
     event: Literal["canceled"]
     job_id: str
-    task_id: str | None = None
+    task_id: Annotated[str | None, Field(default=None)]
 
 
-class ExpiredLine(_Line):
+@with_config(_LINE_CONFIG)
+class ExpiredLine(TypedDict):
+    ts: float
     event: Literal["expired"]
     job_id: str
-    task_id: str | None = None
+    task_id: Annotated[str | None, Field(default=None)]
 
 
-class RunFinishedLine(_Line):
+@with_config(_LINE_CONFIG)
+class RunFinishedLine(TypedDict):
+    ts: float
     event: Literal["run.finished"]
-    exit_code: int | None = None
-    counts: dict[str, int] | None = None
+    job_id: Annotated[str | None, Field(default=None)]
+    exit_code: Annotated[int | None, Field(default=None)]
+    counts: Annotated[dict[str, int] | None, Field(default=None)]
 
 
 Line = Annotated[
@@ -291,19 +317,19 @@ class RunState:
     def apply(self, line: Line) -> None:
         """Fold one validated line into the state."""
         self.lines += 1
-        transition = _APPLY.get(type(line))
+        transition = _APPLY.get(line["event"])
         if transition is not None:  # a job line: every one has a str job_id
-            job_id: str = line.job_id  # type: ignore[assignment]
+            job_id: str = line["job_id"]  # type: ignore[assignment]
             job = self.jobs.get(job_id)
             if job is None:
                 job = self.jobs[job_id] = JobState(job_id)
-            job.updated = line.ts
+            job.updated = line["ts"]
             transition(job, line)
-        elif isinstance(line, RunStartedLine):
+        elif line["event"] == "run.started":
             self._run_started(line)
-        elif isinstance(line, RunFinishedLine):
-            self.finished = line.ts
-            self.exit_code = line.exit_code
+        elif line["event"] == "run.finished":
+            self.finished = line["ts"]
+            self.exit_code = line["exit_code"]
 
     def apply_dict(self, obj: dict[str, Any]) -> None:
         """Fold one line given as a dict (what the writer appended); unknown events are skipped."""
@@ -314,13 +340,13 @@ class RunState:
 
     def _run_started(self, line: RunStartedLine) -> None:
         if self.started is None:
-            self.started = line.ts
-        if line.run_id:
-            self.run_ids.append(line.run_id)
-        self.name = line.name or self.name
-        self.manifest = line.manifest or self.manifest
-        self.region = line.region or self.region
-        self.base_url = line.base_url or self.base_url
+            self.started = line["ts"]
+        if line["run_id"]:
+            self.run_ids.append(line["run_id"])
+        self.name = line["name"] or self.name
+        self.manifest = line["manifest"] or self.manifest
+        self.region = line["region"] or self.region
+        self.base_url = line["base_url"] or self.base_url
         self.finished = None
         self.exit_code = None
 
@@ -381,77 +407,78 @@ def _num(x: float) -> int | float:
 
 # --- per-event transitions -----------------------------------------------------------------------------
 def _planned(job: JobState, line: PlannedLine) -> None:
-    job.name, job.model, job.request = line.name, line.model, line.request
-    job.size, job.duration, job.seed = line.size, line.duration, line.seed
-    job.seconds, job.cost = line.seconds, line.cost
+    job.name, job.model, job.request = line["name"], line["model"], line["request"]
+    job.size, job.duration, job.seed = line["size"], line["duration"], line["seed"]
+    job.seconds, job.cost = line["seconds"], line["cost"]
     # a second `planned` (a resume re-planning) updates the spec but never the job's progress
 
 
 def _submitting(job: JobState, line: SubmittingLine) -> None:
     job.state = "submitting"
     job.attempts += 1
-    job.submitting_since = line.ts
+    job.submitting_since = line["ts"]
     job.failure = None
 
 
 def _submitted(job: JobState, line: SubmittedLine) -> None:
     job.state = "pending"
-    job.task_id = line.task_id
-    job.adopted = line.adopted
+    job.task_id = line["task_id"]
+    job.adopted = line["adopted"]
     job.task_status = "PENDING"
     job.submitting_since = None
     job.failure = None
-    if line.task_id not in job.task_ids:
-        job.task_ids.append(line.task_id)
+    if line["task_id"] not in job.task_ids:
+        job.task_ids.append(line["task_id"])
 
 
 def _task_status(job: JobState, line: TaskStatusLine) -> None:
-    if line.task_id not in job.task_ids:
-        job.task_ids.append(line.task_id)
-    if job.task_id is not None and line.task_id != job.task_id:
+    if line["task_id"] not in job.task_ids:
+        job.task_ids.append(line["task_id"])
+    if job.task_id is not None and line["task_id"] != job.task_id:
         return  # news of an older task never moves the job
-    job.task_id = line.task_id
-    job.task_status = line.status
+    job.task_id = line["task_id"]
+    job.task_status = line["status"]
     if job.state in ("submitting", "pending", "running"):
-        job.state = "running" if line.status == "RUNNING" else "pending"
+        job.state = "running" if line["status"] == "RUNNING" else "pending"
 
 
 def _succeeded(job: JobState, line: SucceededLine) -> None:
     job.state = "succeeded"
-    job.task_id = line.task_id
-    if line.task_id not in job.task_ids:
-        job.task_ids.append(line.task_id)
+    job.task_id = line["task_id"]
+    if line["task_id"] not in job.task_ids:
+        job.task_ids.append(line["task_id"])
     job.task_status = "SUCCEEDED"
     job.submitting_since = None
-    job.video_url, job.url_expires = line.video_url, line.url_expires
-    if line.usage is not None:
-        job.usage = line.usage
-    job.orig_prompt = line.orig_prompt if line.orig_prompt is not None else job.orig_prompt
-    job.actual_prompt = line.actual_prompt if line.actual_prompt is not None else job.actual_prompt
-    if line.submit_time is not None:
-        job.times["submit_time"] = line.submit_time
-    if line.scheduled_time is not None:
-        job.times["scheduled_time"] = line.scheduled_time
-    if line.end_time is not None:
-        job.times["end_time"] = line.end_time
+    job.video_url, job.url_expires = line["video_url"], line["url_expires"]
+    if line["usage"] is not None:
+        job.usage = line["usage"]
+    job.orig_prompt = line["orig_prompt"] if line["orig_prompt"] is not None else job.orig_prompt
+    job.actual_prompt = line["actual_prompt"] if line["actual_prompt"] is not None else job.actual_prompt
+    if line["submit_time"] is not None:
+        job.times["submit_time"] = line["submit_time"]
+    if line["scheduled_time"] is not None:
+        job.times["scheduled_time"] = line["scheduled_time"]
+    if line["end_time"] is not None:
+        job.times["end_time"] = line["end_time"]
     job.failure = None
 
 
 def _downloaded(job: JobState, line: DownloadedLine) -> None:
     job.state = "downloaded"
-    job.path, job.bytes, job.sha256 = line.path, line.bytes, line.sha256
+    job.path, job.bytes, job.sha256 = line["path"], line["bytes"], line["sha256"]
     job.failure = None
 
 
 def _failed(job: JobState, line: FailedLine) -> None:
     job.state = "failed"
     job.submitting_since = None
-    if line.task_id:
-        if line.task_id not in job.task_ids:
-            job.task_ids.append(line.task_id)
-        if line.stage != "submit":
-            job.task_status = "FAILED" if line.stage == "task" else job.task_status
-    job.failure = Failure(line.stage, line.code, line.message, line.request_id, line.task_id or job.task_id)
+    task_id = line["task_id"]
+    if task_id:
+        if task_id not in job.task_ids:
+            job.task_ids.append(task_id)
+        if line["stage"] != "submit":
+            job.task_status = "FAILED" if line["stage"] == "task" else job.task_status
+    job.failure = Failure(line["stage"], line["code"], line["message"], line["request_id"], task_id or job.task_id)
 
 
 def _canceled(job: JobState, line: CanceledLine) -> None:
@@ -465,16 +492,16 @@ def _expired(job: JobState, line: ExpiredLine) -> None:
     job.submitting_since = None
 
 
-_APPLY: dict[type, Any] = {
-    PlannedLine: _planned,
-    SubmittingLine: _submitting,
-    SubmittedLine: _submitted,
-    TaskStatusLine: _task_status,
-    SucceededLine: _succeeded,
-    DownloadedLine: _downloaded,
-    FailedLine: _failed,
-    CanceledLine: _canceled,
-    ExpiredLine: _expired,
+_APPLY: dict[str, Any] = {
+    PLANNED: _planned,
+    SUBMITTING: _submitting,
+    SUBMITTED: _submitted,
+    TASK_STATUS: _task_status,
+    SUCCEEDED: _succeeded,
+    DOWNLOADED: _downloaded,
+    FAILED: _failed,
+    CANCELED: _canceled,
+    EXPIRED: _expired,
 }
 
 
