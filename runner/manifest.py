@@ -25,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
-from runner.manifest_fastyaml import load_plain
-from runner.manifest_flat import FlatJob, FlatJobs
+from runner.manifest_bulk import Bulk
+from runner.manifest_fastyaml import GiveUp, Scalars, job_section, load_plain
+from runner.manifest_flat import FlatJob, FlatJobs, layout_ok
 from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
-from runner.manifest_yaml import load_located
+from runner.manifest_yaml import LocatedLoader, load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
 
 #: A manifest may expand to at most this many jobs (a typo in a matrix should not eat the machine).
@@ -36,9 +37,9 @@ MAX_JOBS = 250_000
 #: A job's ``repeat`` may be at most this.
 MAX_REPEAT = 10_000
 #: Longest job or manifest name, so file names stay well under the usual 255-byte limit.
-MAX_NAME_CHARS = 100
+MAX_NAME_CHARS = rules.MAX_NAME_CHARS
 
-NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+NAME_RE = rules.NAME_RE
 VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -101,7 +102,7 @@ class _Shape:
 
     version: int | None
     name: str | None
-    defaults: RequestFields | None
+    defaults: RequestFields | FlatJob | None
     vars: dict[str, Any] | None
     matrix: dict[str, list[Any]] | None
     jobs: list[tuple[int, Job]]
@@ -110,7 +111,7 @@ class _Shape:
 
 _M = TypeVar("_M", bound=BaseModel)
 
-REQUEST_FIELDS: tuple[str, ...] = tuple(RequestFields.model_fields)
+REQUEST_FIELDS: tuple[str, ...] = rules.REQUEST_FIELDS  # RequestFields' fields (tested)
 _REQUEST_SET = frozenset(REQUEST_FIELDS)
 #: The fields ``rules.check_value`` has a rule for (the others are judged per model, per expanded job).
 _VALUE_RULES = frozenset({"seed", "audio_url", "negative_prompt"})
@@ -138,6 +139,45 @@ class JobSpec:
     take: int  # 1..repeat
     line: int  # manifest line of the job entry, for messages
     tier: str = ""  # resolution tier of ``size`` (480P/720P/1080P)
+
+
+class _JobDraft:
+    """A ``JobSpec`` being made: the same slots, set by plain attribute stores, then the object becomes a
+    ``JobSpec`` (``__class__`` assignment between classes of the same layout). The frozen dataclass's own
+    ``__init__`` sets each field through ``object.__setattr__``: about three times as long, 100,000 times."""
+
+    __slots__ = JobSpec.__slots__
+
+    def __init__(
+        self,
+        job_id: str,
+        name: str,
+        model: str,
+        request: dict[str, Any],
+        size: str,
+        duration: int,
+        seed: int | None,
+        shot_type: str | None,
+        prompt: str,
+        take: int,
+        line: int,
+        tier: str,
+    ) -> None:
+        self.job_id, self.name, self.model, self.request, self.size, self.duration = (
+            job_id, name, model, request, size, duration
+        )  # fmt: skip
+        self.seed, self.shot_type, self.prompt, self.take, self.line, self.tier = (
+            seed, shot_type, prompt, take, line, tier
+        )  # fmt: skip
+        _set_class(self, "__class__", JobSpec)
+
+
+_set_class = object.__setattr__
+
+
+def _new_job(*fields: Any) -> JobSpec:
+    """``JobSpec(*fields)`` (all twelve given), made faster: see ``_JobDraft``."""
+    return _JobDraft(*fields)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -185,12 +225,65 @@ def parse_manifest(
     if region not in REGIONS:
         raise ConfigError(f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}")
     with gc_paused():
-        data = _parse_yaml(text, file)
-        sink = rules.IssueSink(file, text)
-        shape = _validate_shape(data, sink)
-        job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in _raw_jobs(data)]
-        del data  # positions for messages come from a second parse, only when there is something to report
-        return _Expander(shape, sink, job_lines, file, region, text, default_name).run()
+        return _load_written_out(text, file, region, default_name) or _load_general(text, file, region, default_name)
+
+
+def _load_general(text: str, file: str, region: str, default_name: str) -> Manifest:
+    """YAML, shape and meaning, each pass reporting every problem it finds (see the module docstring)."""
+    data = _parse_yaml(text, file)
+    sink = rules.IssueSink(file, text)
+    shape = _validate_shape(data, sink)
+    job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in _raw_jobs(data)]
+    del data  # positions for messages come from a second parse, only when there is something to report
+    return _Expander(shape, sink, job_lines, file, region, text, default_name).run()
+
+
+def _load_written_out(text: str, file: str, region: str, default_name: str) -> Manifest | None:
+    """The manifest by ``manifest_bulk`` when every job is written out plainly and nothing is wrong, else None
+    (then the general path loads it, from the start)."""
+    section = job_section(text)
+    if section is None or len(section.entries) > MAX_JOBS:
+        return None
+    top = load_plain(section.header)
+    if top is None or not _plain_top(top):
+        return None
+    sink = rules.IssueSink(file, text)
+    defaults = FlatJob(top.get("defaults", {}))
+    shape = _Shape(1, top.get("name"), defaults, top.get("vars", {}), {}, [], True)
+    name, var_values, vars_ok, _, top_axes = _Expander(shape, sink, [], file, region, text, default_name).top()
+    if not sink.clean() or not vars_ok or top_axes != []:
+        return None
+    loader = LocatedLoader("")
+    try:
+        bulk = Bulk(section, Scalars(loader), _default_fields(defaults), var_values, region, _new_job)
+        jobs = bulk.jobs()
+    except (GiveUp, yaml.YAMLError, ValueError, IndexError, RecursionError):  # IndexError: an empty value
+        return None
+    finally:
+        loader.dispose()
+    return Manifest(name, file, region, jobs, [], text)
+
+
+def _plain_top(top: dict[str, Any]) -> bool:
+    """Whether the top level is one the shape pass takes as it is: ``version: 1``, a name, defaults of the
+    strict types, vars (their rules are ``_Expander.top``'s), no matrix, and ``jobs`` left empty by the cut."""
+    if not top.keys() <= _BULK_TOP_KEYS or "jobs" not in top or top["jobs"] is not None:
+        return False
+    if type(top.get("version")) is not int or top["version"] != 1 or type(top.get("name", "")) not in _TEXT:
+        return False
+    defaults = top.get("defaults", {})
+    if not isinstance(defaults, dict) or not isinstance(top.get("vars", {}), dict):
+        return False
+    keys = tuple(defaults)
+    return (
+        set(keys) <= _REQUEST_SET
+        and layout_ok(("name", *keys), (str, *map(type, defaults.values())))
+        and defaults.get("shot_type") in (None, "single", "multi")
+    )
+
+
+_BULK_TOP_KEYS = frozenset({"version", "name", "defaults", "vars", "jobs"})
+_TEXT = (str, type(None))
 
 
 def _raw_jobs(data: dict[Any, Any]) -> list[Any]:
@@ -347,6 +440,11 @@ class _Axis:
     is_var: bool
 
 
+def _default_fields(defaults: RequestFields | FlatJob) -> rules.Fields:
+    """The defaults that are set, each with its path."""
+    return {key: (value, ("defaults", key)) for key in REQUEST_FIELDS if (value := getattr(defaults, key)) is not None}
+
+
 def _job_fields(job: Job, default_fields: rules.Fields, jpath: tuple[Any, ...]) -> rules.Fields:
     """The manifest's defaults with the job's own request fields over them (an explicit null removes one)."""
     fields = dict(default_fields)
@@ -380,7 +478,9 @@ class _Expander:
         self.shape, self.issues, self.job_lines = shape, sink, job_lines
         self.file, self.region, self.text, self.default_name = file, region, text, default_name
 
-    def run(self) -> Manifest:
+    def top(self) -> tuple[str, dict[str, str], bool, RequestFields | FlatJob, list[_Axis] | None]:
+        """The top level checked: the manifest's name, the vars' texts (and whether all were good), the
+        defaults and the top-level matrix's axes (None when it had an error)."""
         s = self.shape
         if s.version is not None and s.version != 1:
             self.issues.error(("version",), "version", f"unsupported manifest version {s.version!r}; allowed: 1")
@@ -389,6 +489,11 @@ class _Expander:
         defaults = s.defaults or RequestFields()
         self._check_fields(defaults, ("defaults",))
         top_axes = self._axes(s.matrix, ("matrix",), set(var_values)) if s.matrix is not None else None
+        return name, var_values, vars_ok, defaults, top_axes
+
+    def run(self) -> Manifest:
+        s = self.shape
+        name, var_values, vars_ok, defaults, top_axes = self.top()
         if s.complete and not s.jobs:
             self.issues.error(("jobs",), "jobs", "at least one job is required")
         expandable = s.defaults is not None and vars_ok and top_axes is not None and s.vars is not None
@@ -429,11 +534,7 @@ class _Expander:
         if expandable:
             seen_ids: dict[str, tuple[int, str]] = {}
             seen_names: dict[str, int] = {}
-            default_fields: rules.Fields = {}
-            for key in REQUEST_FIELDS:
-                value = getattr(defaults, key)
-                if value is not None:
-                    default_fields[key] = (value, ("defaults", key))
+            default_fields = _default_fields(defaults)
             # Consumed front to back so each job's pydantic model is freed once it is expanded: with 100,000
             # jobs the models and the JobSpecs would otherwise all be alive at the peak (~80 MB more).
             s.jobs.clear()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -35,13 +36,68 @@ _DIGITS = frozenset("0123456789")
 Token = tuple[str, str, str, str]  # indent, "- " part, key, rest ("" when absent)
 
 
-class _GiveUp(Exception):
+@dataclass(frozen=True, slots=True)
+class JobSection:
+    """The top-level ``jobs:`` sequence cut out of a manifest's text, each entry a run of ``key: value`` lines."""
+
+    header: str  # the text without the entries: ``jobs:`` is left with no value
+    entries: list[str]  # each entry's text after its ``- ``, its lines joined by ``inner``
+    inner: str  # "\n" and the indentation of an entry's second and later lines
+    first_line: int  # 1-based line of the first entry
+    lines: int  # lines the entries take
+
+
+def job_section(text: str) -> JobSection | None:
+    """The entries of ``jobs:`` when they are written one key per line (as big manifests are), else None.
+
+    Only cuts: the cut ends at the first line that starts at column 0 (other than an entry's ``- `` when
+    entries are not indented), and the caller judges each entry line by line and gives up (``GiveUp``) on
+    any line it does not read as ``key: value``. A line that is neither an entry's first (``- key: value``)
+    nor one of its others (two columns further in) stays inside a piece of an entry split at ``inner``; the
+    caller counts the pieces against ``lines`` to find one. The header is for ``load_plain``, which must then
+    find ``jobs`` there without a value."""
+    at = 0 if text.startswith("jobs:\n") else text.find("\njobs:\n") + 1
+    if at == 0 and not text.startswith("jobs:\n"):
+        return None
+    start = at + 6
+    dash = text.find("- ", start)
+    indent = dash - start
+    if dash < 0 or text[start:dash] != " " * indent:
+        return None
+    end_match = (_NEXT_TOP if indent else _NEXT_TOP_OR_ENTRY).search(text, start)
+    end = len(text) if end_match is None else end_match.start()
+    section = text[start:end].rstrip("\n")
+    if not _allowed(section):
+        return None
+    margin = " " * indent
+    return JobSection(
+        text[:start] + text[end:],
+        section[indent + 2 :].split(f"\n{margin}- "),
+        f"\n{margin}  ",
+        text.count("\n", 0, start) + 1,
+        section.count("\n") + 1,
+    )
+
+
+_NEXT_TOP = re.compile(r"\n[^ ]")
+_NEXT_TOP_OR_ENTRY = re.compile(r"\n[^ -]")
+_ASCII_ALLOWED = bytes(range(0x20, 0x7F)) + b"\n"
+
+
+def _allowed(text: str) -> bool:
+    """No character outside the subset (``_OUTSIDE``); ASCII text by a quicker test (~6x)."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _ASCII_ALLOWED)
+    return _OUTSIDE.search(text) is None
+
+
+class GiveUp(Exception):
     """The text is outside the subset; libyaml reads it."""
 
 
 def load_plain(text: str) -> LocatedDict | None:
     """The top-level mapping of ``text``, or None when the text is not in the subset (or not a mapping)."""
-    if _OUTSIDE.search(text) is not None:
+    if not _allowed(text):
         return None
     tokens: list[Token] = _LINE.findall(text)
     if len(tokens) != text.count("\n") + 1:  # pragma: no cover - one match per line, by construction
@@ -54,21 +110,49 @@ def load_plain(text: str) -> LocatedDict | None:
             return None
         data = reader.mapping(0, None)
         return data if reader.at == len(tokens) else None
-    except (_GiveUp, yaml.YAMLError, RecursionError, ValueError):
+    except (GiveUp, yaml.YAMLError, RecursionError, ValueError):
         return None
     finally:
         loader.dispose()
 
 
-class _Reader:
+class Scalars:
+    """What this reader makes of the text after ``key: `` (or ``- ``): ``scalar`` for any such text, the two
+    shortcuts of ``_Reader.mapping`` for the common cases besides. Raises ``GiveUp`` outside the subset."""
+
+    def __init__(self, loader: LocatedLoader) -> None:
+        self.loader = loader
+        self.first_chars: frozenset[str] = loader._first_chars
+        #: Characters a plain scalar may start with that make it a string, whatever follows.
+        self.text_start = frozenset(chr(c) for c in range(0x20, 0x7F)) - _INDICATORS - self.first_chars
+
+    def scalar(self, rest: str) -> Any:
+        first = rest[0]
+        if first == '"':
+            m = _DOUBLE.fullmatch(rest)
+            if m is None:
+                raise GiveUp
+            return m.group(1)
+        if first == "'":
+            m = _SINGLE.fullmatch(rest)
+            if m is None:
+                raise GiveUp
+            return m.group(1)
+        if first in _INDICATORS or "#" in rest or ": " in rest:
+            raise GiveUp
+        text = rest.rstrip(" ")
+        if text[-1] == ":":
+            raise GiveUp
+        return text if first not in self.first_chars else self.loader.plain(text)
+
+
+class _Reader(Scalars):
     """Reads containers from the line tokens; ``at`` is the next token, always at a significant line or the
     end (blank and comment lines are skipped as soon as they are reached)."""
 
     def __init__(self, tokens: list[Token], loader: LocatedLoader) -> None:
-        self.tokens, self.at, self.loader = tokens, 0, loader
-        self.first_chars = loader._first_chars
-        #: Characters a plain scalar may start with that make it a string, whatever follows.
-        self.text_start = frozenset(chr(c) for c in range(0x20, 0x7F)) - _INDICATORS - self.first_chars
+        super().__init__(loader)
+        self.tokens, self.at = tokens, 0
         self.keys: dict[str, str] = {}  # keys seen and found to be string keys, interned
 
     def skip(self) -> None:
@@ -80,7 +164,7 @@ class _Reader:
                 break
             stripped = rest.lstrip(" ")
             if stripped and stripped[0] != "#":
-                raise _GiveUp
+                raise GiveUp
             at += 1
         self.at = at
 
@@ -101,12 +185,12 @@ class _Reader:
         while True:
             key = token[2]
             if not key:
-                raise _GiveUp
+                raise GiveUp
             if key not in keys:
                 self.new_key(key)
             key = keys[key]
             if key in out:
-                raise _GiveUp  # a duplicate key: libyaml's path reports it
+                raise GiveUp  # a duplicate key: libyaml's path reports it
             rest = token[3]
             if not rest:
                 self.at = at
@@ -116,7 +200,7 @@ class _Reader:
             elif rest[0] in text_start and "#" not in rest and ": " not in rest:
                 value = rest.rstrip(" ")
                 if value[-1] == ":":
-                    raise _GiveUp
+                    raise GiveUp
                 out[key] = value
             elif rest[0] in digits and len(rest) < 19 and rest.isdigit() and rest.isascii() and rest[0] != "0":
                 out[key] = int(rest)  # as ``LocatedLoader.plain`` reads a plain run of digits
@@ -134,7 +218,7 @@ class _Reader:
                 token = tokens[at]
             if token[0] != margin or token[1]:
                 if len(token[0]) > indent:
-                    raise _GiveUp
+                    raise GiveUp
                 break
             at += 1
         self.at = at
@@ -142,7 +226,7 @@ class _Reader:
 
     def new_key(self, key: str) -> None:
         if key[0] in self.first_chars and self.loader.plain(key) != key:  # null, true, yes…: not a string key
-            raise _GiveUp
+            raise GiveUp
         self.keys[key] = sys.intern(key)
 
     def nested(self, indent: int) -> Any:
@@ -178,26 +262,7 @@ class _Reader:
                 out.append(self.scalar(token[3]))
                 self.skip()
             else:
-                raise _GiveUp
+                raise GiveUp
         if self.at < n and len(tokens[self.at][0]) > indent:
-            raise _GiveUp
+            raise GiveUp
         return out
-
-    def scalar(self, rest: str) -> Any:
-        first = rest[0]
-        if first == '"':
-            m = _DOUBLE.fullmatch(rest)
-            if m is None:
-                raise _GiveUp
-            return m.group(1)
-        if first == "'":
-            m = _SINGLE.fullmatch(rest)
-            if m is None:
-                raise _GiveUp
-            return m.group(1)
-        if first in _INDICATORS or "#" in rest or ": " in rest:
-            raise _GiveUp
-        text = rest.rstrip(" ")
-        if text[-1] == ":":
-            raise _GiveUp
-        return text if first not in self.first_chars else self.loader.plain(text)

@@ -85,13 +85,14 @@ class FlatJobs:
         layout = (tuple(raw), tuple(map(type, raw.values())))
         ok = self._layouts.get(layout)
         if ok is None:
-            ok = self._layouts[layout] = _flat_layout(layout[0], layout[1])
+            ok = self._layouts[layout] = layout_ok(layout[0], layout[1])
         if not ok or raw.get("shot_type") not in _SHOT_TYPES:
             return None
         return FlatJob(raw)
 
 
-def _flat_layout(keys: tuple[Any, ...], kinds: tuple[type, ...]) -> bool:
+def layout_ok(keys: tuple[Any, ...], kinds: tuple[type, ...]) -> bool:
+    """Whether an entry with these keys and these types of values is a flat job (``shot_type`` aside)."""
     if "name" not in keys:
         return False
     for key, kind in zip(keys, kinds, strict=True):

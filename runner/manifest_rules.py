@@ -31,6 +31,24 @@ if TYPE_CHECKING:
 
 Path = tuple[Any, ...]
 
+#: The request fields a manifest may set in ``defaults`` or per job (``manifest.RequestFields``), in its order.
+REQUEST_FIELDS: tuple[str, ...] = (
+    "model",
+    "size",
+    "duration",
+    "shot_type",
+    "prompt_extend",
+    "watermark",
+    "negative_prompt",
+    "seed",
+    "audio_url",
+    "audio",
+)
+REQUEST_FIELD_SET = frozenset(REQUEST_FIELDS)
+#: Longest job or manifest name, so file names stay well under the usual 255-byte limit.
+MAX_NAME_CHARS = 100
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
 #: Order of ``parameters`` in the request body (the SDK's capture, API.md §7.4).
 PARAMETER_ORDER = ("size", "duration", "prompt_extend", "watermark", "shot_type", "seed", "audio")
 INPUT_FIELDS = ("negative_prompt", "audio_url")
@@ -86,6 +104,10 @@ class IssueSink:
 
     def warning(self, path: Path, field: str, message: str) -> None:
         self._items.setdefault((path, field, message, False), "warning")
+
+    def clean(self) -> bool:
+        """Whether nothing at all has been reported."""
+        return not self._items and not self._made
 
     def has_errors(self) -> bool:
         return "error" in self._items.values() or any(i.severity == "error" for i in self._made)
@@ -233,6 +255,7 @@ def check_shots(sink: IssueSink, shots: list[ShotModel], path: Path) -> bool:
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = _PLACEHOLDER  # for manifest_bulk, which takes job_templates' "as written" case inline
 
 
 def parse_template(text: str) -> list[tuple[str, str | None]]:
