@@ -449,24 +449,25 @@ class DashScopeClient:
     async def list_tasks(
         self,
         *,
-        start: datetime,
-        end: datetime,
+        start: datetime | None = None,
+        end: datetime | None = None,
         model: str | None = None,
         status: str | None = None,
         page_no: int = 1,
         page_size: int = 100,
     ) -> TaskPage:
-        """One page of the account's tasks created in ``[start, end]`` (aware datetimes, span ≤ 24 h)."""
-        if end < start:
-            raise ValueError("list_tasks: end is before start")
-        if end - start > LIST_WINDOW_MAX:
-            raise ValueError("list_tasks: the window may not exceed 24 hours")
-        params: dict[str, str] = {
-            "page_no": str(page_no),
-            "page_size": str(page_size),
-            "start_time": format_list_time(start),
-            "end_time": format_list_time(end),
-        }
+        """One page of the account's tasks created in ``[start, end]`` (aware datetimes, span ≤ 24 h), or
+        without both in the server's default window, the last 24 hours (no time-zone reading involved)."""
+        params: dict[str, str] = {"page_no": str(page_no), "page_size": str(page_size)}
+        if (start is None) != (end is None):
+            raise ValueError("list_tasks: give both start and end, or neither")
+        if start is not None and end is not None:
+            if end < start:
+                raise ValueError("list_tasks: end is before start")
+            if end - start > LIST_WINDOW_MAX:
+                raise ValueError("list_tasks: the window may not exceed 24 hours")
+            params["start_time"] = format_list_time(start)
+            params["end_time"] = format_list_time(end)
         if model:
             params["model_name"] = model
         if status:

@@ -158,8 +158,11 @@ async def _run(
     state = await asyncio.to_thread(replay, out / LEDGER_NAME)
     await asyncio.to_thread(_write_snapshot, out / MANIFEST_SNAPSHOT, manifest.text)
     limits = Limits(RealClock(), qps=cfg.qps, in_flight=cfg.max_in_flight, query_qps=cfg.query_qps)
-    # Polls get their share of whatever query rate the run has (default or --query-qps).
-    poll = dataclasses.replace(poll, budget_qps=POLL_SHARE * limits.query.configured)
+    # Polls get their share of whatever query rate the run has (default or --query-qps), sweeps the same
+    # share of the list API's.
+    poll = dataclasses.replace(
+        poll, budget_qps=POLL_SHARE * limits.query.configured, sweep_qps=POLL_SHARE * limits.listing.configured
+    )
     schedule = PollSchedule(limits.clock, poll)
     interactive = sys.stderr.isatty()
     async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:

@@ -173,6 +173,7 @@ class RunContext:
     open_jobs: set[str] = field(default_factory=set)  # jobs this run still works on
     left: set[str] = field(default_factory=set)  # jobs this run will not touch (max-jobs, drain, failed)
     queries: int = 0  # task GETs sent (benchmark: queries per task)
+    lists: int = 0  # list requests sent (poll sweeps, reconcile)
     throttled: int = 0  # 429 answers seen
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[], None] | None = None  # the progress display's hook
@@ -230,25 +231,28 @@ class RunContext:
             await self.limits.in_flight(job.spec.model).release()
 
     async def call(self, op: Op, fn: Callable[[], Awaitable[T]], *, tries: int = 6) -> T:
-        """A query, list or cancel through the shared query limiter, retried as ``classify`` says.
+        """A query, list or cancel through its limiter (lists have their own), retried as ``classify`` says.
 
         Raises the last ``ApiError`` when it is final (NEVER) or ``tries`` ran out; ``Stopped`` when the run
         stops while waiting.
         """
         attempt = 0
+        limiter = self.limits.listing if op == "list" else self.limits.query
         while True:
-            ok, _ = await self.until_stop(self.limits.query.acquire())
+            ok, _ = await self.until_stop(limiter.acquire())
             if not ok:
                 raise Stopped
             if op == "get":
                 self.queries += 1
+            elif op == "list":
+                self.lists += 1
             try:
                 ok, result = await self.until_stop(fn())
             except ApiError as exc:
                 verdict = classify(exc, op=op, attempt=attempt)
                 if isinstance(exc, RateLimited):
                     self.throttled += 1
-                    self.limits.query.on_throttled(exc.retry_after)
+                    limiter.on_throttled(exc.retry_after)
                 attempt += 1
                 if verdict.action is not Action.RETRY or attempt >= tries:
                     raise

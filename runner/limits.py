@@ -365,11 +365,12 @@ class InFlight:
 
 class Limits:
     """Every limiter of one run: per model a submit limiter and an in-flight cap (the API's limits are per
-    account and independent per model), plus one query limiter shared by query, list and cancel.
+    account and independent per model), a query limiter for task queries and cancels, and a list limiter
+    (the list API has its own 20 QPS, API.md §5; polls sweep through it, reconcile pages through it).
 
     Defaults come from ``models.MODELS``; ``qps`` / ``in_flight`` override them for every model (the
-    ``--qps`` / ``--max-in-flight`` flags). The query limiter uses ``query_share`` of the account's 20 QPS,
-    leaving room for other tools of the same account.
+    ``--qps`` / ``--max-in-flight`` flags). The query and list limiters each use ``query_share`` of their
+    API's 20 QPS (or ``query_qps``), leaving room for other tools of the same account.
     """
 
     def __init__(
@@ -388,6 +389,7 @@ class Limits:
         self._caps: dict[str, InFlight] = {}
         rate = query_qps if query_qps is not None else max(1.0, QUERY_QPS * query_share)
         self.query = WindowLimiter(rate, self.clock, adapt=QUERY_ADAPT)
+        self.listing = WindowLimiter(rate, self.clock, adapt=QUERY_ADAPT)
 
     @staticmethod
     def _canonical(model: str) -> str:

@@ -16,6 +16,15 @@ recent durations), starting from ``models.TYPICAL_TASK_SECONDS`` or from a user-
 tasks share one due-time heap and one query budget: when more polls are due than the budget allows, they
 are handed out in due order as the budget refills (spread, never dropped). A task still PENDING or RUNNING
 long after ``late`` is flagged once as stalled (the pipeline logs ``task.stalled``).
+
+**Sweeps** (``sweep_qps > 0``): one list request (``GET /api/v1/tasks?status=RUNNING``) answers for every
+task known to be RUNNING at once, on the list API's own 20 QPS. Tasks known RUNNING sit on a second heap with
+the same due times; when the earliest is due, one sweep covers all of them and each is rescheduled by the
+rule above. A covered task missing from a complete answer has ended (RUNNING only moves to a final status),
+so it is queried at once, ahead of every other poll, for its outcome and video URL (the list carries neither).
+Tasks still PENDING, and a RUNNING task due when no other will be before its next poll, are polled on their
+own: a sweep then buys nothing over a query. After ``sweep_failures`` failed sweeps in a row, sweeping stops
+for the run.
 """
 
 from __future__ import annotations
@@ -24,12 +33,21 @@ import heapq
 import itertools
 import math
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
 from runner.limits import Clock
 from runner.models import TYPICAL_TASK_SECONDS
 
-__all__ = ["FINAL_STATUSES", "POLL_SHARE", "DurationStats", "Expectation", "PollConfig", "PollSchedule"]
+__all__ = [
+    "FINAL_STATUSES",
+    "POLL_SHARE",
+    "DurationStats",
+    "Expectation",
+    "PollConfig",
+    "PollSchedule",
+    "SweepResult",
+]
 
 #: A task in one of these states never changes again (API.md §2).
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
@@ -53,6 +71,8 @@ class PollConfig:
     expected_task_time: float | None = None  # --expected-task-time: overrides the prior for every model
     min_samples: int = 5  # completions needed before learned quantiles replace the prior
     sample_size: int = 256  # durations remembered per model
+    sweep_qps: float = 0.0  # list requests per second for sweeps; 0: every task is polled on its own
+    sweep_failures: int = 3  # failed sweeps in a row after which sweeping stops for the run
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,16 @@ class _Task:
     outstanding: bool = False  # handed out by due(), answer not yet observed
     stalled: bool = False
     polls: int = 0
+    listed: bool = False  # known RUNNING and followed by sweeps (on the sweep heap)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep's answer changed: tasks first seen RUNNING (for the ledger) and tasks newly stalled."""
+
+    running: list[str] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)
+    ended: int = 0
 
 
 class PollSchedule:
@@ -131,6 +161,14 @@ class PollSchedule:
         self._tokens = self._cfg.burst
         self._tokens_at = clock.now()
         self._seen_only: set[str] = set()  # models with durations learned from poll times, not the server's
+        self._sweeping = self._cfg.sweep_qps > 0
+        self._sweep_heap: list[tuple[float, int, str, int]] = []
+        self._listed: set[str] = set()
+        self._ended: deque[str] = deque()  # a sweep found these gone from RUNNING: queried before anything else
+        self._sweep_out: frozenset[str] | None = None  # the tasks the outstanding sweep covers
+        self._sweep_fails = 0
+        self._sweep_tokens = 1.0
+        self._sweep_tokens_at = clock.now()
 
     # ------------------------------------------------------------------------------------------ learning
 
@@ -198,7 +236,12 @@ class PollSchedule:
         self._schedule(task, now + self.interval(model, now - task.submitted_at))
 
     def remove(self, task_id: str) -> None:
-        self._tasks.pop(task_id, None)  # heap entries die lazily
+        self._tasks.pop(task_id, None)  # heap entries (and an _ended entry) die lazily
+        self._listed.discard(task_id)
+
+    @property
+    def sweeping(self) -> bool:
+        return self._sweeping
 
     def observe(self, task_id: str, status: str, at: float | None = None, *, seconds: float | None = None) -> bool:
         """The answer of a poll. Returns True exactly once per task: when it is first seen stalled.
@@ -220,6 +263,10 @@ class PollSchedule:
                 self._stats.add(task.model, seconds if seconds is not None else now - task.submitted_at)
             self.remove(task_id)
             return False
+        return self._still_running(task, now)
+
+    def _still_running(self, task: _Task, now: float) -> bool:
+        """Reschedule a task that is not final yet; True when it is first seen stalled."""
         elapsed = now - task.submitted_at
         newly_stalled = False
         if not task.stalled and elapsed > self._cfg.stall_factor * self.expectation(task.model).late:
@@ -243,20 +290,59 @@ class PollSchedule:
     # ------------------------------------------------------------------------------------------ the heap
 
     def _schedule(self, task: _Task, at: float) -> None:
+        """(Re)file a task by its status: known RUNNING on the sweep heap while sweeping, else the poll heap."""
         task.version = next(self._seq)  # unique across re-adds, so stale heap entries never come back to life
         task.due_at = at
-        heapq.heappush(self._heap, (at, task.version, task.task_id, task.version))
+        task.listed = self._sweeping and task.status == "RUNNING"
+        if task.listed:
+            self._listed.add(task.task_id)
+        else:
+            self._listed.discard(task.task_id)
+        heap = self._sweep_heap if task.listed else self._heap
+        heapq.heappush(heap, (at, task.version, task.task_id, task.version))
 
-    def _top(self) -> tuple[float, str] | None:
-        """The earliest live heap entry (dropping dead ones)."""
-        while self._heap:
-            at, _, task_id, version = self._heap[0]
+    def _top(self, heap: list[tuple[float, int, str, int]] | None = None) -> tuple[float, str] | None:
+        """The earliest live entry of ``heap`` (the poll heap by default), dropping dead ones."""
+        heap = self._heap if heap is None else heap
+        while heap:
+            at, _, task_id, version = heap[0]
             task = self._tasks.get(task_id)
             if task is None or task.version != version or task.outstanding:
-                heapq.heappop(self._heap)
+                heapq.heappop(heap)
                 continue
             return at, task_id
         return None
+
+    def _lone(self, now: float) -> bool:
+        """True when the first RUNNING task due would be the only one a sweep now saves a poll of: no other is
+        due before its next poll. One query then tells as much, and the outcome too when it has ended."""
+        if self._sweep_out is not None:
+            return False  # the covered tasks wait for its answer
+        top = self._top(self._sweep_heap)
+        if top is None or top[0] > now:
+            return False
+        entry = heapq.heappop(self._sweep_heap)
+        second = self._top(self._sweep_heap)
+        heapq.heappush(self._sweep_heap, entry)
+        task = self._tasks[top[1]]
+        return second is None or second[0] > now + self.interval(task.model, now - task.submitted_at)
+
+    def _poll_heaps(self, now: float) -> list[list[tuple[float, int, str, int]]]:
+        """Heaps whose due tasks are polled one by one: the sweep heap too when a sweep buys nothing."""
+        return [self._heap, self._sweep_heap] if self._lone(now) else [self._heap]
+
+    def _earliest(self, now: float) -> tuple[float, str, list[tuple[float, int, str, int]]] | None:
+        best: tuple[float, str, list[tuple[float, int, str, int]]] | None = None
+        for heap in self._poll_heaps(now):
+            top = self._top(heap)
+            if top is not None and (best is None or top[0] < best[0]):
+                best = (top[0], top[1], heap)
+        return best
+
+    def _take(self, task: _Task, out: list[str]) -> None:
+        task.outstanding = True
+        self._tokens -= 1.0
+        out.append(task.task_id)
 
     def _refill(self, now: float) -> None:
         cfg = self._cfg
@@ -270,20 +356,112 @@ class PollSchedule:
         out: list[str] = []
         # _ONE absorbs float error: a refill that should give exactly one token may give 0.999…, and a
         # wakeup of now + 1e-16 is now itself at large clock values (a busy loop).
-        while self._tokens >= _ONE and (top := self._top()) is not None and top[0] <= now:
-            heapq.heappop(self._heap)
-            task = self._tasks[top[1]]
-            task.outstanding = True
-            self._tokens -= 1.0
-            out.append(task.task_id)
+        while self._tokens >= _ONE and self._ended:
+            task_or_none = self._tasks.get(self._ended.popleft())
+            if task_or_none is not None and not task_or_none.outstanding and not task_or_none.listed:
+                self._take(task_or_none, out)
+        while self._tokens >= _ONE and (top := self._earliest(now)) is not None and top[0] <= now:
+            heapq.heappop(top[2])
+            self._take(self._tasks[top[1]], out)
         return out
 
     def next_wakeup(self, now: float | None = None) -> float | None:
         """Clock time at which ``due()`` will next have something, or None when nothing is scheduled."""
-        top = self._top()
-        if top is None:
-            return None
         now = self._clock.now() if now is None else now
         self._refill(now)
         budget_at = now + (1.0 - self._tokens) / self._cfg.budget_qps if self._tokens < _ONE else now
-        return max(top[0], budget_at)
+        top = self._top()
+        wakeups = [] if top is None else [max(top[0], budget_at)]
+        if self._ended:
+            wakeups.append(budget_at)
+        sweep_top = self._top(self._sweep_heap) if self._sweep_out is None else None
+        if sweep_top is not None:
+            if sweep_top[0] > now:
+                wakeups.append(sweep_top[0])  # then it is a sweep or a lone poll; decided at that time
+            elif self._lone(now):
+                wakeups.append(budget_at)
+            else:
+                self._refill_sweep(now)
+                tokens = self._sweep_tokens
+                wakeups.append(now + (1.0 - tokens) / self._cfg.sweep_qps if tokens < _ONE else now)
+        return min(wakeups) if wakeups else None
+
+    # ------------------------------------------------------------------------------------------ sweeps
+
+    def _refill_sweep(self, now: float) -> None:
+        self._sweep_tokens = min(1.0, self._sweep_tokens + max(0.0, now - self._sweep_tokens_at) * self._cfg.sweep_qps)
+        self._sweep_tokens_at = now
+
+    def sweep(self, now: float | None = None) -> frozenset[str] | None:
+        """The tasks a list request sent now would cover, or None when no sweep should go now.
+
+        A sweep goes when a task known RUNNING is due and another will be before the first one's next poll
+        (else that task is polled on its own, see ``_lone``), no sweep is outstanding and the sweep budget
+        allows. Every covered task stays put until ``sweep_done`` or ``sweep_failed``.
+        """
+        if not self._sweeping or self._sweep_out is not None:
+            return None
+        now = self._clock.now() if now is None else now
+        top = self._top(self._sweep_heap)
+        if top is None or top[0] > now or self._lone(now):
+            return None
+        self._refill_sweep(now)
+        if self._sweep_tokens < _ONE:
+            return None
+        self._sweep_tokens -= 1.0
+        self._sweep_out = frozenset(t for t in self._listed if not self._tasks[t].outstanding)
+        return self._sweep_out
+
+    def sweep_done(
+        self, covered: Collection[str], running: Collection[str], *, complete: bool, at: float | None = None
+    ) -> SweepResult:
+        """The answer of a sweep: ``running`` are the ids the list showed RUNNING; ``complete`` when that is
+        every RUNNING task of the account (one page held them all).
+
+        Covered tasks in ``running`` are rescheduled; covered tasks missing from a complete answer have ended
+        and go to the front of the poll queue; missing from an incomplete one, they go back to their own polls.
+        Tracked tasks last seen PENDING that the list shows RUNNING move to sweeps.
+        """
+        now = self._clock.now() if at is None else at
+        self._sweep_out = None
+        self._sweep_fails = 0
+        result = SweepResult()
+        running = set(running)
+        ended = 0
+        for task_id in covered:
+            task = self._tasks.get(task_id)
+            if task is None or task.outstanding or not task.listed:
+                continue  # gone, or being queried on its own (that answer decides)
+            task.polls += 1
+            if task_id in running:
+                if self._still_running(task, now):
+                    result.stalled.append(task_id)
+            elif complete:
+                task.listed = False
+                task.version = next(self._seq)  # its sweep-heap entry dies
+                self._listed.discard(task_id)
+                self._ended.append(task_id)
+                ended += 1
+            else:
+                task.status = "PENDING"  # unknown again: followed by its own polls until one sees it
+                self._schedule(task, now)
+        for task_id in running:
+            task = self._tasks.get(task_id)
+            if task is not None and not task.listed and not task.outstanding and task.status == "PENDING":
+                task.status = "RUNNING"
+                result.running.append(task_id)
+                if self._still_running(task, now):
+                    result.stalled.append(task_id)
+        return SweepResult(result.running, result.stalled, ended)
+
+    def sweep_failed(self, covered: Collection[str]) -> bool:
+        """A sweep got no answer. True when this failure stops sweeping for the run (tasks go back to polls)."""
+        self._sweep_out = None
+        self._sweep_fails += 1
+        if self._sweep_fails < self._cfg.sweep_failures:
+            return False
+        self._sweeping = False
+        for task_id in list(self._listed):
+            task = self._tasks[task_id]
+            self._schedule(task, task.due_at)  # refiled on the poll heap, same due time
+        return True

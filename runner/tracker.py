@@ -1,7 +1,8 @@
 """The poll stage: follow every task in flight until it is final, on ``PollSchedule``'s due times.
 
 One loop takes new tasks from ``ctx.poll_inbox``, asks ``PollSchedule`` which tasks are due, and queries
-them concurrently through the shared query limiter. SUCCEEDED, FAILED, CANCELED and UNKNOWN are final:
+them concurrently through the query limiter; tasks known RUNNING are swept by one list request for all
+of them (through the list limiter) when the schedule says so. SUCCEEDED, FAILED, CANCELED and UNKNOWN are final:
 the job's in-flight slot is freed at that moment (the server's concurrency counts processing tasks, not
 downloads). A FAILED task whose code is a server-side fault is submitted again, a bounded number of
 times (a failed task is not billed); any other failure is recorded with the server's code and message.
@@ -63,6 +64,32 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
         if info.status != job.state.task_status:
             await ctx.record(job, TASK_STATUS, task_id=task_id, status=info.status)
 
+    async def sweep(covered: frozenset[str]) -> None:
+        """One list request for every task known RUNNING (see ``PollSchedule.sweep``)."""
+        try:
+            page = await ctx.call("list", partial(ctx.client.list_tasks, status="RUNNING", page_size=100), tries=1)
+        except Stopped:
+            return
+        except ApiError as exc:
+            if schedule.sweep_failed(covered):
+                log.warning("poll.sweep_off", error=str(exc))
+            else:
+                log.info("poll.sweep_error", error=str(exc))
+            return
+        finally:
+            wake.set()
+        running = {item.task_id for item in page.items if item.status == "RUNNING"}
+        complete = page.page_no == 1 and page.total <= len(page.items)
+        result = schedule.sweep_done(covered, running, complete=complete)
+        for task_id in result.stalled:
+            job = tasks.get(task_id)
+            if job is not None:
+                log.warning("task.stalled", job_id=job.id, name=job.spec.name, task_id=task_id, status="RUNNING")
+        for task_id in result.running:
+            job = tasks.get(task_id)
+            if job is not None and job.state.task_id == task_id and job.state.task_status != "RUNNING":
+                await ctx.record(job, TASK_STATUS, task_id=task_id, status="RUNNING")
+
     async with asyncio.TaskGroup() as polls:
         while not ctx.stopping:
             while not ctx.poll_inbox.empty():
@@ -75,6 +102,9 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
                 schedule.add(task_id, job.spec.model, submitted, status=job.state.task_status or "PENDING")
             for task_id in schedule.due():
                 polls.create_task(poll(task_id), name=f"poll-{task_id[:8]}")
+            covered = schedule.sweep()
+            if covered is not None:
+                polls.create_task(sweep(covered), name="poll-sweep")
             wakeup = schedule.next_wakeup()
             timeout = None if wakeup is None else max(0.0, wakeup - clock.now())
             wake.clear()

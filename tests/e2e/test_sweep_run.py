@@ -1,0 +1,56 @@
+"""Poll sweeps against the emulator: list requests follow the RUNNING tasks, and a list API that fails
+turns them off without losing a job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from runner.emulator.config import EmulatorConfig
+
+from .conftest import assert_complete, assert_never_paid_twice, cli, ledger_lines, write_manifest
+
+JOBS = 12
+#: Task times drawn from the 1-5 min shape, compressed so a task takes ~0.4-2 real seconds.
+SPEED = 150.0
+POLL = ("--expected-task-time", "1", "--min-poll-interval", "0.02")
+
+
+def _events(stderr: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def test_running_tasks_are_followed_by_sweeps(tmp_path: Path, emulator: Any) -> None:
+    emu = emulator(speed=SPEED, task_time=None, seed=5)
+    manifest = write_manifest(tmp_path / "m.yaml", JOBS)
+    out = tmp_path / "out"
+    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *POLL, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_complete(out, JOBS)
+    assert_never_paid_twice(emu, out)
+    stats = emu.stats()
+    assert stats["requests"].get("list", 0) > 0  # sweeps went
+    assert stats["throttled_total"] == 0
+    running = [line for line in ledger_lines(out) if line["event"] == "task.status" and line["status"] == "RUNNING"]
+    assert running, "no task was seen RUNNING"
+    # A task found gone from RUNNING is queried once for its outcome, so a task costs about its first poll and
+    # that query (measured: 19 queries for 12 jobs; 29-30 when every task is polled on its own).
+    assert stats["queries"] <= 2 * JOBS, stats["queries"]
+
+
+def test_a_failing_list_api_turns_sweeps_off_and_the_run_completes(tmp_path: Path, emulator: Any) -> None:
+    emu = emulator(speed=SPEED, task_time=None, seed=5, faults=EmulatorConfig.parse_faults(["500@list=1"]))
+    manifest = write_manifest(tmp_path / "m.yaml", JOBS)
+    out = tmp_path / "out"
+    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *POLL, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_complete(out, JOBS)
+    assert_never_paid_twice(emu, out)
+    names = [e.get("event") for e in _events(r.stderr)]
+    assert names.count("poll.sweep_off") == 1, names
+    assert emu.stats()["requests"]["list"] == 3  # PollConfig.sweep_failures, then never again
