@@ -18,19 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
 from runner.manifest_bulk import Bulk
 from runner.manifest_fastyaml import GiveUp, Scalars, job_section, load_plain
-from runner.manifest_flat import FlatJob, FlatJobs, layout_ok
+from runner.manifest_flat import FlatJob, layout_ok
 from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
 from runner.manifest_yaml import LocatedLoader, load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
+
+if TYPE_CHECKING:
+    from runner.manifest_shape import JobModel, RequestFields
 
 #: A manifest may expand to at most this many jobs (a typo in a matrix should not eat the machine).
 MAX_JOBS = 250_000
@@ -46,58 +48,12 @@ VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ---------------------------------------------------------------------------------------------- the shape
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class RequestFields(_Strict):
-    """The request fields a manifest may set in ``defaults`` or per job; unset fields are not sent."""
-
-    model: str | None = None
-    size: str | None = None
-    duration: int | None = None
-    shot_type: Literal["single", "multi"] | None = None
-    prompt_extend: bool | None = None
-    watermark: bool | None = None
-    negative_prompt: str | None = None
-    seed: int | None = None
-    audio_url: str | None = None
-    audio: bool | None = None
-
-
-class ShotModel(_Strict):
-    """One shot of a multi-shot prompt: ``{from, to, text}`` in whole seconds."""
-
-    from_: int = Field(alias="from")
-    to: int
-    text: str
-
-
-class JobModel(RequestFields):
-    """One entry of ``jobs``: a name, its prompt (or intro + shots), overrides, repeat and matrix."""
-
-    name: str
-    prompt: str | None = None
-    intro: str | None = None
-    shots: list[ShotModel] | None = None
-    repeat: int = 1
-    matrix: dict[str, list[Any]] | None = None
-
-
-class ManifestModel(_Strict):
-    """The top level of a manifest file; ``defaults`` and each job are validated on their own, so one bad
-    job does not hide the problems of the others."""
-
-    version: int
-    name: str | None = None
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    vars: dict[str, Any] = Field(default_factory=dict)
-    matrix: dict[str, list[Any]] = Field(default_factory=dict)
-    jobs: list[Any]
+#: A job as the shape pass made it: a pydantic model, or a flat job's look-alike.
+Job: TypeAlias = "JobModel | FlatJob"
 
 
 @dataclass
-class _Shape:
+class Shape:
     """What survived the shape pass: each part is None when it had an error (already reported)."""
 
     version: int | None
@@ -109,14 +65,13 @@ class _Shape:
     complete: bool  # every part and every job is valid
 
 
-_M = TypeVar("_M", bound=BaseModel)
-
 REQUEST_FIELDS: tuple[str, ...] = rules.REQUEST_FIELDS  # RequestFields' fields (tested)
 _REQUEST_SET = frozenset(REQUEST_FIELDS)
 #: The fields ``rules.check_value`` has a rule for (the others are judged per model, per expanded job).
 _VALUE_RULES = frozenset({"seed", "audio_url", "negative_prompt"})
-TOP_KEYS: tuple[str, ...] = tuple(ManifestModel.model_fields)
-JOB_KEYS: tuple[str, ...] = tuple(JobModel.model_fields)
+#: The keys of the top level and of a job (``ManifestModel``'s and ``JobModel``'s fields, tested), for messages.
+TOP_KEYS: tuple[str, ...] = ("version", "name", "defaults", "vars", "matrix", "jobs")
+JOB_KEYS: tuple[str, ...] = (*REQUEST_FIELDS, "name", "prompt", "intro", "shots", "repeat", "matrix")
 SHOT_KEYS: tuple[str, ...] = ("from", "to", "text")
 
 
@@ -232,7 +187,9 @@ def _load_general(text: str, file: str, region: str, default_name: str) -> Manif
     """YAML, shape and meaning, each pass reporting every problem it finds (see the module docstring)."""
     data = _parse_yaml(text, file)
     sink = rules.IssueSink(file, text)
-    shape = _validate_shape(data, sink)
+    from runner.manifest_shape import validate_shape  # pydantic, ~0.2 s to import: only on this path
+
+    shape = validate_shape(data, sink)
     job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in _raw_jobs(data)]
     del data  # positions for messages come from a second parse, only when there is something to report
     return _Expander(shape, sink, job_lines, file, region, text, default_name).run()
@@ -249,7 +206,7 @@ def _load_written_out(text: str, file: str, region: str, default_name: str) -> M
         return None
     sink = rules.IssueSink(file, text)
     defaults = FlatJob(top.get("defaults", {}))
-    shape = _Shape(1, top.get("name"), defaults, top.get("vars", {}), {}, [], True)
+    shape = Shape(1, top.get("name"), defaults, top.get("vars", {}), {}, [], True)
     name, var_values, vars_ok, _, top_axes = _Expander(shape, sink, [], file, region, text, default_name).top()
     if not sink.clean() or not vars_ok or top_axes != []:
         return None
@@ -325,7 +282,7 @@ def _parse_yaml(text: str, file: str) -> Any:
     except RecursionError:
         raise ManifestError([Issue(file, 0, 0, "", "YAML nesting is too deep")]) from None
     except ValueError as e:  # e.g. an integer literal with more digits than Python converts
-        raise ManifestError([Issue(file, 0, 0, "", f"YAML value cannot be read: {_short(str(e))}")]) from None
+        raise ManifestError([Issue(file, 0, 0, "", f"YAML value cannot be read: {short(str(e))}")]) from None
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {_type_name(data)}"
         raise ManifestError(
@@ -340,93 +297,6 @@ def _parse_yaml(text: str, file: str) -> Any:
             ]
         )
     return data
-
-
-def _validate_shape(data: Any, sink: rules.IssueSink) -> _Shape:
-    """Validate the top level, then ``defaults`` and each job apart; report every problem to ``sink``."""
-    bad: set[Any] = set()
-    try:
-        top = ManifestModel.model_validate(data)
-        parts: dict[str, Any] = dict(top)
-    except ValidationError as e:
-        for err in e.errors(include_url=False, include_input=False):
-            _report_pydantic(sink, err, ())
-            bad.add(err["loc"][0] if err["loc"] else None)
-        parts = {}
-        for key, info in ManifestModel.model_fields.items():
-            if key not in bad:
-                parts[key] = data[key] if key in data else info.get_default(call_default_factory=True)
-    defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
-    raw_jobs = parts.get("jobs") or []
-    jobs: list[tuple[int, Job]] = []
-    flat = list(map(FlatJobs().make, raw_jobs))  # plain jobs need no pydantic (see manifest_flat)
-    try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
-        models = iter(_JOB_LIST.validate_python([raw for raw, f in zip(raw_jobs, flat, strict=True) if f is None]))
-        jobs = [(i, f if f is not None else next(models)) for i, f in enumerate(flat)]
-    except ValidationError:
-        for i, raw in enumerate(raw_jobs):
-            job = flat[i] or _validate_part(JobModel, raw, sink, ("jobs", i))
-            if job is not None:
-                jobs.append((i, job))
-    except RecursionError:
-        sink.error(("jobs",), "jobs", "a job refers to itself (recursive YAML alias)")
-    complete = not bad and defaults is not None and len(jobs) == len(raw_jobs)
-    return _Shape(
-        parts.get("version"), parts.get("name"), defaults, parts.get("vars"), parts.get("matrix"), jobs, complete
-    )
-
-
-_JOB_LIST: TypeAdapter[list[JobModel]] = TypeAdapter(list[JobModel])
-Job = JobModel | FlatJob
-
-
-def _validate_part(model: type[_M], raw: Any, sink: rules.IssueSink, base: tuple[Any, ...]) -> _M | None:
-    if raw is None:
-        return None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        for err in e.errors(include_url=False, include_input=False):
-            _report_pydantic(sink, err, base)
-        return None
-    except RecursionError:
-        sink.error(base, path_str(base), "refers to itself (recursive YAML alias)")
-        return None
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> tuple[str, ...] | None:
-    parent = loc[:-1]
-    if len(parent) == 0:
-        return TOP_KEYS
-    if parent == ("defaults",):
-        return REQUEST_FIELDS
-    if len(parent) == 2 and parent[0] == "jobs":
-        return JOB_KEYS
-    if len(parent) == 4 and parent[0] == "jobs" and parent[2] == "shots":
-        return SHOT_KEYS
-    return None
-
-
-def _report_pydantic(sink: rules.IssueSink, err: Any, base: tuple[Any, ...]) -> None:
-    """Turn one pydantic error into a located issue that names the field and what is allowed."""
-    raw_loc = tuple(err["loc"])
-    loc = (*base, *(p for p in raw_loc if p != "[key]"))
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc)
-        message = f"unknown key {_short(repr(loc[-1]))}"
-        if allowed:
-            message += f"; allowed: {', '.join(allowed)}"
-        sink.error_at_key(loc, path_str(loc[:-1]), message)
-    elif kind == "missing":
-        sink.error(loc[:-1], path_str(loc), "required key is missing")
-    elif kind == "invalid_key" or (raw_loc and raw_loc[-1] == "[key]"):
-        sink.error(loc, path_str(loc[:-1]), f"keys must be strings, got {_short(repr(loc[-1]))}")
-    else:
-        message = err["msg"]
-        if kind.endswith("_type") or kind == "literal_error":
-            message = f"{message[0].lower()}{message[1:]}"
-        sink.error(loc, path_str(loc), message)
 
 
 # ---------------------------------------------------------------------------------------------- expansion
@@ -467,7 +337,7 @@ class _Expander:
 
     def __init__(
         self,
-        shape: _Shape,
+        shape: Shape,
         sink: rules.IssueSink,
         job_lines: list[int],
         file: str,
@@ -486,7 +356,7 @@ class _Expander:
             self.issues.error(("version",), "version", f"unsupported manifest version {s.version!r}; allowed: 1")
         name = self._manifest_name(s.name)
         var_values, vars_ok = self._vars(s.vars or {})
-        defaults = s.defaults or RequestFields()
+        defaults = s.defaults or FlatJob({})  # nothing set
         self._check_fields(defaults, ("defaults",))
         top_axes = self._axes(s.matrix, ("matrix",), set(var_values)) if s.matrix is not None else None
         return name, var_values, vars_ok, defaults, top_axes
@@ -568,7 +438,7 @@ class _Expander:
             self.issues.error(
                 path,
                 path_str(path),
-                f"invalid name {_short(repr(name))}: use letters, digits, '.', '_' and '-' only, not starting with '.'",
+                f"invalid name {short(repr(name))}: use letters, digits, '.', '_' and '-' only, not starting with '.'",
             )
             return False
         if len(name) > MAX_NAME_CHARS:
@@ -583,7 +453,7 @@ class _Expander:
             path = ("vars", key)
             if not VAR_NAME_RE.fullmatch(key):
                 self.issues.error_at_key(
-                    path, "vars", f"invalid var name {_short(repr(key))}: use letters, digits and _"
+                    path, "vars", f"invalid var name {short(repr(key))}: use letters, digits and _"
                 )
                 continue
             if key in REQUEST_FIELDS or key in JOB_KEYS:
@@ -890,10 +760,10 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 
 
 def _one_line(text: str) -> str:
-    return _short(" ".join(text.split()), 200)
+    return short(" ".join(text.split()), 200)
 
 
-def _short(text: str, limit: int = 60) -> str:
+def short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.manifest import ShotModel
+    from runner.manifest_shape import ShotModel
 
 _NONE = type(None)
 _TEXT: frozenset[type] = frozenset({str, _NONE})

@@ -29,7 +29,7 @@ from runner.manifest_rules import (
 from runner.models import ModelSpec
 
 if TYPE_CHECKING:
-    from runner.manifest import ShotModel
+    from runner.manifest_shape import ShotModel
 
 
 # ---------------------------------------------------------------------------------------------- canonical JSON

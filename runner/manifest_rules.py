@@ -27,7 +27,8 @@ from runner.models import (
 )
 
 if TYPE_CHECKING:
-    from runner.manifest import Job, ShotModel
+    from runner.manifest import Job
+    from runner.manifest_shape import ShotModel
 
 Path = tuple[Any, ...]
 

@@ -10,16 +10,18 @@ from typing import Any
 import pytest
 
 from runner.manifest import (
+    JOB_KEYS,
     REQUEST_FIELDS,
+    TOP_KEYS,
     JobSpec,
     Manifest,
-    RequestFields,
     _load_general,
     _load_written_out,
     _new_job,
     parse_manifest,
 )
 from runner.manifest_fastyaml import job_section
+from runner.manifest_shape import JobModel, ManifestModel, RequestFields
 
 REGIONS = [None, "ap-southeast-1", "us-east-1"]
 
@@ -217,5 +219,7 @@ def test_a_fast_made_job_is_a_jobspec() -> None:
         made.name = "other"  # type: ignore[misc]
 
 
-def test_request_fields_are_the_models() -> None:
+def test_the_key_lists_are_the_models() -> None:
     assert tuple(RequestFields.model_fields) == REQUEST_FIELDS
+    assert tuple(JobModel.model_fields) == JOB_KEYS
+    assert tuple(ManifestModel.model_fields) == TOP_KEYS

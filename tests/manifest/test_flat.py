@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.manifest import JOB_KEYS, JobModel
+from runner.manifest import JOB_KEYS
 from runner.manifest_flat import FlatJobs, flat_job
+from runner.manifest_shape import JobModel
 
 VALUES = st.one_of(
     st.none(),

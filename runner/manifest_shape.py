@@ -1,0 +1,156 @@
+"""The shape pass of a manifest: pydantic models with ``extra="forbid"``, strict, for the top level, the
+defaults and each job (``manifest`` pass 2).
+
+Apart from ``manifest`` because pydantic takes ~0.2 s to import and build these models, and a manifest whose
+jobs are all written out plainly is loaded without them (``manifest_bulk``): ``manifest`` imports this module
+only when it needs the general path. Every message names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from runner import manifest_rules as rules
+from runner.manifest import JOB_KEYS, REQUEST_FIELDS, SHOT_KEYS, TOP_KEYS, Job, Shape, path_str, short
+from runner.manifest_flat import FlatJobs
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RequestFields(_Strict):
+    """The request fields a manifest may set in ``defaults`` or per job; unset fields are not sent."""
+
+    model: str | None = None
+    size: str | None = None
+    duration: int | None = None
+    shot_type: Literal["single", "multi"] | None = None
+    prompt_extend: bool | None = None
+    watermark: bool | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    audio_url: str | None = None
+    audio: bool | None = None
+
+
+class ShotModel(_Strict):
+    """One shot of a multi-shot prompt: ``{from, to, text}`` in whole seconds."""
+
+    from_: int = Field(alias="from")
+    to: int
+    text: str
+
+
+class JobModel(RequestFields):
+    """One entry of ``jobs``: a name, its prompt (or intro + shots), overrides, repeat and matrix."""
+
+    name: str
+    prompt: str | None = None
+    intro: str | None = None
+    shots: list[ShotModel] | None = None
+    repeat: int = 1
+    matrix: dict[str, list[Any]] | None = None
+
+
+class ManifestModel(_Strict):
+    """The top level of a manifest file; ``defaults`` and each job are validated on their own, so one bad
+    job does not hide the problems of the others."""
+
+    version: int
+    name: str | None = None
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    matrix: dict[str, list[Any]] = Field(default_factory=dict)
+    jobs: list[Any]
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def validate_shape(data: Any, sink: rules.IssueSink) -> Shape:
+    """Validate the top level, then ``defaults`` and each job apart; report every problem to ``sink``."""
+    bad: set[Any] = set()
+    try:
+        top = ManifestModel.model_validate(data)
+        parts: dict[str, Any] = dict(top)
+    except ValidationError as e:
+        for err in e.errors(include_url=False, include_input=False):
+            _report_pydantic(sink, err, ())
+            bad.add(err["loc"][0] if err["loc"] else None)
+        parts = {}
+        for key, info in ManifestModel.model_fields.items():
+            if key not in bad:
+                parts[key] = data[key] if key in data else info.get_default(call_default_factory=True)
+    defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
+    raw_jobs = parts.get("jobs") or []
+    jobs: list[tuple[int, Job]] = []
+    flat = list(map(FlatJobs().make, raw_jobs))  # plain jobs need no pydantic (see manifest_flat)
+    try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
+        models = iter(_JOB_LIST.validate_python([raw for raw, f in zip(raw_jobs, flat, strict=True) if f is None]))
+        jobs = [(i, f if f is not None else next(models)) for i, f in enumerate(flat)]
+    except ValidationError:
+        for i, raw in enumerate(raw_jobs):
+            job = flat[i] or _validate_part(JobModel, raw, sink, ("jobs", i))
+            if job is not None:
+                jobs.append((i, job))
+    except RecursionError:
+        sink.error(("jobs",), "jobs", "a job refers to itself (recursive YAML alias)")
+    complete = not bad and defaults is not None and len(jobs) == len(raw_jobs)
+    return Shape(
+        parts.get("version"), parts.get("name"), defaults, parts.get("vars"), parts.get("matrix"), jobs, complete
+    )
+
+
+_JOB_LIST: TypeAdapter[list[JobModel]] = TypeAdapter(list[JobModel])
+
+
+def _validate_part(model: type[_M], raw: Any, sink: rules.IssueSink, base: tuple[Any, ...]) -> _M | None:
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors(include_url=False, include_input=False):
+            _report_pydantic(sink, err, base)
+        return None
+    except RecursionError:
+        sink.error(base, path_str(base), "refers to itself (recursive YAML alias)")
+        return None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> tuple[str, ...] | None:
+    parent = loc[:-1]
+    if len(parent) == 0:
+        return TOP_KEYS
+    if parent == ("defaults",):
+        return REQUEST_FIELDS
+    if len(parent) == 2 and parent[0] == "jobs":
+        return JOB_KEYS
+    if len(parent) == 4 and parent[0] == "jobs" and parent[2] == "shots":
+        return SHOT_KEYS
+    return None
+
+
+def _report_pydantic(sink: rules.IssueSink, err: Any, base: tuple[Any, ...]) -> None:
+    """Turn one pydantic error into a located issue that names the field and what is allowed."""
+    raw_loc = tuple(err["loc"])
+    loc = (*base, *(p for p in raw_loc if p != "[key]"))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        message = f"unknown key {short(repr(loc[-1]))}"
+        if allowed:
+            message += f"; allowed: {', '.join(allowed)}"
+        sink.error_at_key(loc, path_str(loc[:-1]), message)
+    elif kind == "missing":
+        sink.error(loc[:-1], path_str(loc), "required key is missing")
+    elif kind == "invalid_key" or (raw_loc and raw_loc[-1] == "[key]"):
+        sink.error(loc, path_str(loc[:-1]), f"keys must be strings, got {short(repr(loc[-1]))}")
+    else:
+        message = err["msg"]
+        if kind.endswith("_type") or kind == "literal_error":
+            message = f"{message[0].lower()}{message[1:]}"
+        sink.error(loc, path_str(loc), message)
