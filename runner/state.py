@@ -568,8 +568,9 @@ def replay(path: str | os.PathLike[str]) -> RunState:
 def _replay_file(p: Path, f: BinaryIO, state: RunState) -> None:
     validate = LINE.validator.validate_json  # the core validator: skips a wrapper call per line
     apply = state.apply
+    jobs, transitions = state.jobs, _APPLY
     pending: tuple[int, str] | None = None  # an unreadable line: fatal unless it is the last one
-    n = 0
+    n = folded = 0
     for raw in f:
         n += 1
         if pending is not None:
@@ -588,7 +589,19 @@ def _replay_file(p: Path, f: BinaryIO, state: RunState) -> None:
                 continue
             pending = (n, reason)
             continue
-        apply(line)
+        # RunState.apply inlined for the job lines (7 of 8 in a real ledger): a call less per line
+        transition = transitions.get(line["event"])
+        if transition is None:
+            apply(line)
+            continue
+        job_id: str = line["job_id"]  # type: ignore[assignment]
+        job = jobs.get(job_id)
+        if job is None:
+            job = jobs[job_id] = JobState(job_id)
+        job.updated = line["ts"]
+        transition(job, line)
+        folded += 1
+    state.lines += folded
     if pending is not None:
         state.torn_tail = True
 
