@@ -594,7 +594,7 @@ def _replay_file(p: Path, f: BinaryIO, state: RunState) -> None:
         if transition is None:
             apply(line)
             continue
-        job_id: str = line["job_id"]  # type: ignore[assignment]
+        job_id = line["job_id"]
         job = jobs.get(job_id)
         if job is None:
             job = jobs[job_id] = JobState(job_id)
