@@ -422,44 +422,48 @@ def _submitting(job: JobState, line: SubmittingLine) -> None:
 
 def _submitted(job: JobState, line: SubmittedLine) -> None:
     job.state = "pending"
-    job.task_id = line["task_id"]
+    job.task_id = task_id = line["task_id"]
     job.adopted = line["adopted"]
     job.task_status = "PENDING"
     job.submitting_since = None
     job.failure = None
-    if line["task_id"] not in job.task_ids:
-        job.task_ids.append(line["task_id"])
+    if task_id not in job.task_ids:
+        job.task_ids.append(task_id)
 
 
 def _task_status(job: JobState, line: TaskStatusLine) -> None:
-    if line["task_id"] not in job.task_ids:
-        job.task_ids.append(line["task_id"])
-    if job.task_id is not None and line["task_id"] != job.task_id:
+    task_id = line["task_id"]
+    if task_id not in job.task_ids:
+        job.task_ids.append(task_id)
+    if job.task_id is not None and task_id != job.task_id:
         return  # news of an older task never moves the job
-    job.task_id = line["task_id"]
-    job.task_status = line["status"]
+    job.task_id = task_id
+    job.task_status = status = line["status"]
     if job.state in ("submitting", "pending", "running"):
-        job.state = "running" if line["status"] == "RUNNING" else "pending"
+        job.state = "running" if status == "RUNNING" else "pending"
 
 
 def _succeeded(job: JobState, line: SucceededLine) -> None:
     job.state = "succeeded"
-    job.task_id = line["task_id"]
-    if line["task_id"] not in job.task_ids:
-        job.task_ids.append(line["task_id"])
+    job.task_id = task_id = line["task_id"]
+    if task_id not in job.task_ids:
+        job.task_ids.append(task_id)
     job.task_status = "SUCCEEDED"
     job.submitting_since = None
     job.video_url, job.url_expires = line["video_url"], line["url_expires"]
-    if line["usage"] is not None:
-        job.usage = line["usage"]
-    job.orig_prompt = line["orig_prompt"] if line["orig_prompt"] is not None else job.orig_prompt
-    job.actual_prompt = line["actual_prompt"] if line["actual_prompt"] is not None else job.actual_prompt
-    if line["submit_time"] is not None:
-        job.times["submit_time"] = line["submit_time"]
-    if line["scheduled_time"] is not None:
-        job.times["scheduled_time"] = line["scheduled_time"]
-    if line["end_time"] is not None:
-        job.times["end_time"] = line["end_time"]
+    if (usage := line["usage"]) is not None:
+        job.usage = usage
+    if (orig_prompt := line["orig_prompt"]) is not None:
+        job.orig_prompt = orig_prompt
+    if (actual_prompt := line["actual_prompt"]) is not None:
+        job.actual_prompt = actual_prompt
+    times = job.times
+    if (submit_time := line["submit_time"]) is not None:
+        times["submit_time"] = submit_time
+    if (scheduled_time := line["scheduled_time"]) is not None:
+        times["scheduled_time"] = scheduled_time
+    if (end_time := line["end_time"]) is not None:
+        times["end_time"] = end_time
     job.failure = None
 
 
@@ -575,7 +579,7 @@ def _replay_file(p: Path, f: BinaryIO, state: RunState) -> None:
         n += 1
         if pending is not None:
             _raise(p, *pending)
-        if not raw.endswith(b"\n"):
+        if raw[-1] != 10:  # no b"\n" at the end (an int compare: cheaper than a method call per line)
             state.torn_tail = True  # written partly: never acknowledged, so never acted on
             break
         if len(raw) < 4 and not raw.strip():  # blank line (a real line is far longer)
