@@ -67,3 +67,30 @@ def test_table_in_pieces_is_the_same_table(load: Load, chunk: int) -> None:
     assert lines[4] == "b_take1              wanx2.1-t2v-turbo  1280*720  5 s       -      random        5        1.20"
     assert lines[6:9] == ["", "plan m in cn-beijing (China (Beijing))", "jobs: 5"]
     assert len(lines) == 1 + 5 + 1 + 7
+
+
+def test_planned_jobs_are_frozen_planned_jobs_with_the_loops_totals(load: Load) -> None:
+    import dataclasses
+
+    from runner.plan import PlannedJob
+
+    m = load(
+        """
+        version: 1
+        defaults: {model: wan2.6-t2v}
+        matrix: {seed: [1, 2, 3], duration: [5, 10]}
+        jobs:
+          - {name: a, prompt: x, size: "1920*1080"}
+          - {name: b, prompt: y, model: wan2.1-t2v-turbo, duration: null}
+        """
+    )
+    plan = build_plan(m)
+    assert all(type(p) is PlannedJob for p in plan.jobs)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.jobs[0].cost = 0.0  # type: ignore[misc]
+    total = 0.0
+    for p in plan.jobs:
+        assert p == PlannedJob(p.job, p.job.duration, p.cost)
+        total += p.cost
+    assert plan.cost == total and plan.seconds == sum(p.seconds for p in plan.jobs) == 3 * 15 + 3 * 5
+    assert [(e.model, e.jobs) for e in plan.estimates] == [("wan2.6-t2v", 6), ("wan2.1-t2v-turbo", 3)]
