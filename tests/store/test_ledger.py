@@ -506,3 +506,28 @@ async def test_a_cancelled_writer_fails_waiting_appends_instead_of_hanging(tmp_p
     with pytest.raises(LedgerError):
         await w.append(PLANNED, "j3", **PLAN)
     await w.close()
+
+
+def test_minimal_lines_replay_with_the_formats_defaults(tmp_path: Path) -> None:
+    """Only the required keys on every line: replay fills in the defaults the line models name."""
+    path = tmp_path / "ledger.jsonl"
+    path.write_bytes(
+        lines_of(
+            {"ts": 1, "event": "run.started"},
+            {"ts": 2, "event": "planned", "job_id": "j1", "name": "a", "model": "m"},
+            {"ts": 3, "event": "submitting", "job_id": "j1"},
+            {"ts": 4, "event": "submitted", "job_id": "j1", "task_id": "t1"},
+            {"ts": 5, "event": "succeeded", "job_id": "j1", "task_id": "t1"},
+            {"ts": 6, "event": "planned", "job_id": "j2", "name": "b", "model": "m"},
+            {"ts": 7, "event": "failed", "job_id": "j2"},
+            {"ts": 8, "event": "run.finished"},
+        )
+    )
+    s = replay(path)
+    j1, j2 = s.jobs["j1"], s.jobs["j2"]
+    assert (j1.state, j1.request, j1.size, j1.seconds, j1.cost, j1.attempts) == ("succeeded", {}, None, 0.0, 0.0, 1)
+    assert (j1.adopted, j1.usage, j1.video_url, j1.times, j1.updated) == (False, None, None, {}, 5.0)
+    assert isinstance(j1.updated, float) and isinstance(j1.seconds, float)
+    assert j2.state == "failed" and j2.failure is not None
+    assert (j2.failure.stage, j2.failure.code, j2.failure.task_id, j2.task_status) == ("task", None, None, None)
+    assert (s.started, s.finished, s.exit_code, s.run_ids, s.name, s.lines) == (1.0, 8.0, None, [], None, 8)
