@@ -19,6 +19,7 @@ from hashlib import sha256
 from typing import Any
 
 from runner import manifest_rules as rules
+from runner.errors import Issue
 from runner.manifest_fastyaml import GiveUp, JobSection, Scalars
 from runner.manifest_flat import FlatJob, layout_ok
 from runner.manifest_request import KEYED, RequestRules, RequestShape, value_json
@@ -33,7 +34,8 @@ _PROMPT_SEED = ("prompt", "seed")
 
 
 class StrictSink(rules.IssueSink):
-    """A sink that gives up at the first message: this path never words one."""
+    """A sink that gives up at the first message, but for a prompt's length warning: that one is collected
+    as the general path collects it (by its path, once), and the manifest loads with it."""
 
     def error(self, path: rules.Path, field: str, message: str) -> None:
         raise GiveUp
@@ -42,7 +44,9 @@ class StrictSink(rules.IssueSink):
         raise GiveUp
 
     def warning(self, path: rules.Path, field: str, message: str) -> None:
-        raise GiveUp
+        if path[-1] != "prompt":  # the only warning with this path is rules.prompt_warning's
+            raise GiveUp
+        super().warning(path, field, message)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: it keys a dict per entry
@@ -91,6 +95,8 @@ class Bulk:
 
     def __init__(
         self,
+        file: str,
+        text: str,
         section: JobSection,
         scalars: Scalars,
         default_fields: rules.Fields,
@@ -100,10 +106,14 @@ class Bulk:
     ) -> None:
         self.section, self.scalars = section, scalars
         self.default_fields, self.var_values = default_fields, var_values
-        self.sink = StrictSink("", "")
+        self.sink = StrictSink(file, text)
         self.requests = RequestRules(self.sink, region)
         self.new_job = new_job
         self.known = frozenset(var_values)
+
+    def warnings(self) -> list[Issue]:
+        """The prompts' length warnings, located as the general path locates them."""
+        return self.sink.warnings()
 
     def jobs(self) -> list[Any]:
         """Every entry's ``JobSpec``, in order; raises ``GiveUp`` where the general path is needed."""
@@ -172,7 +182,7 @@ class Bulk:
             if combination is None:
                 combination = combinations[key] = self._combination(i, layout, values, prompt)
             elif len(prompt) > combination.max_chars:
-                raise GiveUp
+                rules.prompt_warning(self.sink, combination.shape.spec, prompt, ("jobs", i, "prompt"))
             shape = combination.shape
             if combination.quick:
                 params = shape.fixed_params.copy()  # type: ignore[union-attr]

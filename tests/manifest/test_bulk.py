@@ -179,7 +179,7 @@ def test_the_big_layout_takes_the_bulk_path(indent: str) -> None:
         lambda t: t.replace("name: job-4\n", "name: job-3\n"),  # a name twice
         lambda t: t.replace("Lisbon, take 4.\n    seed: 4", "{city}, take 3.\n    seed: 3"),  # a request twice
         lambda t: t.replace("take 4.", "take {nope}."),
-        lambda t: t.replace("take 4.", "take " + "x" * 1500),  # a warning
+        lambda t: t.replace("seed: 3\n", "seed: 3\n    negative_prompt: " + "x" * 600 + "\n"),  # a warning
         lambda t: t.replace("seed: 3\n", "seed: 3\n    repeat: 2\n"),
         lambda t: t.replace("seed: 3\n", "seed: 3\n    shot_type: both\n"),
         lambda t: t.replace("version: 1", "version: 2"),
@@ -194,6 +194,14 @@ def test_the_big_layout_takes_the_bulk_path(indent: str) -> None:
 def test_anything_else_gives_up(change: Any) -> None:
     text = change(written_out(6))
     assert bulk(text) is None
+
+
+def test_long_prompts_are_warned_of_as_the_general_path_does() -> None:
+    text = written_out(30).replace("take 4.", "take " + "x" * 1500).replace("take 27.", "take " + "y" * 1600)
+    fast = bulk(text)
+    assert fast is not None and len(fast.warnings) == 2
+    assert exactly(fast) == exactly(general(text))  # type: ignore[arg-type]
+    assert fast.warnings[0].line == 25 and "the prompt is 1545 characters" in fast.warnings[0].message
 
 
 def test_the_cut_keeps_the_header_and_counts_lines() -> None:
