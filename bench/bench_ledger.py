@@ -2,9 +2,12 @@
 
     .venv/bin/python bench/bench_ledger.py                 # all, 3 runs each
     .venv/bin/python bench/bench_ledger.py --lines 1000000 --runs 3 --dir /tmp/wb-bench
+    .venv/bin/python bench/bench_ledger.py --skip-append --baseline /tmp/base   # old vs new replay
 
-Each replay runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. Results are printed as
-median (min–max) and go, by hand, into docs/benchmarks/ledger.md.
+Each replay runs in a fresh subprocess so its peak RSS (ru_maxrss) is its own. With ``--baseline`` (a
+checkout of other code, e.g. ``git archive <commit> | tar -x -C /tmp/base``) the replays of that code and
+of this one alternate on the same ledger, so a noisy machine's load falls on both alike. Results are
+printed as median (min–max) and go, by hand, into docs/benchmarks/ledger.md.
 """
 
 from __future__ import annotations
@@ -90,14 +93,15 @@ print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "replay_cpu": c2 - c1, "
 """
 
 
-def bench_replay(path: Path, runs: int) -> list[dict[str, float]]:
-    root = str(Path(__file__).resolve().parents[1])
-    out = []
+def bench_replay(path: Path, runs: int, roots: list[str]) -> dict[str, list[dict[str, float]]]:
+    """``runs`` replays of ``path`` with the code of each root, the roots taking turns."""
+    out: dict[str, list[dict[str, float]]] = {root: [] for root in roots}
     for _ in range(runs):
-        res = subprocess.run([sys.executable, "-c", REPLAY_CHILD, str(path), root], capture_output=True, text=True)
-        if res.returncode:
-            raise SystemExit(res.stderr)
-        out.append(json.loads(res.stdout))
+        for root in roots:
+            res = subprocess.run([sys.executable, "-c", REPLAY_CHILD, str(path), root], capture_output=True, text=True)
+            if res.returncode:
+                raise SystemExit(res.stderr)
+            out[root].append(json.loads(res.stdout))
     return out
 
 
@@ -139,6 +143,7 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="where to write (default: a temp dir; use a real disk)")
     ap.add_argument("--skip-append", action="store_true")
     ap.add_argument("--skip-replay", action="store_true")
+    ap.add_argument("--baseline", default=None, help="a checkout of other code: its replay alternates with this one's")
     args = ap.parse_args()
     base = Path(args.dir or tempfile.mkdtemp(prefix="wb-bench-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -157,13 +162,15 @@ def main() -> None:
         t0 = time.perf_counter()
         size = make_ledger(path, args.lines)
         print(f"made {args.lines} lines, {size / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s")
-        res = bench_replay(path, args.runs)
-        replay_s = fmt([r["replay"] for r in res], " s") + " wall, "
-        replay_s += fmt([r["replay_cpu"] for r in res], " s") + " cpu"
-        summary_s = fmt([r["summary"] for r in res], " s", 3)
-        rss = fmt([r["rss_mb"] for r in res], " MB", 0)
-        head = f"replay  {res[0]['lines']} lines, {res[0]['jobs']} jobs"
-        print(f"{head}: {replay_s}, summary {summary_s}, peak RSS {rss}")
+        here = str(Path(__file__).resolve().parents[1])
+        roots = [here] + ([str(Path(args.baseline).resolve())] if args.baseline else [])
+        for root, res in bench_replay(path, args.runs, roots).items():
+            replay_s = fmt([r["replay"] for r in res], " s") + " wall, "
+            replay_s += fmt([r["replay_cpu"] for r in res], " s") + " cpu"
+            summary_s = fmt([r["summary"] for r in res], " s", 3)
+            rss = fmt([r["rss_mb"] for r in res], " MB", 0)
+            head = f"replay  {res[0]['lines']} lines, {res[0]['jobs']} jobs" + (f" [{root}]" if args.baseline else "")
+            print(f"{head}: {replay_s}, summary {summary_s}, peak RSS {rss}")
         path.unlink()
     print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
