@@ -211,7 +211,7 @@ def _load_written_out(text: str, file: str, region: str, default_name: str) -> M
         return None
     loader = LocatedLoader("")
     try:
-        bulk = Bulk(file, text, section, Scalars(loader), _default_fields(defaults), var_values, region, _new_job)
+        bulk = Bulk(file, section, Scalars(loader), _default_fields(defaults), var_values, region, _new_job)
         jobs = bulk.jobs()
     except (GiveUp, yaml.YAMLError, ValueError, IndexError, RecursionError):  # IndexError: an empty value
         return None

@@ -198,8 +198,9 @@ def test_anything_else_gives_up(change: Any) -> None:
 
 def test_long_prompts_are_warned_of_as_the_general_path_does() -> None:
     text = written_out(30).replace("take 4.", "take " + "x" * 1500).replace("take 27.", "take " + "y" * 1600)
+    text = text.replace("prompt: A detective walks through rainy Lisbon, take 8.", f'prompt:   "{"q" * 1600}"')
     fast = bulk(text)
-    assert fast is not None and len(fast.warnings) == 2
+    assert fast is not None and len(fast.warnings) == 3
     assert exactly(fast) == exactly(general(text))  # type: ignore[arg-type]
     assert fast.warnings[0].line == 25 and "the prompt is 1545 characters" in fast.warnings[0].message
 
