@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.bench_plan              # 100,000 jobs, 3 runs per case; writes docs/benchmarks/plan.md
     .venv/bin/python -m bench.bench_plan --quick      # 10,000 jobs, 1 run; prints, writes nothing
     .venv/bin/python -m bench.bench_plan --baseline DIR   # also time the code in DIR (an older checkout)
+    .venv/bin/python -m bench.bench_plan --compare DIR [--count N] [--big]   # same output as DIR's code?
 
 Every run is the real command path, ``python -m runner plan FILE [--json]`` in a fresh subprocess with its
 stdout to /dev/null, so the figures include interpreter start-up and imports. Peak memory is the child's own
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -104,7 +106,8 @@ out = {"imports": time.process_time() - t}
 gc.disable()  # as in `plan`, which keeps the cyclic collector off for the whole command
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()
-t = time.process_time(); import runner.manifest_shape; out["imports (pydantic: general path only)"] = time.process_time() - t
+t = time.process_time(); import runner.manifest_shape
+out["imports (pydantic: general path only)"] = time.process_time() - t
 t = time.process_time(); _load_general(text, path, "cn-beijing", "m")
 out["general path (YAML, shape, checks, expansion; alone)"] = time.process_time() - t
 t = time.process_time(); m = load_manifest(path)
@@ -121,6 +124,104 @@ def stages(path: Path) -> dict[str, float]:
         [sys.executable, "-c", STAGES_CHILD, str(path)], cwd=REPO, capture_output=True, text=True, check=True
     )
     return {k: float(v) for k, v in json.loads(res.stdout).items()}
+
+
+# ---------------------------------------------------------------------------------------------- same output
+
+COMPARE_CHILD = """
+import argparse, hashlib, io, json, sys
+from runner.plan import plan_command
+out = []
+for path in open(sys.argv[1], encoding="utf-8").read().splitlines():
+    for region in (None, "ap-southeast-1"):
+        for as_json in (False, True):
+            o, e = io.StringIO(), io.StringIO()
+            try:
+                code = plan_command(argparse.Namespace(manifest=path, json=as_json, region=region), o, e)
+            except BaseException as x:  # a traceback is a difference too
+                code = f"raised {type(x).__name__}: {x}"
+            text = o.getvalue().encode("utf-8", "surrogatepass")
+            out.append([path, region, as_json, code, hashlib.sha256(text).hexdigest(), e.getvalue()])
+json.dump(out, open(sys.argv[2], "w", encoding="utf-8"))
+"""
+
+
+def written_out_variant(rng: random.Random) -> str:
+    """A small written-out manifest like the benchmark's, with random keys, values, quoting and indentation,
+    valid more often than not (so the one-pass path is taken), else with an odd line or value."""
+    indent = rng.choice(["", "  ", "  ", "    "])
+    model = rng.choice(["wan2.6-t2v", "wan2.6-t2v", "wan2.5-t2v-preview", "wanx2.1-t2v-turbo", "wan2.1-t2v-plus"])
+    out = ["version: 1", f"name: v-{rng.randrange(100)}", "defaults:", f"  model: {model}"]
+    out += rng.sample(
+        ['  size: "1280*720"', "  duration: 5", "  prompt_extend: true", "  seed: 3", "  watermark: false"], 2
+    )
+    out += ["vars:", "  city: Paris", "jobs:"]
+    values = {
+        "seed": ["0", "7", "2147483647", "2147483648", "007", "null", "-1"],
+        "size": ['"1920*1080"', "'960*960'", "1280*720", '"832*480"', "7*7"],
+        "duration": ["5", "10", "true"],
+        "negative_prompt": ["blur", "'{city}'", "x" * 600],
+        "audio_url": ["https://a.invalid/a.mp3", "ftp://x"],
+        "watermark": ["true", "null", "yes"],
+    }
+    prompts = [
+        "Scene {i} in Lisbon.",
+        "A fox in {city}, take {i}.",
+        "'Quoted: {city} {i}'",
+        "Lit {{b}} {i}",
+        "Odd { {i}",
+        "Unknown {nope} {i}",
+        "x" * 1600 + " {i}",
+        "same",
+        "a: b {i}",
+        "hash # {i}",
+        "  pad {i}",
+    ]
+    for i in range(rng.choice([1, 3, 10, 30])):
+        prompt = rng.choice(prompts[:3] if rng.random() < 0.8 else prompts).replace("{i}", str(i))
+        out += [f"{indent}- name: job-{i if rng.random() < 0.97 else 0}", f"{indent}  prompt: {prompt}"]
+        for key in rng.sample(list(values), rng.randrange(3)):
+            value = rng.choice(values[key][:1] if rng.random() < 0.7 else values[key])
+            out.append(f"{indent}  {key}:{rng.choice([' ', ' ', ' ', '   '])}{value}")
+        if rng.random() < 0.02:
+            out.append(rng.choice(["", "# c", f"{indent}   x: 1", "\t", f"{indent}  shots: []"]))
+    return "\n".join(out) + rng.choice(["\n", "", "\n\n", "\n# end\n"])
+
+
+def compare(other: Path, count: int, extra: list[Path]) -> int:
+    """``plan`` with this checkout's runner and with ``other``'s on the shipped manifests, ``count`` random and
+    mutated ones (bench.chaos_input), ``count`` written-out variants and ``extra``; both regions, --json and
+    table. Prints the differences (stdout by hash, stderr and exit code in full); 1 if there is any."""
+    from bench.chaos_input import generated, mutate
+
+    rng = random.Random(0)
+    shipped = sorted((REPO / "manifests").glob("*.yaml"))
+    seeds = [p.read_text(encoding="utf-8") for p in shipped]
+    with tempfile.TemporaryDirectory(prefix="wb-compare-plan-") as tmp:
+        paths = [*shipped, *extra]
+        for k in range(count):
+            for kind, data in (
+                ("generated", generated(rng, seeds)),
+                ("mutated", mutate(rng, written_out_variant(rng)).encode("utf-8", "surrogatepass")),
+                ("written", written_out_variant(rng).encode()),
+            ):
+                paths.append(Path(tmp) / f"{kind}-{k}.yaml")
+                paths[-1].write_bytes(data)
+        listing = Path(tmp) / "paths.txt"
+        listing.write_text("\n".join(map(str, paths)), encoding="utf-8")
+        results = []
+        for k, src in enumerate((REPO, other)):
+            dest = Path(tmp) / f"out-{k}.json"
+            env = {**os.environ, "PYTHONPATH": str(src)}
+            subprocess.run([sys.executable, "-c", COMPARE_CHILD, str(listing), str(dest)], cwd=src, env=env, check=True)
+            results.append(json.loads(dest.read_text(encoding="utf-8")))
+    mine, theirs = results
+    differ = [(a, b) for a, b in zip(mine, theirs, strict=True) if a != b]
+    ok = sum(1 for row in mine if row[3] == 0)
+    print(f"{len(mine)} runs ({len(paths)} manifests x 2 regions x --json/table), {ok} exit 0: {len(differ)} differ")
+    for a, b in differ[:10]:
+        print(f"  {a[0]} region={a[1]} json={a[2]}:\n    here:  {a[3:]!r:.300}\n    other: {b[3:]!r:.300}")
+    return 1 if differ else 0
 
 
 CALIBRATE = "import time; t = time.process_time(); sum(range(10_000_000)); print(time.process_time() - t)"
@@ -323,7 +424,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=None, help="runs per case (default 3)")
     ap.add_argument("--baseline", type=Path, default=None, help="also time the runner package in this directory")
     ap.add_argument("--out", type=Path, default=None, help=f"Markdown file to write (default {DOC.relative_to(REPO)})")
+    ap.add_argument("--compare", type=Path, default=None, metavar="DIR", help="check output is identical to DIR's")
+    ap.add_argument("--count", type=int, default=1000, help="--compare: manifests of each generated kind")
+    ap.add_argument("--big", action="store_true", help="--compare: also both 100,000-job manifests")
     args = ap.parse_args(argv)
+    if args.compare is not None:
+        with tempfile.TemporaryDirectory(prefix="wb-bench-plan-") as tmp:
+            extra = []
+            for shape, write in SHAPES.items() if args.big else ():
+                extra.append(Path(tmp) / f"{shape}.yaml")
+                write(extra[-1], 100_000)
+            return compare(args.compare, args.count, extra)
     n = args.jobs or (10_000 if args.quick else 100_000)
     runs = args.runs or (1 if args.quick else 3)
     out_path = None if args.quick and args.out is None else (args.out or DOC)
