@@ -262,11 +262,73 @@ def cpu_model() -> str:
 # ---------------------------------------------------------------------------------------------- report
 
 NOTES = """\
-## What was changed to get here
+## What changed in this round (7530080 → this commit)
 
-"Before" is commit ff4c094 (which already had the first round, listed at the end). Side by side with it
+"before" in the table above is commit 7530080, the code at the start of this round, run interleaved with "now"
+in the same session (`--baseline`). Every change was checked for identical output (stdout, stderr, exit code;
+`--json` and table; cn-beijing and ap-southeast-1) with `--compare` against 7530080: 12,020 runs on 3,005
+manifests (shipped, random and mutated by `chaos_input`, written-out variants, both 100,000-job manifests), none
+different; and with a larger side corpus of 8,503 manifests (34,020 runs), none different.
+`tests/manifest/test_bulk.py` compares the new path with the general one on 1,500 generated manifests.
+
+- **Written-out jobs in one pass** (`manifest_bulk`, the big step): the `jobs:` block is cut out of the text
+  (`manifest_fastyaml.job_section`: one `str.find`, one regex search for the next top-level line, an ASCII
+  check by `bytes.translate`), the rest of the file goes through the line reader as before, and each entry goes
+  from its lines to its `JobSpec` in one loop: its `key: value` lines split, values read by the line reader's
+  own rules, then name, prompt template, value rules, request combination, body, id and name/id claims, with
+  everything that depends only on the entry's layout (keys and value types) or on its request combination
+  worked out once. There is no dict of positions per entry, no `FlatJob`, no second pass and no `job_plans`
+  list. It only takes the path a valid job takes: on any line outside the plain style, any key or value the
+  general path would question, any error, a name or id used twice, it gives up and the manifest is loaded the
+  general way from the start, which finds and words every message as before. A prompt longer than its
+  model keeps is the one message it handles itself: the warning is the general path's, placed from the
+  entries' lines where libyaml puts the value. `load_manifest` of the jobs manifest: ~3.0 → ~1.3–1.8 CPU s.
+- **Cheaper `JobSpec` and `PlannedJob`**: both stay the same frozen slotted dataclasses; they are made through
+  a draft class with the same slots (plain attribute stores, then `__class__` is set to the real class, which
+  Python allows between classes of the same layout), instead of the generated `__init__`'s
+  `object.__setattr__` per field: ~1.2 instead of ~3.5 µs per job here. Tested: the object is a `JobSpec`,
+  equal to one made the usual way, and still frozen.
+- **pydantic only when needed** (`manifest_shape`): the shape pass's models moved out of `manifest`, imported
+  by the general path only. A written-out manifest is planned without importing pydantic: import of
+  `runner.plan` 0.34 → 0.13 CPU s here.
+- **`build_plan`** prices the jobs in C-level passes (`map`, `attrgetter`, `Counter`; the sums still add in
+  job order, so the same floats) and `--json` writes each distinct seconds + cost tail once.
+- **A long prompt no longer costs a second parse**: the 100,000-job manifest with one prompt over 1,500
+  characters took 5.7 s and 334 MB (the general path's positioned re-parse for the warning's line); now
+  2.3 s and 173 MB, same warning.
+- **The price**: a written-out manifest with an error pays for the bulk attempt up to where it stops, then
+  the general path as before: a name used twice in the last of 100,000 jobs, 5.9 → 6.1 s.
+
+### Where the time goes now (jobs manifest)
+
+About 1.6–2.0 CPU s in all for the table here (`--json` ~0.35 s more), at load ~2: interpreter and imports
+~0.2, `load_manifest` 1.3–1.8 (the cut 0.07–0.09, the header nil, the entries' loop the rest), `build_plan`
+~0.15, the table ~0.2 (`--json` ~0.5: the C encoder's pass over each request dict), freeing ~0.06. The
+entries' loop by step, CPU s with a timer around each statement (the timers add ~0.4 s, spread evenly):
+
+| step of the loop | CPU s |
+|---|---:|
+| split the entry into its `key: value` pieces and a dict | 0.25 |
+| read the values (the line reader's shortcuts), layout by keys and types | 0.35 |
+| name check (regex) | 0.06 |
+| prompt: braces, strip, `format_map` with the vars | 0.17 |
+| seed and value rules, combination look-up | 0.13 |
+| body, id text, sha256 | 0.34 |
+| name and id claims | 0.13 |
+| the `JobSpec` (draft) | 0.12 |
+
+What is left is a few microseconds of Python per job, none of it above a fifth of the whole. Next steps, if
+more is ever needed: a columnar pass over the entries of the dominant layout (names, prompts and seeds as
+lists, converted and hashed by `map` in C), and, for `--json`, the request text built from the combination's
+template as the id text is.
+
+## Earlier rounds
+
+### The second round (ff4c094 → 7530080)
+
+Side by side with ff4c094 (which already had the first round, listed at the end)
 (`--baseline`, 2026-12-02 16:28 UTC, load ≈ 2–3, median wall s): jobs --json 10.64 → 5.91, jobs table
-9.04 → 4.53, matrix --json 4.11 → 2.75, matrix table 4.28 → 2.58; peaks 229 → 201 MB (jobs). This round, profiled with
+9.04 → 4.53, matrix --json 4.11 → 2.75, matrix table 4.28 → 2.58; peaks 229 → 201 MB (jobs). That round, profiled with
 pyinstrument and cProfile, and checked for identical output (stdout, stderr, exit code, `--json` and table,
 two regions) on the shipped manifests plus ~3,000 mutated and random ones, and on both 100,000-job manifests:
 
@@ -297,34 +359,6 @@ two regions) on the shipped manifests plus ~3,000 mutated and random ones, and o
   no encoder set-up per call): ~30% less rendering time, same bytes (tested).
 - **Table**: column widths from C-level passes (`map` + `attrgetter`) and each distinct run of
   model/size/duration/shot and seconds/cost cells formatted once: about half the time, same text.
-
-### Where the remaining time goes (jobs manifest)
-
-`load_manifest` of the jobs manifest by phase, CPU seconds with the collector off, one run at load ~2
-(phases timed with `time.process_time` around the module's own functions; pyinstrument agrees on the shares):
-
-| phase | CPU s | per job |
-|---|---:|---:|
-| YAML, line reader (of which the regex `findall` over the text ~0.25) | 1.13 | 11 µs |
-| shape: top level by pydantic, jobs as `FlatJob` | 0.40 | 4 µs |
-| first pass: name and value rules, prompt template, bookkeeping | 0.92 | 9 µs |
-| expansion, of which: | 1.89 | 19 µs |
-| – the job's fields (defaults + its own, with their paths for messages) | 0.27 | |
-| – `JobSpec` (the frozen dataclass's generated `__init__`) | 0.32 | |
-| – body and id text from the remembered shape | 0.34 | |
-| – sha256 of the id text | 0.19 | |
-| – rules look-up, name and id maps, prompt, call overhead | ~0.8 | |
-
-Add imports (0.3–0.4), pricing (0.15–0.2) and rendering (0.6–0.8 `--json`, 0.4 table) and the jobs
-manifest needs about 4.5–6 CPU s here: it does not meet 3 s on this machine. What is left is Python work
-spread thin over every one of 100,000 jobs and 310,000 lines, no stage above a quarter of the whole.
-Next steps, in the order I would try them: fuse the check and expansion passes for flat jobs (one loop, no
-`job_plans` list, no second look-up of the same fields); a `JobSpec` without the frozen dataclass's
-`__init__` (it is a shared type, so not changed here); build the YAML reader's token loop around the
-jobs' fixed layout (most lines are `    key: value` at one indent); and not importing the emulator
-(asyncio, ~0.06 s) on `python -m runner`. The **matrix** manifest (no YAML cost, 10 source jobs) meets
-the target here when the machine is not saturated: its time is the expansion (~1.3 s, 13 µs per job),
-imports and rendering.
 
 ### The first round (c46c3ad → ff4c094)
 
@@ -358,8 +392,9 @@ def render(rows: list[Row], stage_rows: dict[str, dict[str, float]], meta: dict[
         "```",
         ".venv/bin/python -m bench.bench_plan            # writes this file",
         ".venv/bin/python -m bench.bench_plan --quick    # 10,000 jobs, one run, prints only",
-        "mkdir /tmp/base && git archive ff4c094 runner | tar -x -C /tmp/base",
+        "mkdir /tmp/base && git archive 7530080 runner | tar -x -C /tmp/base",
         ".venv/bin/python -m bench.bench_plan --baseline /tmp/base   # adds the 'before' rows",
+        ".venv/bin/python -m bench.bench_plan --compare /tmp/base --big   # same output as that code's?",
         "```",
         "",
         f"Machine: {meta['cores']} vCPUs ({meta['cpu']}), Python {meta['python']}, {meta['when']}. "
