@@ -11,9 +11,10 @@ times (a failed task is not billed); any other failure is recorded with the serv
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
 
-from runner.api import Action, TaskInfo, classify, classify_task_failure, parse_task_time
+from runner.api import Action, TaskInfo, TaskPage, classify, classify_task_failure, parse_task_time
 from runner.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError
 from runner.poller import PollSchedule
@@ -21,6 +22,9 @@ from runner.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_STATUS
 
 #: A task that could not be queried this many times in a row is given up (recorded as failed).
 _MAX_POLL_ERRORS = 30
+#: A sweep reads up to this many pages of this many RUNNING tasks (the API allows 100 a page).
+SWEEP_PAGE_SIZE = 100
+SWEEP_PAGES = 10
 
 
 async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
@@ -65,9 +69,14 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             await ctx.record(job, TASK_STATUS, task_id=task_id, status=info.status)
 
     async def sweep(covered: frozenset[str]) -> None:
-        """One list request for every task known RUNNING (see ``PollSchedule.sweep``)."""
+        """One list request (a page per 100 RUNNING tasks) for every task known RUNNING (``PollSchedule.sweep``)."""
+
+        def fetch(page_no: int) -> Awaitable[TaskPage]:
+            lister = partial(ctx.client.list_tasks, status="RUNNING", page_no=page_no, page_size=SWEEP_PAGE_SIZE)
+            return ctx.call("list", lister, tries=1)
+
         try:
-            page = await ctx.call("list", partial(ctx.client.list_tasks, status="RUNNING", page_size=100), tries=1)
+            running, complete = await running_tasks(fetch)
         except Stopped:
             return
         except ApiError as exc:
@@ -78,8 +87,6 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             return
         finally:
             wake.set()
-        running = {item.task_id for item in page.items if item.status == "RUNNING"}
-        complete = page.page_no == 1 and page.total <= len(page.items)
         result = schedule.sweep_done(covered, running, complete=complete)
         for task_id in result.stalled:
             job = tasks.get(task_id)
@@ -120,6 +127,24 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
                 getter.cancel()
             if not ok:
                 return
+
+
+async def running_tasks(
+    fetch: Callable[[int], Awaitable[TaskPage]], max_pages: int = SWEEP_PAGES
+) -> tuple[set[str], bool]:
+    """The ids the list shows RUNNING, page by page, and whether they are all of them (the last page read).
+
+    Pages of a list that changes while it is read may shift: a task skipped that way looks ended and costs
+    one query that finds it still RUNNING; nothing is lost. Past ``max_pages`` the answer is incomplete and
+    confirms only the tasks it shows.
+    """
+    running: set[str] = set()
+    for page_no in range(1, max_pages + 1):
+        page = await fetch(page_no)
+        running.update(item.task_id for item in page.items if item.status == "RUNNING")
+        if not page.has_more:
+            return running, True
+    return running, False
 
 
 def server_seconds(info: TaskInfo) -> float | None:

@@ -313,6 +313,16 @@ async def test_list_tasks_formats_window_in_utc8(server: Canned) -> None:
     ]
 
 
+async def test_list_tasks_without_a_window_sends_none(server: Canned) -> None:
+    server.handler = json_answer({"request_id": "r", "total": 0, "data": []})
+    async with client(server) as c:
+        await c.list_tasks(status="RUNNING")
+        with pytest.raises(ValueError, match="both start and end"):
+            await c.list_tasks(start=datetime(2026, 1, 1, tzinfo=UTC))
+    (seen,) = server.seen  # the server's default window: the last 24 h, no time-zone reading involved
+    assert seen.query == {"page_no": "1", "page_size": "100", "status": "RUNNING"}
+
+
 async def test_list_tasks_accepts_other_timezones_and_omits_filters(server: Canned) -> None:
     server.handler = json_answer({"request_id": "r"})  # data and total missing: an empty page
     tz = timezone(timedelta(hours=-5))
