@@ -23,8 +23,9 @@ the same due times; when the earliest is due, one sweep covers all of them and e
 rule above. A covered task missing from a complete answer has ended (RUNNING only moves to a final status),
 so it is queried at once, ahead of every other poll, for its outcome and video URL (the list carries neither).
 Tasks still PENDING, and a RUNNING task due when no other will be before its next poll, are polled on their
-own: a sweep then buys nothing over a query. After ``sweep_failures`` failed sweeps in a row, sweeping stops
-for the run.
+own: a sweep then buys nothing over a query. After ``sweep_failures`` failed sweeps in a row, or as many
+tasks in a row that a sweep said had ended and their query found still running (a list that lags), sweeping
+stops for the run.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class _Task:
     stalled: bool = False
     polls: int = 0
     listed: bool = False  # known RUNNING and followed by sweeps (on the sweep heap)
+    swept_out: bool = False  # a sweep found it gone from RUNNING; its query is the check
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class PollSchedule:
         self._ended: deque[str] = deque()  # a sweep found these gone from RUNNING: queried before anything else
         self._sweep_out: frozenset[str] | None = None  # the tasks the outstanding sweep covers
         self._sweep_fails = 0
+        self._false_ends = 0  # tasks a sweep said had ended that their query found still running, in a row
         self._sweep_tokens = 1.0
         self._sweep_tokens_at = clock.now()
 
@@ -210,6 +213,11 @@ class PollSchedule:
         task.status = status
         task.outstanding = False
         task.polls += 1
+        if task.swept_out:  # a sweep said it ended: was the list right?
+            task.swept_out = False
+            self._false_ends = 0 if status in FINAL_STATUSES else self._false_ends + 1
+            if self._false_ends >= self._cfg.sweep_failures:
+                self._stop_sweeping()  # a list that lags the tasks would cost a query per task per sweep
         if status in FINAL_STATUSES:
             if status == "SUCCEEDED":
                 if seconds is None:
@@ -394,6 +402,7 @@ class PollSchedule:
                 task.listed = False
                 task.version = next(self._seq)  # its sweep-heap entry dies
                 self._listed.discard(task_id)
+                task.swept_out = True
                 self._ended.append(task_id)
                 ended += 1
             else:
@@ -414,8 +423,11 @@ class PollSchedule:
         self._sweep_fails += 1
         if self._sweep_fails < self._cfg.sweep_failures:
             return False
+        self._stop_sweeping()
+        return True
+
+    def _stop_sweeping(self) -> None:
         self._sweeping = False
         for task_id in list(self._listed):
             task = self._tasks[task_id]
             self._schedule(task, task.due_at)  # refiled on the poll heap, same due time
-        return True

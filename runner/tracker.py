@@ -58,6 +58,7 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             schedule.remove(task_id)
             tasks.pop(task_id, None)
             return
+        sweeping = schedule.sweeping
         if info.terminal:
             schedule.observe(task_id, info.status, seconds=server_seconds(info))
             tasks.pop(task_id, None)
@@ -65,6 +66,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             return
         if schedule.observe(task_id, info.status):
             log.warning("task.stalled", job_id=job.id, name=job.spec.name, task_id=task_id, status=info.status)
+        if sweeping and not schedule.sweeping:
+            log.warning("poll.sweep_off", error="the list showed running tasks as ended")
         if info.status != job.state.task_status:
             await ctx.record(job, TASK_STATUS, task_id=task_id, status=info.status)
 

@@ -252,3 +252,33 @@ def test_a_running_task_due_alone_is_polled_on_its_own() -> None:
     assert polls > 10
     clock.t = wake
     assert s.due() == [] and s.sweep() == frozenset({"a", "b"})  # b is due before a's next poll: one request
+
+
+def test_a_list_that_shows_running_tasks_as_ended_turns_sweeping_off() -> None:
+    clock = ManualClock()
+    s = sweeping(clock)
+    running(s, clock, "a", "b", "c", "d")
+    for lagging in ("a", "b", "c"):
+        clock.t += 1.0
+        covered = s.sweep()
+        assert covered is not None and s.sweeping
+        s.sweep_done(covered, set(covered) - {lagging}, complete=True)
+        assert s.due() == [lagging]
+        s.observe(lagging, "RUNNING")  # its query: not ended at all
+    assert not s.sweeping  # three in a row
+    clock.t += 10.0
+    assert sorted(s.due()) == ["a", "b", "c", "d"]
+
+
+def test_a_true_end_resets_the_count_of_false_ones() -> None:
+    clock = ManualClock()
+    s = sweeping(clock)
+    running(s, clock, "a", "b", "c", "d")
+    for task_id, final in (("a", False), ("b", False), ("c", True), ("d", False), ("a", False)):
+        clock.t += 1.0
+        covered = s.sweep()
+        assert covered is not None
+        s.sweep_done(covered, set(covered) - {task_id}, complete=True)
+        assert s.due() == [task_id]
+        s.observe(task_id, "SUCCEEDED" if final else "RUNNING")
+    assert s.sweeping
