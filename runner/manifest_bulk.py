@@ -13,6 +13,7 @@ for the same text (tested against it), and a manifest with a problem costs a lit
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
@@ -74,6 +75,43 @@ class _Combination:
     quick: bool  # body = prompt + fixed parameters + the seed last: built inline
     idform: str | None
     max_chars: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _EntryShape:
+    """Entries with these keys in this order and values written the same way (plain text, a plain decimal
+    number, double- or single-quoted text), read by one regex over the entry. Each value's pattern accepts
+    exactly the text ``Bulk._read`` would read as that kind, and gives the same value: so an entry this
+    matches has the values and layout ``_read`` would give it."""
+
+    match: Callable[[str], re.Match[str] | None]
+    ints: tuple[int, ...]  # positions of the numbers
+    layout: _Layout
+    lines: int
+
+
+_PLAIN, _INT = "plain", "int"
+
+
+def _entry_shape(
+    keys: tuple[str, ...], written: tuple[str, ...], layout: _Layout, inner: str, text_start: frozenset[str]
+) -> _EntryShape | None:
+    if "" in written:
+        return None
+    start = "".join(re.escape(c) for c in sorted(text_start))
+    patterns = {
+        # _read's first shortcut: a text-start character, no "#", no ": "; here also no space or ":" at the end
+        # (those go through _read, which drops the spaces or gives up), so the group is the value as it is
+        _PLAIN: f"(?![^\\n]*: )([{start}][^\\n#]*)(?<![ :])",
+        _INT: "([1-9][0-9]{0,17})",  # its second: up to 18 ASCII digits, not starting with 0, nothing after
+        '"': '"([^"\\\\\\n]*)" *',  # the line reader's _DOUBLE and _SINGLE, within the line
+        "'": "'([^'\\n]*)' *",
+    }
+    regex = re.escape(inner).join(
+        f"{re.escape(key)}: {patterns[kind]}" for key, kind in zip(keys, written, strict=True)
+    )
+    ints = tuple(k for k, kind in enumerate(written) if kind == _INT)
+    return _EntryShape(re.compile(regex).fullmatch, ints, layout, len(keys))
 
 
 def _layout(keys: tuple[str, ...], kinds: tuple[type, ...]) -> _Layout:
@@ -139,40 +177,38 @@ class Bulk:
 
     def jobs(self) -> list[Any]:
         """Every entry's ``JobSpec``, in order; raises ``GiveUp`` where the general path is needed."""
-        section, scalar, new_job = self.section, self.scalars.scalar, self.new_job
-        text_start, digits = self.scalars.text_start, _DIGITS
-        inner, var_values, known = section.inner, self.var_values, self.known
+        section, new_job = self.section, self.new_job
+        var_values, known = self.var_values, self.known
         default_seed = self.default_fields["seed"][0] if "seed" in self.default_fields else None
         name_ok, placeholders, encode, hash_ = rules.NAME_RE.fullmatch, rules.PLACEHOLDER.findall, _ENCODE, sha256
         layouts: dict[tuple[tuple[str, ...], tuple[type, ...]], _Layout] = {}
+        shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], _EntryShape | None] = {}
         combinations: dict[Any, _Combination] = {}
         names: set[str] = set()
         ids: set[str] = set()
         out: list[Any] = []
         line = section.first_line
+        # The entry shapes last seen, the last matched first: most entries match one of them, and then one regex
+        # reads the whole entry (see _EntryShape); any other entry is read line by line by _read.
+        last: _EntryShape | None = None
+        before: _EntryShape | None = None
+        values: list[Any]
         for i, entry in enumerate(section.entries):
-            pieces = entry.split(inner)
-            raw = dict([piece.split(": ", 1) for piece in pieces])  # ValueError: a line without ": "
-            if len(raw) != len(pieces):
-                raise GiveUp  # a key written twice: the general path words it
-            values: list[Any] = []
-            value: Any
-            for rest in raw.values():  # _Reader.mapping's two shortcuts, then its scalar reader
-                first = rest[0]
-                if first in text_start and "#" not in rest and ": " not in rest:
-                    value = rest.rstrip(" ")
-                    if value[-1] == ":":
-                        raise GiveUp
-                elif first in digits and len(rest) < 19 and rest.isdigit() and rest.isascii() and first != "0":
-                    value = int(rest)
-                else:  # (an empty value, left for the general path: IndexError)
-                    value = scalar(rest.lstrip(" ") if first == " " else rest)
-                values.append(value)
-            keys = tuple(raw)
-            kinds = tuple(map(type, values))
-            layout = layouts.get((keys, kinds))
-            if layout is None:
-                layout = layouts[keys, kinds] = _layout(keys, kinds)
+            m = last.match(entry) if last is not None else None
+            if m is None and before is not None:
+                m = before.match(entry)
+                if m is not None:
+                    last, before = before, last
+            if m is not None:
+                assert last is not None
+                values = list(m.groups())
+                for k in last.ints:
+                    values[k] = int(values[k])
+                layout, lines = last.layout, last.lines
+            else:
+                values, layout, lines, seen = self._read(entry, layouts, shapes)
+                if seen is not None and seen is not last:
+                    last, before = seen, last
             name = values[layout.name_at]
             if name_ok(name) is None or len(name) > rules.MAX_NAME_CHARS:
                 raise GiveUp
@@ -226,10 +262,50 @@ class Bulk:
                 new_job(job_id, name, shape.spec.name, body, shape.size, shape.duration, seed, shape.shot_type, prompt,
                         1, line, shape.tier)
             )  # fmt: skip
-            line += len(pieces)
+            line += lines
         if line - section.first_line != section.lines:
             raise GiveUp  # a line that is neither an entry's first nor one of its others
         return out
+
+    def _read(
+        self,
+        entry: str,
+        layouts: dict[tuple[tuple[str, ...], tuple[type, ...]], _Layout],
+        shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], _EntryShape | None],
+    ) -> tuple[list[Any], _Layout, int, _EntryShape | None]:
+        """One entry read line by line: its values, its layout, its lines and its ``_EntryShape`` (None when a
+        value is of a kind that has none)."""
+        pieces = entry.split(self.section.inner)
+        raw = dict([piece.split(": ", 1) for piece in pieces])  # ValueError: a line without ": "
+        if len(raw) != len(pieces):
+            raise GiveUp  # a key written twice: the general path words it
+        text_start, scalar = self.scalars.text_start, self.scalars.scalar
+        values: list[Any] = []
+        kinds_written: list[str] = []
+        value: Any
+        for rest in raw.values():  # _Reader.mapping's two shortcuts, then its scalar reader
+            first = rest[0]
+            if first in text_start and "#" not in rest and ": " not in rest:
+                value = rest.rstrip(" ")
+                if value[-1] == ":":
+                    raise GiveUp
+                kinds_written.append(_PLAIN)
+            elif first in _DIGITS and len(rest) < 19 and rest.isdigit() and rest.isascii() and first != "0":
+                value = int(rest)
+                kinds_written.append(_INT)
+            else:  # (an empty value, left for the general path: IndexError)
+                value = scalar(rest.lstrip(" ") if first == " " else rest)
+                kinds_written.append(first if first in "'\"" and type(value) is str else "")
+            values.append(value)
+        keys = tuple(raw)
+        kinds = tuple(map(type, values))
+        layout = layouts.get((keys, kinds))
+        if layout is None:
+            layout = layouts[keys, kinds] = _layout(keys, kinds)
+        written = tuple(kinds_written)
+        if (keys, written) not in shapes:
+            shapes[keys, written] = _entry_shape(keys, written, layout, self.section.inner, text_start)
+        return values, layout, len(pieces), shapes[keys, written]
 
     def _prompt(self, i: int, name: str, text: str) -> str:
         """The prompt by ``job_templates`` itself, for a text with literal or unknown braces."""

@@ -232,3 +232,37 @@ def test_the_key_lists_are_the_models() -> None:
     assert tuple(RequestFields.model_fields) == REQUEST_FIELDS
     assert tuple(JobModel.model_fields) == JOB_KEYS
     assert tuple(ManifestModel.model_fields) == TOP_KEYS
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "plain  ",
+        "a:b",
+        "ends:",
+        "a: b",
+        "'single'  ",
+        '"double" ',
+        '"es\\"c"',
+        "007",
+        "0",
+        "12 ",
+        "true",
+        "x # c",
+    ],
+)
+def test_entries_read_by_one_regex_are_read_as_line_by_line(value: str) -> None:
+    """Most entries of a layout are read by one regex (``_EntryShape``): odd values amid them are the same."""
+    lines = ["version: 1", "defaults:", "  model: wan2.6-t2v", "jobs:"]
+    for i in range(12):
+        odd = i == 7
+        lines += [
+            f"  - name: job-{i}",
+            f"    prompt: {value if odd else 'Scene'} {i}",
+            f"    seed: {value if odd else i}",
+        ]
+    text = "\n".join(lines) + "\n"
+    fast, expected = bulk(text), general(text)
+    if fast is not None:
+        assert isinstance(expected, Manifest) and exactly(fast) == exactly(expected), value
