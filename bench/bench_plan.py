@@ -282,7 +282,11 @@ different; and with a larger side corpus of 8,503 manifests (34,020 runs), none 
   general path would question, any error, a name or id used twice, it gives up and the manifest is loaded the
   general way from the start, which finds and words every message as before. A prompt longer than its
   model keeps is the one message it handles itself: the warning is the general path's, placed from the
-  entries' lines where libyaml puts the value. `load_manifest` of the jobs manifest: ~3.0 → ~1.3–1.8 CPU s.
+  entries' lines where libyaml puts the value. An entry whose keys, and the way each value is written
+  (plain, a plain decimal, double- or single-quoted), match one of the last two such shapes seen is read by one
+  regex over the whole entry (each value's pattern accepts exactly what the line-by-line reading reads as that
+  kind, and gives the same value; anything else, e.g. trailing spaces, is read line by line): ~1.2 µs instead
+  of ~4 µs an entry. `load_manifest` of the jobs manifest: ~3.0 → ~1.0–1.5 CPU s.
 - **Cheaper `JobSpec` and `PlannedJob`**: both stay the same frozen slotted dataclasses; they are made through
   a draft class with the same slots (plain attribute stores, then `__class__` is set to the real class, which
   Python allows between classes of the same layout), instead of the generated `__init__`'s
@@ -301,15 +305,16 @@ different; and with a larger side corpus of 8,503 manifests (34,020 runs), none 
 
 ### Where the time goes now (jobs manifest)
 
-About 1.6–2.0 CPU s in all for the table here (`--json` ~0.35 s more), at load ~2: interpreter and imports
-~0.2, `load_manifest` 1.3–1.8 (the cut 0.07–0.09, the header nil, the entries' loop the rest), `build_plan`
+About 1.6–2.5 CPU s in all for the table here (`--json` ~0.3 s more), depending on the machine's load and
+speed that hour: interpreter and imports ~0.2, `load_manifest` 1.0–1.8 (the cut 0.07–0.09, the header nil,
+the entries' loop the rest), `build_plan`
 ~0.15, the table ~0.2 (`--json` ~0.5: the C encoder's pass over each request dict), freeing ~0.06. The
-entries' loop by step, CPU s with a timer around each statement (the timers add ~0.4 s, spread evenly):
+entries' loop by step, CPU s with a timer around each statement (the timers add ~0.4 s, spread evenly),
+measured before the entry regex:
 
 | step of the loop | CPU s |
 |---|---:|
-| split the entry into its `key: value` pieces and a dict | 0.25 |
-| read the values (the line reader's shortcuts), layout by keys and types | 0.35 |
+| read the entry: split into `key: value` pieces, values, layout (now mostly one regex, ~0.15) | 0.6 |
 | name check (regex) | 0.06 |
 | prompt: braces, strip, `format_map` with the vars | 0.17 |
 | seed and value rules, combination look-up | 0.13 |
