@@ -100,19 +100,27 @@ def spawn(argv: list[str], cwd: Path, log: str, env: dict[str, str] | None = Non
 def reap(proc: subprocess.Popen[bytes], started: float, cwd: Path, log: str, timeout: float | None = None) -> Proc:
     """Wait for ``proc`` (``wait4``: its own peak RSS); kill it with SIGKILL past ``timeout``."""
     deadline = None if timeout is None else started + timeout
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+    rss_mb = 0.0
+    while proc.returncode is None:
+        try:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped meanwhile by Popen (poll, or a kill that came after the exit)
+            break
         if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            rss_mb = ru.ru_maxrss / 1024
             break
         if deadline is not None and time.monotonic() > deadline:
             proc.send_signal(signal.SIGKILL)
             deadline = None
         time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    # A process Popen reaped first (it ended before the chaos kill, whose poll() reaps it) has its exit
+    # code but no rusage: its peak RSS reads 0.
+    assert proc.returncode is not None
     return Proc(
         proc.returncode,
         time.monotonic() - started,
-        ru.ru_maxrss / 1024,
+        rss_mb,
         (cwd / f"{log}.out").read_text(encoding="utf-8", errors="replace"),
         (cwd / f"{log}.err").read_text(encoding="utf-8", errors="replace"),
         [str(a) for a in proc.args] if isinstance(proc.args, list) else [],
