@@ -12,8 +12,9 @@ from runner.emulator.config import EmulatorConfig
 from .conftest import assert_complete, assert_never_paid_twice, cli, ledger_lines, write_manifest
 
 JOBS = 12
-#: Task times drawn from the 1-5 min shape, compressed so a task takes ~0.4-2 real seconds.
-SPEED = 150.0
+#: Task times drawn from the 1-5 min shape, compressed so a task takes ~1-5 real seconds: long enough that
+#: following each task on its own costs several queries a task.
+SPEED = 60.0
 POLL = ("--expected-task-time", "1", "--min-poll-interval", "0.02")
 
 
@@ -39,8 +40,8 @@ def test_running_tasks_are_followed_by_sweeps(tmp_path: Path, emulator: Any) -> 
     running = [line for line in ledger_lines(out) if line["event"] == "task.status" and line["status"] == "RUNNING"]
     assert running, "no task was seen RUNNING"
     # A task found gone from RUNNING is queried once for its outcome, so a task costs about its first poll and
-    # that query (measured: 19 queries for 12 jobs; 29-30 when every task is polled on its own).
-    assert stats["queries"] <= 2 * JOBS, stats["queries"]
+    # that query (measured under load: 19 queries for 12 jobs; 61 when every task is polled on its own).
+    assert stats["queries"] <= 3 * JOBS, stats["queries"]
 
 
 def test_a_failing_list_api_turns_sweeps_off_and_the_run_completes(tmp_path: Path, emulator: Any) -> None:
