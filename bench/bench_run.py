@@ -756,8 +756,12 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
             "request for all of them (`GET /api/v1/tasks?status=RUNNING`), at most 8 a second (`POLL_SHARE` × "
             "half the list API's own 20 QPS), in real seconds: a sweep every 125 ms at best, a mean delay of "
             f"≈ 60 ms plus the query that fetches the outcome, ≈ {6 / t:.0f} % of T. Before sweeps (polls only, "
-            "8 a second shared by k tasks in the dense phase) it was 227 ms and ÷ bound 1.16 (2026-12-02). At "
-            "real task times (minutes) the budget is no limit: 2 % of a 60-s task is 1.2 s."
+            "8 a second shared by k tasks in the dense phase) it was 227 ms and ÷ bound 1.16 (2026-12-02). "
+            "≤ 1.03 is out of reach within half of each quota here: it leaves 0.03 × the bound ≈ 1.8 s for "
+            f"{math.ceil(n / C)} waves, less the 0.4 s the first creates are spaced, ≈ 35 ms of detection delay a "
+            "wave: a sweep every ≈ 50 ms plus the outcome query, 20 sweeps a second, twice the 10 the issue "
+            "allows of the list API's 20. At real task times (minutes) the budget is no limit: 2 % of a 60-s task "
+            "is 1.2 s."
         )
         add("")
     add("## Detection delay")
