@@ -172,8 +172,6 @@ class RunContext:
     done: Flag = field(default_factory=Flag)  # every job reached a final state
     open_jobs: set[str] = field(default_factory=set)  # jobs this run still works on
     left: set[str] = field(default_factory=set)  # jobs this run will not touch (max-jobs, drain, failed)
-    queries: int = 0  # task GETs sent (benchmark: queries per task)
-    lists: int = 0  # list requests sent (poll sweeps, reconcile)
     throttled: int = 0  # 429 answers seen
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[], None] | None = None  # the progress display's hook
@@ -242,10 +240,6 @@ class RunContext:
             ok, _ = await self.until_stop(limiter.acquire())
             if not ok:
                 raise Stopped
-            if op == "get":
-                self.queries += 1
-            elif op == "list":
-                self.lists += 1
             try:
                 ok, result = await self.until_stop(fn())
             except ApiError as exc:

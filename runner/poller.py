@@ -34,7 +34,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from runner.limits import Clock
 from runner.task_times import DurationStats, Expectation
@@ -92,11 +92,12 @@ class _Task:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """What a sweep's answer changed: tasks first seen RUNNING (for the ledger) and tasks newly stalled."""
+    """What a sweep's answer changed: tasks first seen RUNNING (for the ledger), tasks newly stalled, and how
+    many covered tasks it found ended."""
 
-    running: list[str] = field(default_factory=list)
-    stalled: list[str] = field(default_factory=list)
-    ended: int = 0
+    running: list[str]
+    stalled: list[str]
+    ended: int
 
 
 class PollSchedule:
@@ -387,8 +388,9 @@ class PollSchedule:
         now = self._clock.now() if at is None else at
         self._sweep_out = None
         self._sweep_fails = 0
-        result = SweepResult()
         running = set(running)
+        seen_running: list[str] = []
+        stalled: list[str] = []
         ended = 0
         for task_id in covered:
             task = self._tasks.get(task_id)
@@ -397,7 +399,7 @@ class PollSchedule:
             task.polls += 1
             if task_id in running:
                 if self._still_running(task, now):
-                    result.stalled.append(task_id)
+                    stalled.append(task_id)
             elif complete:
                 task.listed = False
                 task.version = next(self._seq)  # its sweep-heap entry dies
@@ -412,12 +414,12 @@ class PollSchedule:
             task = self._tasks.get(task_id)
             if task is not None and not task.listed and not task.outstanding and task.status == "PENDING":
                 task.status = "RUNNING"
-                result.running.append(task_id)
+                seen_running.append(task_id)
                 if self._still_running(task, now):
-                    result.stalled.append(task_id)
-        return SweepResult(result.running, result.stalled, ended)
+                    stalled.append(task_id)
+        return SweepResult(seen_running, stalled, ended)
 
-    def sweep_failed(self, covered: Collection[str]) -> bool:
+    def sweep_failed(self) -> bool:
         """A sweep got no answer. True when this failure stops sweeping for the run (tasks go back to polls)."""
         self._sweep_out = None
         self._sweep_fails += 1

@@ -83,7 +83,7 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
         except Stopped:
             return
         except ApiError as exc:
-            if schedule.sweep_failed(covered):
+            if schedule.sweep_failed():
                 log.warning("poll.sweep_off", error=str(exc))
             else:
                 log.info("poll.sweep_error", error=str(exc))

@@ -26,14 +26,20 @@ def _events(stderr: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_running_tasks_are_followed_by_sweeps(tmp_path: Path, emulator: Any) -> None:
-    emu = emulator(speed=SPEED, task_time=None, seed=5)
+def _run(tmp_path: Path, emu: Any) -> tuple[Path, str]:
+    """Run JOBS jobs against ``emu`` to completion and check none is lost or paid twice: (out, stderr)."""
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
     r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *POLL, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, JOBS)
     assert_never_paid_twice(emu, out)
+    return out, r.stderr
+
+
+def test_running_tasks_are_followed_by_sweeps(tmp_path: Path, emulator: Any) -> None:
+    emu = emulator(speed=SPEED, task_time=None, seed=5)
+    out, _ = _run(tmp_path, emu)
     stats = emu.stats()
     assert stats["requests"].get("list", 0) > 0  # sweeps went
     assert stats["throttled_total"] == 0
@@ -46,12 +52,7 @@ def test_running_tasks_are_followed_by_sweeps(tmp_path: Path, emulator: Any) -> 
 
 def test_a_failing_list_api_turns_sweeps_off_and_the_run_completes(tmp_path: Path, emulator: Any) -> None:
     emu = emulator(speed=SPEED, task_time=None, seed=5, faults=EmulatorConfig.parse_faults(["500@list=1"]))
-    manifest = write_manifest(tmp_path / "m.yaml", JOBS)
-    out = tmp_path / "out"
-    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *POLL, cwd=tmp_path, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert_complete(out, JOBS)
-    assert_never_paid_twice(emu, out)
-    names = [e.get("event") for e in _events(r.stderr)]
+    _, stderr = _run(tmp_path, emu)
+    names = [e.get("event") for e in _events(stderr)]
     assert names.count("poll.sweep_off") == 1, names
     assert emu.stats()["requests"]["list"] == 3  # PollConfig.sweep_failures, then never again

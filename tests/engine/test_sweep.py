@@ -10,18 +10,9 @@ from hypothesis import strategies as st
 
 from runner.poller import PollConfig, PollSchedule
 
+from .test_poller import ManualClock
+
 M = "wan2.6-t2v"
-
-
-class ManualClock:
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - never used by the schedule
-        self.t += seconds
 
 
 def sweeping(clock: ManualClock, **kw: float) -> PollSchedule:
@@ -140,7 +131,7 @@ def test_failed_sweeps_stop_sweeping_and_tasks_return_to_polls() -> None:
         clock.t += 1.0
         covered = s.sweep()
         assert covered is not None, attempt
-        assert s.sweep_failed(covered) is (attempt == 2)
+        assert s.sweep_failed() is (attempt == 2)
     assert not s.sweeping
     assert sorted(s.due()) == ["a", "b"]
     assert s.sweep() is None
@@ -155,7 +146,7 @@ def test_a_success_resets_the_failure_count() -> None:
         covered = s.sweep()
         assert covered is not None
         if fail:
-            assert not s.sweep_failed(covered)
+            assert not s.sweep_failed()
         else:
             s.sweep_done(covered, {"a", "b"}, complete=True)
     assert s.sweeping
