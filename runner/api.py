@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from runner.errors import (
     ApiError,
     ConnectionLost,
+    ForeignAnswer,
     PermanentError,
     RateLimited,
     RequestTimeout,
@@ -43,6 +44,7 @@ from runner.errors import (
     TransientError,
 )
 from runner.poller import FINAL_STATUSES
+from runner.server_clock import ServerClock
 
 __all__ = [
     "CREATE_PATH",
@@ -261,8 +263,12 @@ class _Wire(BaseModel):
 _M = TypeVar("_M", bound=_Wire)
 
 
+#: What a task id may look like (the service's are UUIDs): an empty or odd one proves nothing (issue 13).
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
 class _CreateOutput(_Wire):
-    task_id: str
+    task_id: str = Field(pattern=TASK_ID_PATTERN)
     task_status: str
 
 
@@ -348,6 +354,8 @@ def _error_for_status(
         return RequestTimeout(message, retry_after=retry_after, **kw)
     if status >= 500:
         return ServerError(message, retry_after=retry_after, **kw)
+    if code is None:  # not the service's verdict: a proxy's or gateway's page (issue 13)
+        return ForeignAnswer(message, retry_after=retry_after, **kw)
     return PermanentError(message, **kw)
 
 
@@ -365,12 +373,20 @@ async def _on_headers_sent(
 class DashScopeClient:
     """Async context manager owning one ``aiohttp.ClientSession``.
 
-    ``clock`` gives wall-clock seconds for HTTP-date ``Retry-After`` values (injectable for tests).
+    ``clock`` gives wall-clock seconds for HTTP-date ``Retry-After`` values (injectable for tests);
+    ``server_clock`` learns the server's clock from every answer's ``Date`` header.
     """
 
-    def __init__(self, config: ApiConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        server_clock: ServerClock | None = None,
+    ) -> None:
         self._config = config
         self._clock = clock
+        self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
         self._session: aiohttp.ClientSession | None = None
         # built once: at hundreds of requests a second, rebuilding them per request shows in the profile
         self._header_sets = {op: self._build_headers(op) for op in get_args(Op)}
@@ -431,6 +447,8 @@ class DashScopeClient:
         data, headers = await self._request("get", "GET", f"/tasks/{_quote_id(task_id)}")
         answer = self._parse(_TaskAnswer, data, "get", headers)
         out = answer.output
+        if out.task_id != task_id:  # a cache or proxy answered for another task: this says nothing of ours
+            raise self._bad_answer("get", 200, data, headers)
         return TaskInfo(
             task_id=out.task_id,
             status=out.task_status,
@@ -522,6 +540,7 @@ class DashScopeClient:
         timeout = self._timeouts[op]
         flag: dict[str, bool] = {"sent": False}
         url = self._config.root + path
+        sent_at = self._clock()
         try:
             async with self._session.request(
                 method,
@@ -546,6 +565,7 @@ class DashScopeClient:
             raise self._transport_error(ConnectionLost, op, exc, flag["sent"], "connection failed") from None
         except OSError as exc:
             raise self._transport_error(ConnectionLost, op, exc, flag["sent"], "connection failed") from None
+        self.server_clock.observe(headers.get("date"), sent_at, self._clock())
         if 200 <= status < 300:
             return raw, headers
         raise self._http_error(op, status, raw, headers)

@@ -8,7 +8,8 @@ Algorithm (one lock, so it holds for asyncio tasks and threads alike):
   reservation is written there before the request leaves. A refusal leaves the job for a later run.
 * ``settle(job, billed)`` when the task succeeded (the cost from its ``usage``), or when it expired
   unsaved (paid, lost: the reservation becomes spending);
-* ``release(job)`` when the task failed or was canceled (neither is billed), or the request was refused.
+* ``release(job)`` when the task failed or was canceled (neither is billed), or the request was refused with
+  the service's code; never for a task that exists or may exist (an outage, a lost answer: undecided).
 
 ``observe()`` maps the run's ledger events to those calls, so the stages only need the one ``reserve``
 gate. Jobs already in flight when a run resumes are ``inherit``-ed: the daily ledger keeps (or takes) their
@@ -271,10 +272,10 @@ class MoneyGuard:
                 self.settle(job_id, amount)  # paid and lost
         elif event == "canceled":
             self.release(job_id)
-        elif event == "failed":
-            stage, code = fields.get("stage"), fields.get("code")
-            if stage == "task" or (stage == "submit" and code != "Unreconciled"):
-                self.release(job_id)  # an unreconciled create may have made a billed task: keep it
+        elif event == "failed" and fields.get("kind") in ("refused", "task"):
+            # released only when the server proved nothing bills: the create was refused with its code, or the
+            # task FAILED. A job whose task exists or may exist keeps its reservation (issue 14), also across runs.
+            self.release(job_id)
 
     # ------------------------------------------------------------------------------------------ reading
 

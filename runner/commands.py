@@ -24,6 +24,7 @@ from typing import Any
 from runner import log as runlog
 from runner.api import ApiConfig, DashScopeClient
 from runner.budget import MoneyGuard, guard_from_args
+from runner.claims import Claims
 from runner.context import PipelineConfig
 from runner.errors import ApiError, ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
@@ -32,9 +33,10 @@ from runner.models import DEFAULT_REGION, REGIONS
 from runner.notify import notify_after_run
 from runner.pipeline import Outcome, Pipeline
 from runner.poller import POLL_SHARE, PollConfig, PollSchedule
+from runner.spend import default_state_dir
 from runner.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 KEY_ENV = "DASHSCOPE_API_KEY"
 BASE_URL_ENV = "DASHSCOPE_HTTP_BASE_URL"
 MANIFEST_SNAPSHOT = "manifest.yaml"
@@ -114,8 +116,10 @@ def run_command(args: argparse.Namespace) -> int:
             reconcile_delay=min(1.0, follow),
         )
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
+        state_dir = getattr(args, "state_dir", None)
+        claims = Claims(Path(state_dir) if state_dir else default_state_dir(), out, url)
         started = time.monotonic()
-        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard))
+        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, claims))
         _write_gallery(out, outcome)
     except LedgerError as e:
         _err(str(e))
@@ -151,7 +155,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    cfg: PipelineConfig, manifest: Any, api: ApiConfig, poll: PollConfig, guard: MoneyGuard | None = None
+    cfg: PipelineConfig,
+    manifest: Any,
+    api: ApiConfig,
+    poll: PollConfig,
+    guard: MoneyGuard | None = None,
+    claims: Claims | None = None,
 ) -> Outcome:
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -167,8 +176,9 @@ async def _run(
     interactive = sys.stderr.isatty()
     async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:
         pipeline = Pipeline(
-            cfg, manifest.jobs, client=client, ledger=ledger, state=state, limits=limits, schedule=schedule
-        )
+            cfg, manifest.jobs, client=client, ledger=ledger, state=state, limits=limits, schedule=schedule,
+            claims=claims,
+        )  # fmt: skip
         if guard is not None:
             pipeline.ctx.guard = guard
             guard.start(state.jobs.items())
@@ -250,8 +260,20 @@ def _print_outcome(outcome: Outcome, out: Path) -> None:
     print(f"{out}: {counts or 'no jobs'}")
     for f in outcome.failures:
         print(f"  failed: {f['name']}: {f['code']}: {f['message']}")
+    for u in outcome.undecided:
+        why = u["reason"] or "its create's answer proved nothing; the next run reconciles it"
+        tasks = f" (tasks {', '.join(map(str, u['candidates']))})" if u["candidates"] else ""
+        print(f"  undecided (may be paid, nothing sent again): {u['name']}: {why}{tasks}")
     if outcome.orphans:
-        print(f"  {len(outcome.orphans)} job(s) in the ledger are no longer in the manifest (left untouched)")
+        print(
+            f"  {len(outcome.orphans)} job(s) in the ledger are no longer in the manifest "
+            "(a task they made is still followed and saved)"
+        )
+    if outcome.refusal is not None:
+        r = outcome.refusal
+        rid = f" (request_id {r.request_id})" if r.request_id else ""
+        print(f"the account refused work: {r.code}: {r.message}{rid}", file=sys.stderr)
+        print("  no job is blamed; fix it and run the same command again", file=sys.stderr)
     if outcome.exit_code == EXIT_INTERRUPTED:
         print("interrupted: state saved; run the same command again to resume", file=sys.stderr)
     elif outcome.exit_code != EXIT_OK and outcome.left:
@@ -287,6 +309,11 @@ def status_command(args: argparse.Namespace) -> int:
     for f in summary["failures"]:
         rid = f" (request_id {f['request_id']})" if f.get("request_id") else ""
         print(f"  failed: {f['name']}: {f['code']}: {f['message']}{rid}")
+    for u in summary["undecided"]:
+        tasks = f" (tasks {', '.join(u['candidates'])})" if u["candidates"] else ""
+        print(f"  undecided (may be paid, not yet saved): {u['name']}: {u['reason']}{tasks}")
+    if summary["orphans"]:
+        print(f"  no longer in the manifest (a paid task is still saved): {', '.join(summary['orphans'][:20])}")
     return EXIT_OK
 
 

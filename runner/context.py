@@ -10,10 +10,14 @@ progress display from memory always agree.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -21,9 +25,12 @@ import structlog
 
 from runner.api import Action, DashScopeClient, Op, classify
 from runner.budget import MoneyGuard
+from runner.claims import Claims
 from runner.download import DEFAULT_MAX_BYTES
 from runner.errors import ApiError, RateLimited
 from runner.limits import Limits
+from runner.matching import lookalike_key
+from runner.server_clock import ServerClock
 from runner.state import FINAL_STATES, JobState, Line, RunState
 
 log = structlog.get_logger("wanbatch.run")
@@ -115,8 +122,10 @@ class PipelineConfig:
     drain: bool = False
     poll_interval: float = 6.0  # between two queries of a task followed by reconcile
     reconcile_delay: float = 1.0  # wait after an ambiguous create before listing (the list may lag)
-    reconcile_slack: float = 600.0  # a candidate created this long before the intent is not ours
-    max_reconciles: int = 5  # ambiguous creates of one job before it is failed
+    reconcile_slack: float = 2.0  # seconds added on each side of an intent's window, beyond the clock's error
+    crash_window: float = 5.0  # an intent whose run died: its task was made at most this long after the run's last line
+    undecided_rounds: int = 4  # reconciles that found look-alikes it could not tell apart, before the user is told
+    max_outage: float = 1800.0  # seconds a job waits on an unreachable list/query API before the run leaves it
     task_retries: int = 2  # retryable task failures resubmitted inside the run
     download_retries: int = 4
     download_workers: int = 4
@@ -128,6 +137,15 @@ class PipelineConfig:
     submit_window: int = 64
 
 
+@dataclass(frozen=True)
+class AccountRefusal:
+    """The account (or its key) refused work: no job is to blame; the run stops submitting (exit 4)."""
+
+    code: str
+    message: str
+    request_id: str | None = None
+
+
 @dataclass
 class Job:
     """One job of this run: its spec and what the run knows of it beyond the ledger."""
@@ -136,16 +154,28 @@ class Job:
     state: JobState
     slot: bool = False  # holds an in-flight slot of its model
     submit_errors: int = 0  # consecutive failed create attempts of the current submission
-    reconciles: int = 0
     task_failures: int = 0
     download_failures: int = 0
     stalled: bool = False
     submitted_at: float | None = None  # limiter-clock time of the current task's submission (poll schedule)
     unanswered: bool = False  # admitted by take_slot, its create not answered yet (counts in the window)
+    reconciling: bool = False  # a reconcile of this job is under way (one at a time)
+    seen: bool = False  # a query answered about the current task this run (its id is real)
 
     @property
     def id(self) -> str:
         return self.spec.job_id
+
+    @cached_property
+    def body_digest(self) -> str:
+        """sha256 of the request body (sorted keys): two runs' intents with equal digests ask for the same video."""
+        text = json.dumps(self.spec.request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @cached_property
+    def group(self) -> str:
+        """The look-alike group (``runner.matching``): at most one of its creates is unanswered at a time."""
+        return lookalike_key(self.spec)
 
     @property
     def model(self) -> str:
@@ -176,10 +206,96 @@ class RunContext:
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[], None] | None = None  # the progress display's hook
     guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/budget.py): settles from the events
+    claims: Claims | None = None  # the host's register of intents and claimed tasks (runner/claims.py)
+    refusal: AccountRefusal | None = None  # set once the account refused work (the run then only drains)
+    last_seen: float | None = None  # ts of the ledger's last job line before this run (when a dead run last wrote)
+    open_groups: dict[str, str] = field(default_factory=dict)  # look-alike group -> the job whose create is open
+    _parked: dict[str, deque[Job]] = field(default_factory=dict)  # jobs waiting for their group, to submit
+    _group_waiters: dict[str, deque[tuple[Job, asyncio.Future[None]]]] = field(default_factory=dict)  # to reconcile
     _seq: int = 0
     _unanswered: int = 0  # jobs with ``unanswered`` set
     _window_open: Flag = field(default_factory=lambda: _set(Flag()))  # set while _unanswered < submit_window
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
+
+    @property
+    def server_clock(self) -> ServerClock:
+        return self.client.server_clock
+
+    def task_age(self, st: JobState) -> float:
+        """Seconds since the job's current task was answered, by the server's clock (the retention's): the host
+        time of the answer moved by the offset measured when its intent was written (0 when not known)."""
+        answered = st.answered_at if st.answered_at is not None else st.updated
+        skew = st.intent_skew if st.intent_skew is not None else 0.0
+        return self.server_clock.now() - (answered + skew)
+
+    # -- the account refusing work ---------------------------------------------------------------------------
+
+    def refuse(self, code: str, message: str, request_id: str | None = None) -> None:
+        """The account refused work: stop submitting (tasks already made are still followed and saved)."""
+        if self.refusal is None:
+            self.refusal = AccountRefusal(code, message, request_id)
+            log.error("run.refused", code=code, message=message, request_id=request_id)
+        self.draining.set()
+
+    def account_unknown_task(self, job: Job, task_id: str) -> None:
+        """A task this run has seen is UNKNOWN to the server under this key, long before its retention ends:
+        the key is another account's (a rotation). Not the job's fault, and the task is not expired."""
+        self.refuse(
+            "UnknownTasks",
+            f"the server does not know task {task_id} (job {job.spec.name}) under this API key, though it is "
+            "younger than the 24-h retention: the key belongs to another account than the one that made the "
+            "run's tasks; set the key of that account and run the same command again",
+        )
+        self.leave(job, "account")
+
+    # -- look-alike groups: one unanswered create each (issue 13) -------------------------------------------
+
+    def open_group(self, job: Job) -> bool:
+        """Let ``job`` send a create for its group if no other job of it has one unanswered; else park the job
+        (the submitter gets it back once the group closes) and say False."""
+        holder = self.open_groups.get(job.group)
+        if holder is None or holder == job.id:
+            self.open_groups[job.group] = job.id
+            return True
+        self._parked.setdefault(job.group, deque()).append(job)
+        return False
+
+    async def wait_group(self, job: Job) -> bool:
+        """Take ``job``'s group for a reconcile, waiting behind the group's open create (waiters go in the
+        order they came: intent order on resume); False when the run stops first."""
+        holder = self.open_groups.get(job.group)
+        if holder is None or holder == job.id:
+            self.open_groups[job.group] = job.id
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._group_waiters.setdefault(job.group, deque()).append((job, fut))
+        ok, _ = await self.until_stop(fut)
+        return ok
+
+    def close_group(self, job: Job) -> None:
+        """``job``'s create is answered (or it sends none): the group's next waiter may go — a reconcile first,
+        then a parked submission."""
+        if self.open_groups.get(job.group) != job.id:
+            return
+        del self.open_groups[job.group]
+        waiters = self._group_waiters.get(job.group)
+        while waiters:
+            nxt, fut = waiters.popleft()
+            if not fut.done():
+                self.open_groups[job.group] = nxt.id
+                fut.set_result(None)
+                return
+        parked = self._parked.get(job.group)
+        if parked:
+            nxt = parked.popleft()
+            self.submit_queues[nxt.spec.model].put_nowait(nxt)
+
+    def parked_jobs(self) -> list[Job]:
+        """Jobs waiting for their group to submit (a drain leaves them)."""
+        out = [job for waiting in self._parked.values() for job in waiting]
+        for waiting in self._parked.values():
+            waiting.clear()
+        return out
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` under the run's TaskGroup (so an interrupt ends it with everything else)."""

@@ -13,7 +13,8 @@
     │   │   ├── RateLimited         429 Throttling*; retry_after from the server when it sent one
     │   │   ├── ServerError         5xx
     │   │   ├── RequestTimeout      no answer in time (the request may have reached the server)
-    │   │   └── ConnectionLost      reset/refused/closed (may or may not have reached the server)
+    │   │   ├── ConnectionLost      reset/refused/closed (may or may not have reached the server)
+    │   │   └── ForeignAnswer       a 4xx that is not the service's (no DashScope code: a proxy's page)
     │   └── PermanentError          the API refused with a code that retrying cannot change (400/401/403/404)
     ├── DownloadError               a video could not be fetched or verified
     │   ├── UrlExpired              the signed URL is no longer valid (403/expired): query the task again
@@ -127,8 +128,35 @@ class ConnectionLost(TransientError):
     """The connection failed or closed without an answer."""
 
 
+class ForeignAnswer(TransientError):
+    """A 4xx answer without a DashScope error code: a proxy's or gateway's page, not the service's verdict.
+
+    It proves nothing about the request: a create may have made a task behind the proxy (reconcile), and a
+    query says nothing about the task (ask again later)."""
+
+
 class PermanentError(ApiError):
     """Refused with a code that retrying cannot change."""
+
+
+#: Codes with which the account, not the request, is refused (docs/ERRORS.md): a key, billing or access problem.
+#: Nothing was made, no job is to blame, and every other request would be refused alike.
+ACCOUNT_CODES = frozenset(
+    {"InvalidApiKey", "Arrearage", "AccessDenied", "AccessDenied.Unpurchased", "Model.AccessDenied",
+     "Workspace.AccessDenied", "AllocationQuota.FreeTierOnly", "ModelNotFound", "WorkSpaceNotFound",
+     "CommodityNotPurchased", "PrepaidBillOverdue", "PostpaidBillOverdue"}
+)  # fmt: skip
+
+
+def account_level(exc: ApiError) -> bool:
+    """True when ``exc`` is the account refusing work rather than this request being wrong: one of
+    ``ACCOUNT_CODES``, any other 401 or 403, or 400 InvalidParameter "Model not exist." (a model this account or
+    region does not offer)."""
+    if exc.code in ACCOUNT_CODES:
+        return True
+    if isinstance(exc, PermanentError) and exc.status in (401, 403):
+        return True
+    return exc.code == "InvalidParameter" and "model not exist" in (exc.message or "").lower()
 
 
 class DownloadError(WanbatchError):

@@ -27,8 +27,9 @@ from runner.download import Expect, Retry, download, release_heap, video_filenam
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
 from runner.poster import ensure_poster
-from runner.state import DOWNLOADED, EXPIRED, SUCCEEDED
+from runner.state import DOWNLOADED, NOT_SAVED, SUCCEEDED
 from runner.submitter import fail
+from runner.tracker import on_unknown
 
 VIDEOS = "videos"
 #: A URL this close to its expiry is refreshed before the download starts.
@@ -42,8 +43,9 @@ _STALE_REFRESHES = 1
 PosterMaker = Callable[[Path], Path | None]
 
 
-def _expired(expires: float | None) -> bool:
-    return expires is not None and expires <= time.time() + _EXPIRY_MARGIN
+def _expired(ctx: RunContext, expires: float | None) -> bool:
+    """The URL's ``Expires`` (the server's clock) has passed, by the server's clock as measured here."""
+    return expires is not None and expires <= ctx.server_clock.now() + _EXPIRY_MARGIN
 
 
 def video_path(job: Job) -> Path:
@@ -101,12 +103,12 @@ async def fetch_one(
     stale = 0  # refreshes in a row that answered an already-expired URL
     while True:
         url = job.state.video_url
-        if not url or _expired(job.state.url_expires):
+        if not url or _expired(ctx, job.state.url_expires):
             if stale > _STALE_REFRESHES:
                 expires = job.state.url_expires
                 when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires)) if expires else "?"
                 message = f"the task keeps answering a video URL that expired at {when}"
-                await fail(ctx, job, "download", "UrlExpired", message, task_id=job.state.task_id)
+                await fail(ctx, job, "download", "UrlExpired", message, task_id=job.state.task_id, kind=NOT_SAVED)
                 return
             if stale and not await ctx.sleep(min(10.0, 0.5 * 2**stale)):
                 raise Stopped
@@ -123,7 +125,10 @@ async def fetch_one(
             log.info("download.url_expired", job_id=job.id, name=job.spec.name)
             failures += 1
             if failures > ctx.cfg.download_retries:
-                await fail(ctx, job, "download", "UrlExpired", "the video URL kept expiring", task_id=job.state.task_id)
+                await fail(
+                    ctx, job, "download", "UrlExpired", "the video URL kept expiring", task_id=job.state.task_id,
+                    kind=NOT_SAVED,
+                )  # fmt: skip
                 return
             if not await refresh(ctx, job):
                 return
@@ -134,7 +139,9 @@ async def fetch_one(
             final = isinstance(exc, DownloadRefused) or failures > ctx.cfg.download_retries
             log.warning("download.error", job_id=job.id, name=job.spec.name, error=str(exc), final=final)
             if final:
-                await fail(ctx, job, "download", type(exc).__name__, str(exc), task_id=job.state.task_id)
+                await fail(
+                    ctx, job, "download", type(exc).__name__, str(exc), task_id=job.state.task_id, kind=NOT_SAVED
+                )
                 return
             if not await ctx.sleep(min(30.0, 0.5 * 2**failures)):
                 raise Stopped from None
@@ -175,16 +182,22 @@ def poster_then_trim(poster: PosterMaker, video: Path) -> str | None:
 
 
 async def refresh(ctx: RunContext, job: Job) -> bool:
-    """Ask the task for a fresh video URL; False when the job ended instead (expired or failed)."""
+    """Ask the task for a fresh video URL; False when the job ended instead (expired or failed). A query that
+    fails is asked again with back-off for as long as the run lasts: the video is paid for (issue 14)."""
     task_id = job.state.task_id
     if task_id is None:
-        await fail(ctx, job, "download", "NoTask", "no task id to ask for a video URL")
+        await fail(ctx, job, "download", "NoTask", "no task id to ask for a video URL", kind=NOT_SAVED)
         return False
-    try:
-        info = await ctx.call("get", lambda: ctx.client.get(task_id))
-    except ApiError as exc:
-        await fail(ctx, job, "download", exc.code or "QueryFailed", str(exc), exc.request_id, task_id)
-        return False
+    errors = 0
+    while True:
+        try:
+            info = await ctx.call("get", lambda: ctx.client.get(task_id))
+            break
+        except ApiError as exc:
+            errors += 1
+            log.warning("download.refresh_error", job_id=job.id, name=job.spec.name, errors=errors, error=str(exc))
+            if not await ctx.sleep(min(60.0, 2.0**errors)):
+                raise Stopped from None
     if info.status == "SUCCEEDED" and info.video_url:
         if info.video_url == job.state.video_url and info.url_expires == job.state.url_expires:
             return True  # nothing new to record
@@ -203,13 +216,12 @@ async def refresh(ctx: RunContext, job: Job) -> bool:
         )
         return True
     if info.status == "UNKNOWN":
-        await ctx.record(job, EXPIRED, task_id=task_id)
-        log.warning("job.expired", job_id=job.id, name=job.spec.name, task_id=task_id)
-        ctx.settle(job)
+        await on_unknown(ctx, job, task_id)
         return False
     await fail(
-        ctx, job, "download", info.code or "NoVideo", f"task is {info.status} with no video URL", task_id=task_id
-    )
+        ctx, job, "download", info.code or "NoVideo", f"task is {info.status} with no video URL", task_id=task_id,
+        kind=NOT_SAVED,
+    )  # fmt: skip
     return False
 
 

@@ -4,15 +4,20 @@
 its last known state says it belongs (DESIGN.md "Resume rules"):
 
 * no line yet, or ``planned`` → the submit queue (``--max-jobs`` caps how many new ones go);
-* ``submitting`` without an answer → reconcile (``reconcile.py``): the create may have made a task;
+* ``submitting`` without an answer (undecided) → reconcile (``reconcile.py``), one look-alike group at a
+  time in intent order: the create may have made a task;
 * ``pending`` / ``running`` → the tracker; never submitted again;
 * ``succeeded`` → the downloader (which asks the task for a fresh URL when it expired);
 * ``downloaded`` → nothing, if the file is there with its sha256; otherwise the downloader;
 * ``expired`` (paid, video lost) → left alone unless ``--regenerate-expired``;
-* ``failed`` → left alone unless ``--retry-failed``; then a job that failed at the
-  download stage goes back to the downloader (its task succeeded and billed), the others are submitted
-  again; ``canceled`` → left alone;
-* ledger jobs the manifest no longer has → reported (``orphans``), never touched.
+* ``failed`` → left alone unless ``--retry-failed`` (then a refused create or a FAILED task is submitted
+  again); a paid video that could not be saved goes back to the downloader (also without the flag, unless
+  it was refused for its size or its URL kept expiring); ``canceled`` → left alone;
+* ledger jobs the manifest no longer has (``orphans``): a task they may have paid for is still reconciled,
+  followed and downloaded under the old name; the others are never touched.
+
+Before anything is sent, a resumed run asks the server about its youngest tasks: when it knows none of them
+under this key, the key is another account's, and the run stops (exit 4) instead of expiring or resending.
 
 Rate and concurrency are separate limits (aiometer style): a per-model sliding-window submit limiter and a
 per-model in-flight cap held from submission until the task is final, plus one shared query limiter.
@@ -31,18 +36,22 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+from runner.admission import submitter
 from runner.api import DashScopeClient
-from runner.context import Job, Ledger, PipelineConfig, RunContext, Spec, log
+from runner.claims import Claims
+from runner.context import AccountRefusal, Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
 from runner.download import sha256_file
+from runner.errors import ApiError
 from runner.fetcher import fetcher
 from runner.limits import Limits
-from runner.models import MODELS
+from runner.models import MODELS, RETENTION_SECONDS
 from runner.poller import PollSchedule
 from runner.reconcile import reconcile
-from runner.state import PLANNED, RUN_FINISHED, STATES, JobState, RunState
-from runner.submitter import submitter
+from runner.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, JobState, RunState
 from runner.tracker import tracker
 
 __all__ = ["Outcome", "Pipeline", "PipelineConfig"]
@@ -61,6 +70,8 @@ class Outcome:
     left: list[str] = field(default_factory=list)  # names of jobs not finished (not submitted, failed, …)
     orphans: list[str] = field(default_factory=list)  # ledger jobs no longer in the manifest
     failures: list[dict[str, object]] = field(default_factory=list)
+    undecided: list[dict[str, Any]] = field(default_factory=list)  # creates that may have made a task
+    refusal: AccountRefusal | None = None  # the account refused work (exit 4)
 
 
 class Pipeline:
@@ -77,8 +88,11 @@ class Pipeline:
         limits: Limits,
         schedule: PollSchedule,
         on_change: Callable[[], None] | None = None,
+        claims: Claims | None = None,
     ) -> None:
-        self.ctx = RunContext(cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change)
+        self.ctx = RunContext(
+            cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims
+        )
         self.specs = list(specs)
         self.schedule = schedule
         self.interrupts = 0
@@ -98,18 +112,21 @@ class Pipeline:
         """Resume or start the run, work until every job is settled or the run is interrupted."""
         ctx = self.ctx
         await self._place_jobs()
+        await self._check_account()
         if not ctx.open_jobs:
             ctx.done.set()
         models = sorted({j.spec.model for j in ctx.jobs.values()})
         try:
             async with asyncio.TaskGroup() as tg:
                 ctx.group = tg
+                # Reconciles first, in intent order: each takes its look-alike group before any submitter can,
+                # so a group's undecided creates are decided one at a time, oldest first, before it sends more.
+                for job in sorted(self._to_reconcile, key=lambda j: j.state.intent_ts or j.state.updated):
+                    tg.create_task(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
                 for model in models:
                     tg.create_task(submitter(ctx, model), name=f"submit-{model}")
                 tg.create_task(tracker(ctx, self.schedule), name="tracker")
                 tg.create_task(fetcher(ctx), name="fetcher")
-                for job in self._to_reconcile:
-                    tg.create_task(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
                 tg.create_task(self._drain_watch(), name="drain-watch")
         finally:
             ctx.group = None
@@ -121,6 +138,7 @@ class Pipeline:
         ctx, cfg = self.ctx, self.ctx.cfg
         self._to_reconcile: list[Job] = []
         ctx.known_tasks |= ctx.state.known_task_ids()
+        ctx.last_seen = ctx.state.last_ts()
         new_allowed = cfg.max_jobs if cfg.max_jobs is not None else len(self.specs)
         resumed = bool(ctx.state.jobs)
         # New jobs' `planned` lines are appended a chunk at a time, each chunk one write and one fsync (one
@@ -135,14 +153,23 @@ class Pipeline:
             ctx.jobs[spec.job_id] = job
             ctx.submit_queues.setdefault(spec.model, asyncio.Queue())
         manifest_ids = {s.job_id for s in self.specs}
-        self.orphans = sorted((st.name or st.job_id) for jid, st in ctx.state.jobs.items() if jid not in manifest_ids)
-        if self.orphans:
-            log.warning("run.orphans", count=len(self.orphans), names=self.orphans[:20])
+        orphans = [st for jid, st in ctx.state.jobs.items() if jid not in manifest_ids]
+        self.orphans = sorted(st.name or st.job_id for st in orphans)
+        if orphans:
+            log.warning("run.orphans", count=len(orphans), names=self.orphans[:20])
+            newly: list[tuple[str, dict[str, Any]]] = [(st.job_id, {}) for st in orphans if not st.orphan]
+            await ctx.record_many(ORPHANED, newly)  # status and the gallery say so
+        for st in orphans:  # a task they may have paid for is still decided, followed and saved
+            if st.state in _PAID_OR_MAYBE and st.request:
+                ctx.jobs[st.job_id] = Job(OrphanSpec.of(st), st)
+                ctx.submit_queues.setdefault(st.model, asyncio.Queue())
         for job in ctx.jobs.values():
             state = job.state.state
-            if state == "failed" and cfg.retry_failed and _video_exists(job.state):
+            if state == "failed" and _video_exists(job.state) and (cfg.retry_failed or _worth_fetching(job.state)):
                 ctx.open_jobs.add(job.id)  # the task succeeded and billed: fetch its video again, never regenerate
                 ctx.queue_download(job)
+            elif job.id not in manifest_ids and state in ("planned", "failed", "expired", "canceled"):
+                continue  # an orphan that never made a task (or is done): untouched
             elif (
                 state == "planned"
                 or (state == "failed" and cfg.retry_failed)
@@ -173,35 +200,69 @@ class Pipeline:
         log.info("run.resumed" if resumed else "run.placed",
                  jobs=len(ctx.jobs), open=len(ctx.open_jobs), reconcile=len(self._to_reconcile))  # fmt: skip
 
+    async def _check_account(self) -> None:
+        """Ask about the youngest tasks this ledger holds (up to 3): when the server knows none of them under
+        this key, the key is another account's — stop before anything is expired or sent again."""
+        ctx = self.ctx
+        try:  # one cheap answer first: its Date tells the server's clock (intents record it; ages are read by it)
+            await ctx.call("list", partial(ctx.client.list_tasks, page_size=1), tries=1)
+        except (ApiError, Stopped) as exc:
+            log.warning("run.clock_unknown", error=str(exc))
+        young = sorted(
+            (j for j in ctx.jobs.values() if j.state.task_id and j.id in ctx.open_jobs and j.state.answered_at
+             and ctx.task_age(j.state) < RETENTION_SECONDS - 600),
+            key=lambda j: -(j.state.answered_at or 0.0),
+        )[:3]  # fmt: skip
+        if not young:
+            return
+        try:
+            for job in young:
+                info = await ctx.call("get", partial(ctx.client.get, job.state.task_id or ""))
+                if info.status != "UNKNOWN":
+                    return
+        except (ApiError, Stopped) as exc:
+            log.warning("run.account_check_skipped", error=str(exc))
+            return
+        job = young[0]
+        ctx.account_unknown_task(job, job.state.task_id or "")
+        for other in young[1:]:
+            ctx.leave(other, "account")
+
     async def _drain_watch(self) -> None:
         """With ``drain``: once submitting stopped, queued jobs are left and the rest finish."""
         ctx = self.ctx
         ok, _ = await ctx.until_stop(ctx.draining.wait())
         if not ok:
             return
-        for model, queue in ctx.submit_queues.items():
+        for queue in ctx.submit_queues.values():
             while not queue.empty():
                 ctx.leave(queue.get_nowait(), "drain")
-            del model
+        for job in ctx.parked_jobs():
+            ctx.leave(job, "drain")
 
     # ------------------------------------------------------------------------------------------ end
 
     async def _finish(self) -> Outcome:
         ctx = self.ctx
-        interrupted = ctx.stop.is_set() or ctx.draining.is_set()
+        interrupted = ctx.stop.is_set() or (ctx.draining.is_set() and ctx.refusal is None)
         counts = dict.fromkeys(STATES, 0)
         for job in ctx.jobs.values():
             counts[job.state.state] = counts.get(job.state.state, 0) + 1
         all_done = counts["downloaded"] == len(ctx.jobs)
-        code = 130 if interrupted else (0 if all_done else 1)
+        code = 130 if interrupted else 4 if ctx.refusal is not None else (0 if all_done else 1)
         left = sorted(j.spec.name for j in ctx.jobs.values() if j.state.state != "downloaded")
         failures: list[dict[str, object]] = [
             {"name": j.spec.name, "code": j.state.failure.code, "message": j.state.failure.message}
             for j in ctx.jobs.values()
             if j.state.state == "failed" and j.state.failure is not None
         ]
+        undecided: list[dict[str, Any]] = [
+            {"name": j.spec.name, "reason": j.state.undecided, "candidates": list(j.state.candidates)}
+            for j in ctx.jobs.values()
+            if j.state.state == "submitting"
+        ]
         await ctx.record(None, RUN_FINISHED, exit_code=code, counts=counts)
-        return Outcome(code, interrupted, counts, left, self.orphans, failures)
+        return Outcome(code, interrupted, counts, left, self.orphans, failures, undecided, ctx.refusal)
 
 
 def _planned_fields(spec: Spec, region: str) -> dict[str, object]:
@@ -230,7 +291,35 @@ def _submitted_clock(ctx: RunContext, st: JobState) -> float:
 
 def _video_exists(st: JobState) -> bool:
     """A failed job whose task SUCCEEDED (it failed at the download stage): the video is paid for."""
-    return st.failure is not None and st.failure.stage == "download" and st.task_status == "SUCCEEDED"
+    return st.failure is not None and st.failure.kind == NOT_SAVED and st.task_status == "SUCCEEDED"
+
+
+def _worth_fetching(st: JobState) -> bool:
+    """A paid video not saved for a reason another try may not meet again (not its size, not a URL the task
+    keeps answering expired): a plain resume fetches it (issue 14)."""
+    return st.failure is not None and st.failure.code not in ("DownloadRefused", "UrlExpired")
+
+
+#: States in which a job's task is paid for, or may be: followed even after the job left the manifest.
+_PAID_OR_MAYBE = frozenset({"submitting", "pending", "running", "succeeded", "downloaded"})
+
+
+@dataclass(frozen=True)
+class OrphanSpec:
+    """A job no longer in the manifest, as its ``planned`` line described it (issue 14: its paid task is still
+    followed and its video saved under the old name)."""
+
+    job_id: str
+    name: str
+    model: str
+    request: dict[str, Any]
+    size: str
+    duration: int
+    seed: int | None
+
+    @classmethod
+    def of(cls, st: JobState) -> OrphanSpec:
+        return cls(st.job_id, st.name or st.job_id[:8], st.model, st.request, st.size or "", st.duration or 0, st.seed)
 
 
 async def _file_ok(out_dir: Path, st: JobState) -> bool:

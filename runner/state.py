@@ -26,7 +26,7 @@ from typing import Annotated, Any, BinaryIO, Literal
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
-from runner.errors import LedgerError
+from runner.errors import ACCOUNT_CODES, LedgerError
 from runner.models import REGIONS
 
 # --- event names (the one definition) ---------------------------------------------------------------
@@ -40,12 +40,24 @@ DOWNLOADED = "downloaded"
 FAILED = "failed"
 CANCELED = "canceled"
 EXPIRED = "expired"
+UNANSWERED = "unanswered"  # a create's answer proved nothing: the job is undecided (reconcile decides)
+UNDECIDED = "undecided"  # reconcile could not prove which task is the job's: the user is told, nothing sent
+ORPHANED = "orphaned"  # the job left the manifest; its paid task is still followed and saved
 RUN_FINISHED = "run.finished"
 
 EVENTS = frozenset(
     {RUN_STARTED, PLANNED, SUBMITTING, SUBMITTED, TASK_STATUS, SUCCEEDED, DOWNLOADED, FAILED, CANCELED, EXPIRED,
-     RUN_FINISHED}
+     UNANSWERED, UNDECIDED, ORPHANED, RUN_FINISHED}
 )  # fmt: skip
+
+# --- what a failure means for money (the ``kind`` of a ``failed`` line) ---------------------------------------
+#: The create was refused with the service's own code: no task was made.
+REFUSED = "refused"
+#: The task ended FAILED on the server (its code): not billed.
+TASK_FAILED = "task"
+#: The task succeeded (billed) but its video could not be saved.
+NOT_SAVED = "download"
+FAILURE_KINDS = frozenset({REFUSED, TASK_FAILED, NOT_SAVED})
 
 # --- job states, in lifecycle order (status --json lists every one) ---------------------------------------
 STATES: tuple[str, ...] = (
@@ -109,6 +121,8 @@ class SubmittingLine(TypedDict):
     job_id: str
     attempt: Annotated[int, Field(default=1)]
     model: Annotated[str | None, Field(default=None)]
+    skew: Annotated[float | None, Field(default=None)]  # server clock − host clock (s) when the intent was written
+    skew_err: Annotated[float | None, Field(default=None)]  # how far ``skew`` may be off (s)
 
 
 @with_config(_LINE_CONFIG)
@@ -166,6 +180,33 @@ class FailedLine(TypedDict):
     message: Annotated[str | None, Field(default=None)]
     request_id: Annotated[str | None, Field(default=None)]
     task_id: Annotated[str | None, Field(default=None)]
+    kind: Annotated[str | None, Field(default=None)]  # REFUSED | TASK_FAILED | NOT_SAVED; None: an older ledger
+
+
+@with_config(_LINE_CONFIG)
+class UnansweredLine(TypedDict):
+    ts: float
+    event: Literal["unanswered"]
+    job_id: str
+    reason: Annotated[str, Field(default="")]
+    task_id: Annotated[str | None, Field(default=None)]  # an id the answer named that proved to be nobody's
+    until: Annotated[float | None, Field(default=None)]  # host time the create's answer (or its failure) arrived
+
+
+@with_config(_LINE_CONFIG)
+class UndecidedLine(TypedDict):
+    ts: float
+    event: Literal["undecided"]
+    job_id: str
+    reason: Annotated[str, Field(default="")]
+    candidates: Annotated[list[str], Field(default_factory=list)]
+
+
+@with_config(_LINE_CONFIG)
+class OrphanedLine(TypedDict):
+    ts: float
+    event: Literal["orphaned"]
+    job_id: str
 
 
 @with_config(_LINE_CONFIG)
@@ -182,6 +223,7 @@ class ExpiredLine(TypedDict):
     event: Literal["expired"]
     job_id: str
     task_id: Annotated[str | None, Field(default=None)]
+    reason: Annotated[str | None, Field(default=None)]
 
 
 @with_config(_LINE_CONFIG)
@@ -202,6 +244,9 @@ Line = Annotated[
     | SucceededLine
     | DownloadedLine
     | FailedLine
+    | UnansweredLine
+    | UndecidedLine
+    | OrphanedLine
     | CanceledLine
     | ExpiredLine
     | RunFinishedLine,
@@ -229,13 +274,15 @@ def _short(e: ValidationError) -> str:
 # --- state ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Failure:
-    """Why a job failed: where (submit/task/download) and what the API or the download said."""
+    """Why a job failed: where (submit/task/download), what the API or the download said, and what it means
+    for money (``kind``: REFUSED, TASK_FAILED or NOT_SAVED)."""
 
     stage: str
     code: str | None
     message: str | None
     request_id: str | None
     task_id: str | None
+    kind: str = TASK_FAILED
 
 
 @dataclass(slots=True)
@@ -257,6 +304,15 @@ class JobState:
     task_ids: list[str] = field(default_factory=list)  # every task id ever recorded, oldest first
     adopted: bool = False  # the current task was found by reconcile
     submitting_since: float | None = None  # ts of the latest intent not yet answered by `submitted`
+    intent_ts: float | None = None  # ts of the latest intent (kept after its answer)
+    intent_skew: float | None = None  # server − host clock when it was written (None: not known then)
+    intent_skew_err: float | None = None
+    answered_at: float | None = None  # ts of the latest `submitted`
+    window_end: float | None = None  # host time by which the unanswered create's task was made, if known
+    undecided: str | None = None  # why reconcile could not decide (the job waits for the user or a later run)
+    candidates: list[str] = field(default_factory=list)  # the tasks it could not tell apart
+    confirmed: bool = False  # a query or the list has shown the current task (its id is real)
+    orphan: bool = False  # no longer in the manifest (still followed until its paid video is saved)
     task_status: str | None = None
     video_url: str | None = None
     url_expires: float | None = None
@@ -284,8 +340,9 @@ class JobState:
 
     @property
     def billed(self) -> bool:
-        """True once the task succeeded (the API bills success only), even if the download then failed."""
-        return self.usage is not None or self.state in ("succeeded", "downloaded")
+        """True once the task succeeded (the API bills success only), even if the download then failed; and
+        for an expired task (paid, or maybe paid, and its video gone: counted, never hidden)."""
+        return self.usage is not None or self.state in ("succeeded", "downloaded", "expired")
 
     @property
     def billed_cost(self) -> float:
@@ -362,6 +419,10 @@ class RunState:
         """Every task id the ledger has recorded, for any job (reconcile drops these candidates)."""
         return {t for job in self.jobs.values() for t in job.task_ids}
 
+    def last_ts(self) -> float | None:
+        """The latest ``ts`` of any line about a job (when an earlier run was last heard of)."""
+        return max((j.updated for j in self.jobs.values()), default=None)
+
     def in_state(self, *states: str) -> list[JobState]:
         return [j for j in self.jobs.values() if j.state in states]
 
@@ -390,6 +451,16 @@ class RunState:
             for j in self.jobs.values()
             if j.state == "failed"
         ]
+        undecided = [
+            {
+                "job_id": j.job_id,
+                "name": j.name,
+                "reason": j.undecided or "its create's answer was lost: reconciled before anything is sent again",
+                "candidates": list(j.candidates),
+            }
+            for j in self.jobs.values()
+            if j.state == "submitting"
+        ]
         return {
             "name": name or self.name,
             "jobs": len(self.jobs),
@@ -398,6 +469,8 @@ class RunState:
             "cost": round(cost, 6),
             "currency": self.currency,
             "failures": failures,
+            "undecided": undecided,
+            "orphans": sorted(j.name or j.job_id for j in self.jobs.values() if j.orphan),
         }
 
 
@@ -410,13 +483,19 @@ def _planned(job: JobState, line: PlannedLine) -> None:
     job.name, job.model, job.request = line["name"], line["model"], line["request"]
     job.size, job.duration, job.seed = line["size"], line["duration"], line["seed"]
     job.seconds, job.cost = line["seconds"], line["cost"]
+    job.orphan = False
     # a second `planned` (a resume re-planning) updates the spec but never the job's progress
 
 
 def _submitting(job: JobState, line: SubmittingLine) -> None:
     job.state = "submitting"
     job.attempts += 1
-    job.submitting_since = line["ts"]
+    job.submitting_since = job.intent_ts = line["ts"]
+    job.intent_skew, job.intent_skew_err = line["skew"], line["skew_err"]
+    job.window_end = None
+    job.undecided = None
+    job.candidates = []
+    job.confirmed = False
     job.failure = None
 
 
@@ -424,11 +503,35 @@ def _submitted(job: JobState, line: SubmittedLine) -> None:
     job.state = "pending"
     job.task_id = task_id = line["task_id"]
     job.adopted = line["adopted"]
+    job.confirmed = False  # until a query or the list shows it (an answer's id may be nobody's)
     job.task_status = "PENDING"
     job.submitting_since = None
+    job.answered_at = line["ts"]
+    job.undecided = None
+    job.candidates = []
     job.failure = None
     if task_id not in job.task_ids:
         job.task_ids.append(task_id)
+
+
+def _unanswered(job: JobState, line: UnansweredLine) -> None:
+    """The create's answer proved nothing (lost, a proxy's page, an id nobody knows): undecided again."""
+    job.state = "submitting"
+    job.submitting_since = job.intent_ts if job.intent_ts is not None else line["ts"]
+    job.window_end = line["until"] if line["until"] is not None else line["ts"]
+    if job.task_id is not None and job.task_id == line["task_id"]:
+        job.task_id, job.task_status = None, None
+    job.confirmed = False
+    job.failure = None
+
+
+def _undecided(job: JobState, line: UndecidedLine) -> None:
+    job.undecided = line["reason"] or "undecided"
+    job.candidates = line["candidates"]
+
+
+def _orphaned(job: JobState, line: OrphanedLine) -> None:
+    job.orphan = True
 
 
 def _task_status(job: JobState, line: TaskStatusLine) -> None:
@@ -439,6 +542,7 @@ def _task_status(job: JobState, line: TaskStatusLine) -> None:
         return  # news of an older task never moves the job
     job.task_id = task_id
     job.task_status = status = line["status"]
+    job.confirmed = True
     if job.state in ("submitting", "pending", "running"):
         job.state = "running" if status == "RUNNING" else "pending"
 
@@ -449,6 +553,7 @@ def _succeeded(job: JobState, line: SucceededLine) -> None:
     if task_id not in job.task_ids:
         job.task_ids.append(task_id)
     job.task_status = "SUCCEEDED"
+    job.confirmed = True
     job.submitting_since = None
     job.video_url, job.url_expires = line["video_url"], line["url_expires"]
     if (usage := line["usage"]) is not None:
@@ -474,26 +579,63 @@ def _downloaded(job: JobState, line: DownloadedLine) -> None:
 
 
 def _failed(job: JobState, line: FailedLine) -> None:
+    task_id = line["task_id"]
+    if task_id and task_id not in job.task_ids:
+        job.task_ids.append(task_id)
+    kind = line["kind"] if line["kind"] in FAILURE_KINDS else _older_failure(line)
+    if kind == _MAYBE_PAID:  # an older wanbatch gave up on a create that may have made a task: undecided
+        job.state = "submitting"
+        job.submitting_since = job.intent_ts if job.intent_ts is not None else line["ts"]
+        job.undecided = None
+        job.failure = None
+        return
+    if kind == _TASK_EXISTS:  # an older wanbatch gave up asking about a task that exists: follow it again
+        job.state = "running" if job.task_status == "RUNNING" else "pending"
+        job.failure = None
+        return
+    if kind == _NOTHING_MADE:  # refused before anything was made (the account, the network): send it again
+        job.state = "planned"
+        job.submitting_since = None
+        job.failure = None
+        return
     job.state = "failed"
     job.submitting_since = None
-    task_id = line["task_id"]
-    if task_id:
-        if task_id not in job.task_ids:
-            job.task_ids.append(task_id)
-        if line["stage"] != "submit":
-            job.task_status = "FAILED" if line["stage"] == "task" else job.task_status
-    job.failure = Failure(line["stage"], line["code"], line["message"], line["request_id"], task_id or job.task_id)
+    if task_id and line["stage"] == "task":
+        job.task_status = "FAILED"
+    job.failure = Failure(
+        line["stage"], line["code"], line["message"], line["request_id"], task_id or job.task_id, kind
+    )
+
+
+# How ``failed`` lines of ledgers written before the failure kinds read (issue 14): a give-up on our side of
+# the wire is not the job's failure.
+_MAYBE_PAID, _TASK_EXISTS, _NOTHING_MADE = "maybe-paid", "task-exists", "nothing-made"
+
+
+def _older_failure(line: FailedLine) -> str:
+    stage, code, message = line["stage"], line["code"] or "", line["message"] or ""
+    if stage == "download":
+        return NOT_SAVED
+    if stage == "task":
+        return _TASK_EXISTS if code == "QueryFailed" or "get: " in message else TASK_FAILED
+    if code in ACCOUNT_CODES or "before the request was sent" in message:
+        return _NOTHING_MADE
+    if code == "Unreconciled" or code.startswith("HTTP") or not code:
+        return _MAYBE_PAID
+    return REFUSED
 
 
 def _canceled(job: JobState, line: CanceledLine) -> None:
     job.state = "canceled"
     job.task_status = "CANCELED"
     job.submitting_since = None
+    job.undecided = None
 
 
 def _expired(job: JobState, line: ExpiredLine) -> None:
     job.state = "expired"
     job.submitting_since = None
+    job.undecided = None
 
 
 _APPLY: dict[str, Any] = {
@@ -504,6 +646,9 @@ _APPLY: dict[str, Any] = {
     SUCCEEDED: _succeeded,
     DOWNLOADED: _downloaded,
     FAILED: _failed,
+    UNANSWERED: _unanswered,
+    UNDECIDED: _undecided,
+    ORPHANED: _orphaned,
     CANCELED: _canceled,
     EXPIRED: _expired,
 }

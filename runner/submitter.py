@@ -1,78 +1,56 @@
-"""The submit stage: one loop per model sends create requests within the model's rate and in-flight cap.
+"""Sending one job's create request, and recording what its answer proves.
 
-A job's path here: wait for an in-flight slot (held until its task is terminal), wait for the submit
-limiter, write the ``submitting`` intent and wait until it is durable, then POST. The answer decides:
+The job holds an in-flight slot and its look-alike group (``RunContext.open_group``: no other create of the
+group is unanswered), and its first attempt may already hold its submit-limiter token. ``submit`` writes the
+``submitting`` intent (with the server clock's offset) and waits until it is durable, notes it in the host's
+register (``runner.claims``), then POSTs. The answer decides:
 
-* a task id → ``submitted``, and the job goes to the tracker;
-* RETRY (a 429 or a failure before the request left: nothing was made) → slow down, wait, send again;
-* NEVER (the API refused the request) → ``failed`` with the server's code;
-* AMBIGUOUS (timeout, reset, 5xx after the request left: a paid task may exist, and the API has no
-  idempotency key) → reconcile through the task list before anything is sent again (``reconcile.py``).
+* a task id → ``submitted``; the group opens for the next look-alike; the job goes to the tracker;
+* RETRY (a 429, or a failure before the request left: nothing was made) → slow down, wait, send again;
+* NEVER (the service refused it with its own code) → ``failed``, kind ``refused``: nothing was made;
+* AMBIGUOUS (timeout, reset, 5xx or a page that is not the service's, after the request left: a paid task may
+  exist, and the API has no idempotency key) → ``unanswered``; ``submit`` returns False and the caller hands
+  the job to reconcile, which keeps the group closed until it has decided.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from runner.api import Action, classify
 from runner.context import Job, RunContext, Stopped, log
-from runner.errors import ApiError, RateLimited
-from runner.state import FAILED, SUBMITTED, SUBMITTING
+from runner.errors import ApiError, PermanentError, RateLimited, account_level
+from runner.state import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED
 
 
-async def submitter(ctx: RunContext, model: str) -> None:
-    """Take the model's queued jobs in manifest order and submit each; ends on stop or drain."""
-    queue = ctx.submit_queues[model]
-    while not ctx.stopping:
-        ok, job = await ctx.until_stop(queue.get())
-        if not ok:
-            return
-        if ctx.draining.is_set():
-            ctx.leave(job, "drain")
-            continue
-        if not await ctx.take_slot(job):
-            if ctx.draining.is_set() and not ctx.stop.is_set():
-                ctx.leave(job, "drain")
-                continue
-            return
-        if ctx.guard is not None and not ctx.guard.reserve(job.id, job.state.cost):
-            await ctx.free_slot(job)
-            ctx.leave(job, "budget")  # a cap is reached: the job waits for a later run
-            continue
-        # The rate limiter admits jobs here, one by one in manifest order; the rest of the submission runs
-        # as its own task, so the fsync'd intents of jobs admitted together share one group commit and their
-        # round trips overlap (one at a time, a submission cost two fsyncs and a round trip: ~100/s at most).
-        ok, _ = await ctx.until_stop(ctx.limits.submit(job.spec.model).acquire())
-        if not ok:
-            return
-        ctx.spawn(_submit_admitted(ctx, job), name=f"submit-{job.id[:8]}")
-
-
-async def _submit_admitted(ctx: RunContext, job: Job) -> None:
-    try:
-        await submit(ctx, job, admitted=True)
-    except Stopped:
-        return
-
-
-async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
-    """Send the job's create request (its slot is held) until it is answered, refused or ambiguous.
-    ``admitted``: the first attempt already holds its token of the submit limiter."""
+async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
+    """Send the job's create request (its slot and group are held) until it is answered, refused or ambiguous.
+    ``admitted``: the first attempt already holds its token of the submit limiter. False when the answer was
+    ambiguous (the caller reconciles); True otherwise (answered, refused, or left by a drain)."""
     limiter = ctx.limits.submit(job.spec.model)
     cap = ctx.limits.in_flight(job.spec.model)
     attempt = 0
+    failing_since: float | None = None  # the first of the failed attempts in a row (monotonic)
     while True:
         # the slot was given back after a Throttling.Concurrency refusal: wait for room under the new cap
         if not job.slot and not await ctx.take_slot(job):
             await _left_by_drain(ctx, job)
-            return
+            return True
         if not admitted:
             ok, _ = await ctx.until_stop(limiter.acquire(), ctx.draining)
             if not ok:
                 await _left_by_drain(ctx, job)
-                return
+                return True
         admitted = False
-        await ctx.record(job, SUBMITTING, attempt=job.state.attempts + 1, model=job.model)
+        clock = ctx.server_clock
+        known = clock.known
+        await ctx.record(
+            job, SUBMITTING, attempt=job.state.attempts + 1, model=job.model,
+            skew=round(clock.offset, 3) if known else None, skew_err=round(clock.error, 3) if known else None,
+        )  # fmt: skip
+        if ctx.claims is not None:  # other runs on this host see the intent before the request leaves
+            ctx.claims.intent(job.id, job.group, job.body_digest)
         try:
             ok, created = await ctx.until_stop(ctx.client.create(job.spec.request))
         except ApiError as exc:
@@ -88,26 +66,38 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> None:
                 else:
                     limiter.on_throttled(exc.retry_after)
             attempt += 1
-            if verdict.action is Action.RETRY:
+            if verdict.action is Action.NEVER and isinstance(exc, PermanentError):
+                if ctx.claims is not None:
+                    ctx.claims.done(job.id)
+                if account_level(exc):  # the account refused, not this request: blame no job (exit 4)
+                    ctx.refuse(exc.code or f"HTTP{exc.status}", exc.message, exc.request_id)
+                    await _left_by_drain(ctx, job)
+                    return True
+                code = exc.code or f"HTTP{exc.status or ''}"
+                await fail(ctx, job, "submit", code, exc.message, exc.request_id, kind=REFUSED)
+                return True
+            if verdict.action is not Action.AMBIGUOUS:  # nothing was made: wait and send again
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since > ctx.cfg.max_outage:  # the network, not the job: stop, blame nobody
+                    ctx.refuse("Unreachable", f"no create could be sent for {now - failing_since:.0f} s: {exc}")
+                    await _left_by_drain(ctx, job)
+                    return True
+                delay = verdict.delay if verdict.action is Action.RETRY else min(60.0, 2.0 ** min(attempt, 6))
                 log.info("job.retry", job_id=job.id, name=job.spec.name, reason=verdict.reason,
-                         delay=round(verdict.delay, 3))  # fmt: skip
-                ok, _ = await ctx.until_stop(asyncio.sleep(verdict.delay), ctx.draining)
+                         delay=round(delay, 3))  # fmt: skip
+                ok, _ = await ctx.until_stop(asyncio.sleep(delay), ctx.draining)
                 if not ok:
                     await _left_by_drain(ctx, job)
-                    return
+                    return True
                 continue
-            if verdict.action is Action.NEVER:
-                await fail(ctx, job, "submit", exc.code or f"HTTP{exc.status or ''}", exc.message, exc.request_id)
-                return
             log.warning("job.ambiguous", job_id=job.id, name=job.spec.name, reason=verdict.reason)
-            from runner.reconcile import reconcile  # the two stages call each other
-
-            ctx.spawn(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
-            return
+            await ctx.record(job, UNANSWERED, reason=verdict.reason, until=time.time())
+            return False
         if not ok:
             raise Stopped
         await on_submitted(ctx, job, created.task_id, created.request_id, adopted=False)
-        return
+        return True
 
 
 async def _left_by_drain(ctx: RunContext, job: Job) -> None:
@@ -117,16 +107,20 @@ async def _left_by_drain(ctx: RunContext, job: Job) -> None:
     if not ctx.draining.is_set() or ctx.stopping:
         raise Stopped
     await ctx.free_slot(job)
+    ctx.close_group(job)
     ctx.leave(job, "drain")
 
 
 async def on_submitted(ctx: RunContext, job: Job, task_id: str, request_id: str | None, *, adopted: bool) -> None:
-    """Record the job's task and hand it to the tracker."""
+    """Record the job's task, open its group for the next look-alike, and hand it to the tracker."""
     ctx.known_tasks.add(task_id)  # before any await: a concurrent reconcile must not adopt it
+    if ctx.claims is not None and not adopted:  # (reconcile claims what it adopts itself, atomically)
+        ctx.claims.claim(job.id, [task_id])
     job.submitted_at = ctx.limits.clock.now()  # the poll schedule's clock (injectable)
     job.stalled = False
-    job.reconciles = 0
+    job.seen = False
     await ctx.record(job, SUBMITTED, task_id=task_id, request_id=request_id, adopted=adopted)
+    ctx.close_group(job)
     log.info("job.submitted", job_id=job.id, name=job.spec.name, task_id=task_id, adopted=adopted)
     ctx.poll_inbox.put_nowait(job)
 
@@ -139,9 +133,15 @@ async def fail(
     message: str | None,
     request_id: str | None = None,
     task_id: str | None = None,
+    *,
+    kind: str,
 ) -> None:
-    """Record the job as failed, free its slot, and end the run's work on it."""
-    await ctx.record(job, FAILED, stage=stage, code=code, message=message, request_id=request_id, task_id=task_id)
+    """Record the job as failed (``kind``: what it means for money, ``runner.state``), free its slot and its
+    group, and end the run's work on it."""
+    await ctx.record(
+        job, FAILED, stage=stage, code=code, message=message, request_id=request_id, task_id=task_id, kind=kind
+    )
     log.warning("job.failed", job_id=job.id, name=job.spec.name, stage=stage, code=code, message=message)
     await ctx.free_slot(job)
+    ctx.close_group(job)
     ctx.settle(job)

@@ -6,6 +6,12 @@ of them (through the list limiter) when the schedule says so. SUCCEEDED, FAILED,
 the job's in-flight slot is freed at that moment (the server's concurrency counts processing tasks, not
 downloads). A FAILED task whose code is a server-side fault is submitted again, a bounded number of
 times (a failed task is not billed); any other failure is recorded with the server's code and message.
+
+A task that exists is paid for if it succeeds, so nothing on our side of the wire ends it (issue 14): a query
+that fails — an outage, a proxy's page, a 404 that is not the service's — is asked again later with back-off,
+for as long as the run lasts. UNKNOWN for a task younger than the retention is not ``expired``: a task id no
+query ever confirmed was an answer that proved nothing (reconcile finds the real task); a confirmed one means
+the server does not know this run's tasks under this key (an account problem: the run stops, nothing expires).
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from functools import partial
 from runner.api import Action, TaskInfo, TaskPage, classify, classify_task_failure, parse_task_time
 from runner.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError
+from runner.models import RETENTION_SECONDS
 from runner.poller import PollSchedule
-from runner.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_STATUS
+from runner.reconcile import reconcile
+from runner.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED
 
-#: A task that could not be queried this many times in a row is given up (recorded as failed).
-_MAX_POLL_ERRORS = 30
+#: Longest wait between two queries of a task the API keeps failing to answer about.
+_MAX_ERROR_DELAY = 60.0
+#: A task this much younger than the retention (seconds since its answer) cannot have expired.
+_YOUNG = RETENTION_SECONDS - 600.0
 #: A sweep reads up to this many pages of this many RUNNING tasks (the API allows 100 a page).
 SWEEP_PAGE_SIZE = 100
 SWEEP_PAGES = 10
@@ -40,20 +50,21 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             info = await ctx.call("get", partial(ctx.client.get, task_id), tries=1)
         except Stopped:
             return
-        except ApiError as exc:
-            verdict = classify(exc, op="get", attempt=errors.get(task_id, 0))
-            errors[task_id] = errors.get(task_id, 0) + 1
-            log.info("task.poll_error", job_id=job.id, task_id=task_id, error=str(exc))
-            if errors[task_id] >= _MAX_POLL_ERRORS or (verdict.action is Action.NEVER and exc.status == 404):
-                schedule.remove(task_id)
-                tasks.pop(task_id, None)
-                await _failed(ctx, job, task_id, exc.code or "QueryFailed", str(exc), exc.request_id)
-            else:
-                schedule.poll_failed(task_id, verdict.delay if verdict.action is Action.RETRY else None)
+        except ApiError as exc:  # never the job's failure: ask again later (the module docstring)
+            n = errors.get(task_id, 0)
+            verdict = classify(exc, op="get", attempt=n)
+            errors[task_id] = n + 1
+            delay = verdict.delay if verdict.action is Action.RETRY else min(_MAX_ERROR_DELAY, 2.0 ** min(n, 6))
+            (log.warning if n and n % 10 == 0 else log.info)(
+                "task.poll_error", job_id=job.id, task_id=task_id, errors=n + 1, error=str(exc)
+            )
+            schedule.poll_failed(task_id, min(_MAX_ERROR_DELAY, delay))
             return
         finally:
             wake.set()
         errors.pop(task_id, None)
+        if info.status != "UNKNOWN":
+            job.seen = True
         if job.state.task_id != task_id or ctx.is_final(job):  # the job moved on (a retry, a cancel)
             schedule.remove(task_id)
             tasks.pop(task_id, None)
@@ -190,17 +201,36 @@ async def on_final(ctx: RunContext, job: Job, info: TaskInfo) -> None:
         await ctx.record(job, CANCELED, task_id=task_id)
         log.info("task.canceled", job_id=job.id, name=job.spec.name, task_id=task_id)
         ctx.settle(job)
-    else:  # UNKNOWN: older than the retention, or not visible to this account
+    else:  # UNKNOWN: older than the retention, an id that was never a task, or not visible to this key
+        await on_unknown(ctx, job, task_id)
+
+
+async def on_unknown(ctx: RunContext, job: Job, task_id: str) -> None:
+    """The task answered UNKNOWN (the module docstring): expired only when it is old enough to be."""
+    st = job.state
+    answered = st.answered_at if st.answered_at is not None else st.updated
+    if ctx.task_age(st) >= _YOUNG:
         await ctx.record(job, EXPIRED, task_id=task_id)
         log.warning("task.unknown", job_id=job.id, name=job.spec.name, task_id=task_id)
         ctx.settle(job)
+        return
+    if not (st.confirmed or job.seen):  # the answer named a task that does not exist: it proved nothing
+        log.warning("task.never_existed", job_id=job.id, name=job.spec.name, task_id=task_id)
+        ctx.adopt_slot(job)  # the real task, if the create made one, is in flight on the server
+        await ctx.record(job, UNANSWERED, reason="the answer named a task the server does not know",
+                         task_id=task_id, until=answered)  # fmt: skip
+        ctx.spawn(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
+        return
+    ctx.account_unknown_task(job, task_id)
 
 
 async def _failed(
     ctx: RunContext, job: Job, task_id: str, code: str | None, message: str | None, request_id: str | None
 ) -> None:
     await ctx.free_slot(job)
-    await ctx.record(job, FAILED, stage="task", code=code, message=message, request_id=request_id, task_id=task_id)
+    await ctx.record(
+        job, FAILED, stage="task", code=code, message=message, request_id=request_id, task_id=task_id, kind=TASK_FAILED
+    )
     verdict = classify_task_failure(code, attempt=job.task_failures)
     retry = verdict.action is Action.RETRY and job.task_failures < ctx.cfg.task_retries
     log.warning("task.failed", job_id=job.id, name=job.spec.name, task_id=task_id, code=code, retry=retry)

@@ -5,9 +5,12 @@ stands in for object storage, and the ``/_emulator/*`` test endpoints. Every API
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import math
+import re
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
@@ -176,7 +179,36 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     if "reset_after_create" in faults:
         state.resets_after_create += 1
         raise _Reset  # the paid task exists; the client never learns its id
+    odd = _odd_answer(faults, rid)
+    if odd is not None:  # the paid task exists; a proxy rewrote the answer into one that proves nothing
+        state.odd_answers += 1
+        return odd
     return _json(200, {"output": {"task_status": "PENDING", "task_id": task.task_id}, "request_id": rid}, rid)
+
+
+def _odd_answer(faults: frozenset[str], rid: str) -> web.Response | None:
+    """The answer a misbehaving proxy gives for a create the service accepted (faults.ANSWER_KINDS)."""
+    if "empty_id" in faults:
+        return _json(200, {"output": {"task_status": "PENDING", "task_id": ""}, "request_id": rid}, rid)
+    if "unknown_id" in faults:
+        return _json(200, {"output": {"task_status": "PENDING", "task_id": str(uuid.uuid4())}, "request_id": rid}, rid)
+    if "no_task_id" in faults:
+        return _json(200, {"output": {"task_status": "PENDING"}, "request_id": rid}, rid)
+    if "html_400" in faults:
+        return web.Response(status=400, text=_PAGE.format(status="400 Bad Request"), content_type="text/html")
+    if "html_200" in faults:
+        return web.Response(status=200, text=_PAGE.format(status="Welcome"), content_type="text/html")
+    if "page_502" in faults:
+        return web.Response(status=502, text="502 Bad Gateway", content_type="text/plain")
+    return None
+
+
+_PAGE = "<html><head><title>{status}</title></head><body><h1>{status}</h1><hr>proxy</body></html>"
+
+
+def _echo(prompt: str) -> str:
+    """A lenient service's echo of the prompt: NFC, whitespace runs folded to one space, ends trimmed."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", prompt)).strip()
 
 
 def video_url(request: web.Request, state: EmulatorState, task: Task) -> str:
@@ -206,7 +238,7 @@ def task_output(request: web.Request, state: EmulatorState, task: Task, now: flo
         _, code, message = task.outcome()
         out["code"], out["message"] = code, message
         return out, None
-    out["orig_prompt"] = task.req.prompt
+    out["orig_prompt"] = _echo(task.req.prompt) if state.config.echo_normalized else task.req.prompt
     actual = actual_prompt_of(task.req)
     if actual is not None:
         out["actual_prompt"] = actual
@@ -492,6 +524,50 @@ async def reset(request: web.Request) -> web.StreamResponse:
     return web.json_response({"reset": True})
 
 
+class ClockPayload(BaseModel):
+    """Body of ``POST /_emulator/clock``: set the offset from the host's clock, or move it forward."""
+
+    model_config = ConfigDict(extra="forbid")
+    offset: float | None = None
+    advance: float | None = Field(default=None, ge=0.0)
+
+
+async def set_clock(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    try:
+        payload = ClockPayload.model_validate_json(await request.read())
+    except ValidationError as e:
+        return web.json_response({"code": "InvalidParameter", "message": str(e)}, status=400)
+    if payload.offset is not None:
+        state.clock_offset = payload.offset
+    if payload.advance is not None:
+        state.clock_offset += payload.advance
+    return web.json_response({"clock_offset": state.clock_offset, "now": state.clock()})
+
+
+async def get_tasks(request: web.Request) -> web.StreamResponse:
+    """Every task with the digest of the body that made it: the witness tests count payments against."""
+    state = request.app[STATE]
+    now = state.clock()
+    rows = [
+        {
+            "task_id": t.task_id,
+            "digest": t.req.digest,
+            "status": state.store.status(t, now),
+            "api_key_id": t.api_key_id,
+            "submit_at": t.submit_at,
+        }
+        for t in state.store.order
+    ]
+    return web.json_response(rows)
+
+
+async def _server_date(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer's ``Date`` is the emulator's clock (which may run ahead of or behind the host's)."""
+    state = request.app[STATE]
+    response.headers["Date"] = email.utils.formatdate(state.clock(), usegmt=True)
+
+
 def create_app(
     config: EmulatorConfig, *, clock: Clock = system_clock, state: EmulatorState | None = None
 ) -> web.Application:
@@ -511,6 +587,9 @@ def create_app(
     r.add_get("/_emulator/faults", get_faults, allow_head=False)
     r.add_post("/_emulator/faults", set_faults)
     r.add_post("/_emulator/reset", reset)
+    r.add_post("/_emulator/clock", set_clock)
+    r.add_get("/_emulator/tasks", get_tasks, allow_head=False)
+    app.on_response_prepare.append(_server_date)
     r.add_route("*", "/{tail:.*}", url_error)
 
     async def _close(app: web.Application) -> None:

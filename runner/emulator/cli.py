@@ -89,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slow-seconds", type=float, default=2.0, help="delay of a 'slow' fault (default 2)")
     parser.add_argument("--fps", type=int, default=1, help="frame rate of the generated videos (default 1)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--clock-offset", type=float, default=0.0, metavar="SECONDS",
+        help="run the emulator's clock this far ahead of the host's (negative: behind)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--echo-normalized", action="store_true",
+        help="answer orig_prompt NFC-normalised with whitespace folded (a server that does not echo byte for byte)",
+    )  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -110,6 +118,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         slow_seconds=args.slow_seconds,
         fps=args.fps,
         access_log=args.access_log,
+        clock_offset=args.clock_offset,
+        echo_normalized=args.echo_normalized,
     )
 
 

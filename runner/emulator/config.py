@@ -36,6 +36,8 @@ class EmulatorConfig:
     slow_seconds: float = 2.0  # real delay of a "slow" fault
     fps: int = 1  # frame rate of the synthesized videos (low: cheap to encode and serve)
     access_log: bool = False
+    clock_offset: float = 0.0  # real seconds the emulator's clock runs ahead of the host's (negative: behind)
+    echo_normalized: bool = False  # answer orig_prompt NFC-normalised with whitespace runs folded (a lenient echo)
 
     def __post_init__(self) -> None:
         if self.speed <= 0:

@@ -23,8 +23,10 @@ ROUTES = (*API_ROUTES, "file")
 
 #: Request-level kinds: the answer to one request is replaced (before the request has any effect).
 REQUEST_KINDS = ("429", "500", "502", "503", "reset", "slow", "truncate")
-#: Task-level kinds: decided once per accepted create.
-TASK_KINDS = ("reset_after_create", "fail", "inspection", "stuck", "expired_url")
+#: Task-level kinds: decided once per accepted create. ``late`` makes the task run four times longer (tasks end
+#: out of order). The ``*_after_create`` kinds and ``ANSWER_KINDS`` make the task, then lose or replace its answer.
+ANSWER_KINDS = ("empty_id", "unknown_id", "no_task_id", "html_400", "html_200", "page_502")
+TASK_KINDS = ("reset_after_create", "fail", "inspection", "stuck", "expired_url", "late", *ANSWER_KINDS)
 KINDS = REQUEST_KINDS + TASK_KINDS
 
 _DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,8 @@ class EmulatorState:
 
     def __init__(self, config: EmulatorConfig, clock: Clock = system_clock) -> None:
         self.config = config
-        self.clock = clock
+        self.base_clock = clock
+        self.clock_offset = config.clock_offset  # changed at runtime by POST /_emulator/clock
         self.quotas = Quotas(enabled=config.quotas, scale=config.qps_scale)
         self.faults = FaultInjector(config.faults, config.seed)
         self.block_word = config.block_word
@@ -38,6 +39,11 @@ class EmulatorState:
         self._accepted_keys = frozenset(config.api_keys)
         self.reset_stats()
 
+    def clock(self) -> float:
+        """The emulator's time: the host's (or the injected) clock moved by ``clock_offset``; every task time,
+        list window, URL expiry and ``Date`` header reads it."""
+        return self.base_clock() + self.clock_offset
+
     def reset_stats(self) -> None:
         self.submitted = 0
         self.submitted_by_model: Counter[str] = Counter()
@@ -49,6 +55,7 @@ class EmulatorState:
         self.downloads = 0
         self.downloads_with_authorization = 0
         self.resets_after_create = 0
+        self.odd_answers = 0  # create answers replaced after the task was made (faults.ANSWER_KINDS)
         self.n_429 = 0
 
     def reset(self) -> None:
@@ -105,6 +112,8 @@ class EmulatorState:
             "downloads": self.downloads,
             "downloads_with_authorization": self.downloads_with_authorization,
             "resets_after_create": self.resets_after_create,
+            "odd_answers": self.odd_answers,
+            "clock_offset": self.clock_offset,
             "faults_injected": dict(self.faults.injected),
             "videos_encoded": self.videos.encoded,
             "now": now,

@@ -163,6 +163,8 @@ class TaskStore:
         stuck = "stuck" in faults
         seq = len(self.order)
         dispatch, run = self._durations(seq, req)
+        if "late" in faults:
+            run *= 4.0  # ends well after the tasks submitted next to it
         task = Task(
             seq=seq,
             task_id=_task_uuid(),

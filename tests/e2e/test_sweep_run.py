@@ -55,4 +55,5 @@ def test_a_failing_list_api_turns_sweeps_off_and_the_run_completes(tmp_path: Pat
     _, stderr = _run(tmp_path, emu)
     names = [e.get("event") for e in _events(stderr)]
     assert names.count("poll.sweep_off") == 1, names
-    assert emu.stats()["requests"]["list"] == 3  # PollConfig.sweep_failures, then never again
+    # PollConfig.sweep_failures, then never again; and the one list request of the run's start (the clock probe)
+    assert emu.stats()["requests"]["list"] == 3 + 1

@@ -32,7 +32,7 @@ class Client:
     def __init__(self, emu: EmulatorServer, session: aiohttp.ClientSession) -> None:
         self.emu = emu
         self.session = session
-        self.clock: ManualClock = emu.state.clock  # type: ignore[assignment]
+        self.clock: ManualClock = emu.state.base_clock  # type: ignore[assignment]
 
     async def call(
         self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None, data: Any = None

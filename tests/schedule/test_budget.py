@@ -73,9 +73,9 @@ def test_reserved_plus_settled_never_exceeds_the_cap_under_concurrency(
             await asyncio.sleep(0)
         view = View(state=outcome, cost=cost, billed_cost=cost)
         if outcome == "refused":
-            guard.observe("failed", f"j{i}", view, {"stage": "submit", "code": "InvalidParameter"})
+            guard.observe("failed", f"j{i}", view, {"stage": "submit", "code": "InvalidParameter", "kind": "refused"})
         elif outcome == "failed":
-            guard.observe("failed", f"j{i}", view, {"stage": "task", "code": "InternalError"})
+            guard.observe("failed", f"j{i}", view, {"stage": "task", "code": "InternalError", "kind": "task"})
         else:
             guard.observe(outcome, f"j{i}", view, {})
 
@@ -143,7 +143,7 @@ def test_settle_from_usage_release_on_failure_and_expired_is_paid() -> None:
     assert guard.reserve("a", 3.0) and guard.reserve("b", 3.0) and guard.reserve("c", 3.0)
     assert not guard.reserve("d", 3.0)  # 9 + 3 > 10
     guard.observe("succeeded", "a", View(billed_cost=2.5), {})  # usage said fewer seconds
-    guard.observe("failed", "b", View(), {"stage": "task", "code": "InternalError"})
+    guard.observe("failed", "b", View(), {"stage": "task", "code": "InternalError", "kind": "task"})
     guard.observe("expired", "c", View(), {})
     snap = guard.snapshot()
     assert snap.reserved == 0 and snap.settled == pytest.approx(5.5)
@@ -167,7 +167,7 @@ def test_download_failure_after_success_stays_billed() -> None:
     guard = MoneyGuard(cap=5.0)
     guard.reserve("a", 2.0)
     guard.observe("succeeded", "a", View(billed_cost=2.0), {})
-    guard.observe("failed", "a", View(), {"stage": "download", "code": "VerifyError"})
+    guard.observe("failed", "a", View(), {"stage": "download", "code": "VerifyError", "kind": "download"})
     assert guard.snapshot().settled == 2.0
 
 
@@ -205,7 +205,7 @@ def test_daily_cap_spans_guards_and_folders_and_survives_a_crash(tmp_path: Path)
     resumed = MoneyGuard(daily_cap=6.0, spend=SpendLedger(tmp_path, days), scope=tmp_path / "a")
     resumed.start([("y", View(state="running", cost=2.0))])
     assert SpendLedger(tmp_path, days).totals().total == 6.0
-    resumed.observe("failed", "y", View(), {"stage": "task", "code": "InternalError"})
+    resumed.observe("failed", "y", View(), {"stage": "task", "code": "InternalError", "kind": "task"})
     assert SpendLedger(tmp_path, days).totals().total == 4.0
     assert resumed.snapshot().committed == 0, "inherited jobs never count against the run's own cap"
     lines = caps_lines(3.0, "CNY", 2.0, 6.0, SpendLedger(tmp_path, days))
