@@ -20,6 +20,7 @@ import email.utils
 import json
 import platform
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ __all__ = [
     "parse_retry_after",
     "parse_task_time",
     "url_expires",
+    "valid_task_id",
 ]
 
 CREATE_PATH = "/services/aigc/video-generation/video-synthesis"
@@ -265,6 +267,14 @@ _M = TypeVar("_M", bound=_Wire)
 
 #: What a task id may look like (the service's are UUIDs): an empty or odd one proves nothing (issue 13).
 TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+_TASK_ID = re.compile(TASK_ID_PATTERN)
+
+
+def valid_task_id(task_id: str | None) -> bool:
+    """True when ``task_id`` can be a task's id (what a ledger holds may come from an older, laxer version)."""
+    return bool(task_id) and _TASK_ID.match(task_id or "") is not None
 
 
 class _CreateOutput(_Wire):

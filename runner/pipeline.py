@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.admission import submitter
-from runner.api import DashScopeClient
+from runner.api import DashScopeClient, valid_task_id
 from runner.claims import Claims
 from runner.context import AccountRefusal, Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
 from runner.download import sha256_file
@@ -51,7 +51,7 @@ from runner.limits import Limits
 from runner.models import MODELS, RETENTION_SECONDS
 from runner.poller import PollSchedule
 from runner.reconcile import reconcile
-from runner.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, JobState, RunState
+from runner.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED, JobState, RunState
 from runner.tracker import tracker
 
 __all__ = ["Outcome", "Pipeline", "PipelineConfig"]
@@ -163,6 +163,11 @@ class Pipeline:
             if st.state in _PAID_OR_MAYBE and st.request:
                 ctx.jobs[st.job_id] = Job(OrphanSpec.of(st), st)
                 ctx.submit_queues.setdefault(st.model, asyncio.Queue())
+        for job in ctx.jobs.values():
+            if job.state.state in ("pending", "running", "succeeded") and not valid_task_id(job.state.task_id):
+                # an older version recorded an id a proxy made up (empty, say): that answer proved nothing
+                await ctx.record(job, UNANSWERED, reason="the ledger holds an invalid task id",
+                                 task_id=job.state.task_id, until=job.state.answered_at)  # fmt: skip
         for job in ctx.jobs.values():
             state = job.state.state
             if state == "failed" and _video_exists(job.state) and (cfg.retry_failed or _worth_fetching(job.state)):

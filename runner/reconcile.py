@@ -44,7 +44,7 @@ from runner.submitter import on_submitted, submit
 #: Statuses of tasks that cost nothing and are never adopted.
 _NOT_ADOPTABLE = frozenset({"FAILED", "CANCELED", "UNKNOWN"})
 #: The list answers a moment late: a window is read only this long after it closed (server seconds).
-_LIST_LAG = 1.0
+_LIST_LAG = 0.5
 #: Past this age (server seconds since the intent) the list may already have dropped the task.
 _TOO_OLD = RETENTION_SECONDS - 600.0
 #: The other reading of the list's times (UTC instead of UTC+8, API.md decision 9).
