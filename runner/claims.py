@@ -59,6 +59,7 @@ class Register:
 
     claimed: dict[str, tuple[str, str]] = field(default_factory=dict)  # task id -> (folder, job id)
     intents: list[Intent] = field(default_factory=list)
+    own_intents: dict[str, float] = field(default_factory=dict)  # this folder's unsettled intents: job id -> t0
 
 
 class Claims:
@@ -164,20 +165,25 @@ class Claims:
     def _read(self, f: Any) -> Register:
         reg = Register()
         open_intents: dict[tuple[str, str], Intent] = {}
+        own: dict[str, float] = {}
         for obj in self._lines(f):
             if obj.get("url") != self.url:
                 continue
             folder, job, kind = str(obj.get("folder")), str(obj.get("job")), obj.get("k")
-            if kind == "claim" and isinstance(obj.get("task"), str):
-                reg.claimed.setdefault(obj["task"], (folder, job))
+            if kind in ("claim", "done"):  # the intent is settled
                 open_intents.pop((folder, job), None)
-            elif kind == "done":
-                open_intents.pop((folder, job), None)
+                if folder == self.folder:
+                    own.pop(job, None)
+                if kind == "claim" and isinstance(obj.get("task"), str):
+                    reg.claimed.setdefault(obj["task"], (folder, job))
             elif kind == "intent" and folder != self.folder:
                 open_intents[(folder, job)] = Intent(
                     folder, job, str(obj.get("group")), str(obj.get("body")), float(obj.get("t") or 0.0)
                 )
+            elif kind == "intent":
+                own[job] = float(obj.get("t") or 0.0)
         reg.intents = list(open_intents.values())
+        reg.own_intents = own
         return reg
 
     def _prune(self, f: Any) -> None:

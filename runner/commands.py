@@ -258,6 +258,11 @@ def _version() -> str:
 def _print_outcome(outcome: Outcome, out: Path) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items() if v)
     print(f"{out}: {counts or 'no jobs'}")
+    if outcome.recovered:
+        print(
+            f"  the ledger was missing: {outcome.recovered} job(s) this folder had already paid for were adopted "
+            "from their sidecars and the host's register, not sent again"
+        )
     for f in outcome.failures:
         print(f"  failed: {f['name']}: {f['code']}: {f['message']}")
     for u in outcome.undecided:

@@ -48,9 +48,10 @@ from runner.download import sha256_file
 from runner.errors import ApiError
 from runner.fetcher import fetcher
 from runner.limits import Limits
-from runner.models import MODELS, RETENTION_SECONDS
+from runner.models import RETENTION_SECONDS
 from runner.poller import PollSchedule
 from runner.reconcile import reconcile
+from runner.recovery import planned_fields, recover
 from runner.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED, JobState, RunState
 from runner.tracker import tracker
 
@@ -72,6 +73,7 @@ class Outcome:
     failures: list[dict[str, object]] = field(default_factory=list)
     undecided: list[dict[str, Any]] = field(default_factory=list)  # creates that may have made a task
     refusal: AccountRefusal | None = None  # the account refused work (exit 4)
+    recovered: int = 0  # jobs a lost ledger was rebuilt with (sidecars, the register)
 
 
 class Pipeline:
@@ -96,6 +98,7 @@ class Pipeline:
         self.specs = list(specs)
         self.schedule = schedule
         self.interrupts = 0
+        self.recovered = 0  # jobs adopted from sidecars and the register (a lost ledger)
 
     def interrupt(self) -> None:
         """SIGINT/SIGTERM: stop now, or (with ``drain``) stop submitting first and stop on the second."""
@@ -137,6 +140,8 @@ class Pipeline:
     async def _place_jobs(self) -> None:
         ctx, cfg = self.ctx, self.ctx.cfg
         self._to_reconcile: list[Job] = []
+        if not ctx.state.jobs:  # a new folder, or one whose ledger was lost: adopt what it already paid for
+            self.recovered = await recover(ctx, self.specs)
         ctx.known_tasks |= ctx.state.known_task_ids()
         ctx.last_seen = ctx.state.last_ts()
         new_allowed = cfg.max_jobs if cfg.max_jobs is not None else len(self.specs)
@@ -146,7 +151,7 @@ class Pipeline:
         new = [spec for spec in self.specs if spec.job_id not in ctx.state.jobs]
         for i in range(0, len(new), _PLANNED_CHUNK):
             chunk = new[i : i + _PLANNED_CHUNK]
-            await ctx.record_many(PLANNED, [(s.job_id, _planned_fields(s, cfg.region)) for s in chunk])
+            await ctx.record_many(PLANNED, [(s.job_id, planned_fields(s, cfg.region)) for s in chunk])
         for spec in self.specs:
             st = ctx.state.jobs[spec.job_id]
             job = Job(spec, st)
@@ -267,25 +272,7 @@ class Pipeline:
             if j.state.state == "submitting"
         ]
         await ctx.record(None, RUN_FINISHED, exit_code=code, counts=counts)
-        return Outcome(code, interrupted, counts, left, self.orphans, failures, undecided, ctx.refusal)
-
-
-def _planned_fields(spec: Spec, region: str) -> dict[str, object]:
-    model = MODELS[spec.model]
-    try:
-        cost = round(model.cost(region, spec.size, spec.duration), 6)
-    except KeyError:
-        cost = 0.0
-    return {
-        "name": spec.name,
-        "model": spec.model,
-        "request": spec.request,
-        "size": spec.size,
-        "duration": spec.duration,
-        "seed": spec.seed,
-        "seconds": spec.duration,
-        "cost": cost,
-    }
+        return Outcome(code, interrupted, counts, left, self.orphans, failures, undecided, ctx.refusal, self.recovered)
 
 
 def _submitted_clock(ctx: RunContext, st: JobState) -> float:

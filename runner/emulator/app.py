@@ -107,6 +107,8 @@ async def _request_fault(state: EmulatorState, request: web.Request, route: str)
         return _error(state, ApiFailure(500, "InternalError", INTERNAL_ERROR), rid)
     if fault == "503":
         return _error(state, ApiFailure(503, "ModelUnavailable", MODEL_UNAVAILABLE), rid)
+    if fault == "404":  # a proxy in front of the service: its own page, no DashScope code
+        return web.Response(status=404, text=_PAGE.format(status="404 Not Found"), content_type="text/html")
     # 502: a proxy in front of the service answers, not the service: plain text, no JSON, no request id.
     return web.Response(
         status=502,
@@ -396,6 +398,8 @@ async def download(request: web.Request) -> web.StreamResponse:
         _abort(request)
     elif fault == "429":
         return _oss_error(503, "SlowDown", "Please reduce your request rate.")
+    elif fault == "404":
+        return _oss_error(404, "NoSuchKey", "The specified key does not exist.")
     elif fault in ("500", "502", "503"):
         return _oss_error(int(fault), "InternalError", "Please contact the server administrator.")
     if "Authorization" in request.headers:

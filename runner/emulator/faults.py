@@ -22,7 +22,8 @@ API_ROUTES = ("create", "query", "list", "cancel")
 ROUTES = (*API_ROUTES, "file")
 
 #: Request-level kinds: the answer to one request is replaced (before the request has any effect).
-REQUEST_KINDS = ("429", "500", "502", "503", "reset", "slow", "truncate")
+#: ``404``: a proxy's HTML "not found" page, no DashScope code (a misrouted request, issue 14).
+REQUEST_KINDS = ("429", "404", "500", "502", "503", "reset", "slow", "truncate")
 #: Task-level kinds: decided once per accepted create. ``late`` makes the task run four times longer (tasks end
 #: out of order). The ``*_after_create`` kinds and ``ANSWER_KINDS`` make the task, then lose or replace its answer.
 ANSWER_KINDS = ("empty_id", "unknown_id", "no_task_id", "html_400", "html_200", "page_502")
