@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                     for label, root in roots.items():
                         r = one(root, Path(tmp), n, sweep, open_quota)
                         results.setdefault((label, setting, sweep), []).append(r)
-                        print(f"{label:8} {setting:5} {'sweep' if sweep else 'distinct':8} n={n}: "
-                              f"makespan {r['makespan']:.2f} s, {r['creates_per_s']:.1f} creates/s", flush=True)  # fmt: skip
+                        kind = "sweep" if sweep else "distinct"
+                        print(f"{label:8} {setting:5} {kind:8} n={n}: makespan {r['makespan']:.2f} s, "
+                              f"{r['creates_per_s']:.1f} creates/s", flush=True)  # fmt: skip
     lines = [
         "# Look-alike groups: what one unanswered create per group costs",
         "",

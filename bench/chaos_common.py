@@ -225,3 +225,46 @@ def paid_twice(emu: ThreadedEmulator, out: Path) -> tuple[int, int]:
 
 def self_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def witness(emu: ThreadedEmulator, *outs: Path) -> dict[str, Any]:
+    """What the emulator's own record of which body made which task says of the output folders (issue 13):
+
+    * ``wrong_videos``: downloaded jobs whose task was made by another body, or whose file is not that task's;
+    * ``overpaid_bodies``: bodies with more billed tasks than jobs (over all folders) asking for them;
+    * ``shared_tasks``: tasks held by more than one job;
+    * ``unsaved``: billed tasks no job saved;
+    * ``billed``, ``saved``: counts."""
+    from runner.emulator.protocol import body_digest
+
+    store = emu.state.store
+    now = emu.state.clock()
+    tasks = {t.task_id: (t.req.digest, store.status(t, now)) for t in store.order}
+    owners: dict[str, list[tuple[str, Any]]] = {}
+    wanted: Counter[str] = Counter()
+    wrong, saved = [], 0
+    for out in outs:
+        for job in replay(out / "ledger.jsonl").jobs.values():
+            wanted[body_digest(job.request)] += 1
+            for tid in job.task_ids:
+                owners.setdefault(tid, []).append((str(out), job))
+            if job.state == "downloaded":
+                made = tasks.get(job.task_id or "")
+                data = (out / (job.path or "")).read_bytes() if job.path else b""
+                if made is None or made[0] != body_digest(job.request) or f"task_id={job.task_id}".encode() not in data:
+                    wrong.append(job.name)
+                saved += 1
+    billed: Counter[str] = Counter()
+    shared, unsaved = [], []
+    for tid, (digest, status) in tasks.items():
+        if status in ("FAILED", "CANCELED"):
+            continue
+        billed[digest] += 1
+        holders = owners.get(tid, [])
+        if len(holders) > 1:
+            shared.append(tid)
+        if not holders or holders[0][1].state != "downloaded" or holders[0][1].task_id != tid:
+            unsaved.append(tid)
+    over = {d[:8]: n for d, n in billed.items() if n > wanted.get(d, 0)}
+    return {"wrong_videos": wrong, "overpaid_bodies": over, "shared_tasks": shared, "unsaved": unsaved,
+            "billed": sum(billed.values()), "saved": saved}  # fmt: skip

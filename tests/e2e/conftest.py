@@ -178,48 +178,12 @@ def assert_never_paid_twice(emu: ThreadedEmulator, out: Path) -> None:
 
 def assert_witness(emu: ThreadedEmulator, *outs: Path, unsaved_ok: int = 0) -> dict[str, int]:
     """The emulator's own record of which body made which task, against every output folder's ledger and files
-    (issue 13's "done when"):
-
-    * every downloaded video is the one its own request made: the file carries its task's id, and the
-      emulator made that task from the job's body;
-    * no body is accepted more often than jobs ask for it (a folder's job pays once; two folders running the
-      same manifest pay once each);
-    * every task that bills is owned by exactly one job, and saved by it (``unsaved_ok`` allows that many
-      paid tasks unsaved, for the cases that tell the user instead).
-
-    Returns counts for the caller's own checks: ``billed``, ``saved``."""
-    from runner.emulator.protocol import body_digest
-
-    store = emu.state.store
-    now = emu.state.clock()
-    tasks = {t.task_id: (t.req.digest, store.status(t, now)) for t in store.order}
-    owners: dict[str, list[tuple[Path, Any]]] = {}
-    wanted: dict[str, int] = {}
-    saved = 0
-    for out in outs:
-        for job in replay(out / "ledger.jsonl").jobs.values():
-            wanted[body_digest(job.request)] = wanted.get(body_digest(job.request), 0) + 1
-            for tid in job.task_ids:
-                owners.setdefault(tid, []).append((out, job))
-            if job.state == "downloaded":
-                assert job.task_id in tasks, (job.name, job.task_id)
-                assert tasks[job.task_id][0] == body_digest(job.request), f"{job.name} holds another body's video"
-                data = (out / (job.path or "")).read_bytes()
-                assert f"task_id={job.task_id}".encode() in data, f"{job.name}: the file is not its task's video"
-                saved += 1
-    billed_by_body: dict[str, int] = {}
-    unsaved = []
-    for tid, (digest, status) in tasks.items():
-        if status in ("FAILED", "CANCELED"):
-            continue
-        billed_by_body[digest] = billed_by_body.get(digest, 0) + 1
-        holders = owners.get(tid, [])
-        assert len(holders) <= 1, (
-            f"task {tid} is claimed by {len(holders)} jobs: {[(str(o), j.name) for o, j in holders]}"
-        )
-        if not holders or holders[0][1].state != "downloaded" or holders[0][1].task_id != tid:
-            unsaved.append(tid)
-    for digest, n in billed_by_body.items():
-        assert n <= wanted.get(digest, 0), f"body {digest[:8]} paid {n} times for {wanted.get(digest, 0)} job(s)"
-    assert len(unsaved) <= unsaved_ok, f"paid tasks never saved: {unsaved}"
-    return {"billed": sum(billed_by_body.values()), "saved": saved}
+    (``bench.chaos_common.witness``): every downloaded video is the one its own request made, no body is paid
+    more often than jobs ask for it, no task is held by two jobs, and every paid task is saved (``unsaved_ok``
+    allows that many unsaved, for cases that tell the user instead). Returns ``billed`` and ``saved``."""
+    w = chaos_common.witness(emu, *outs)
+    assert not w["wrong_videos"], f"videos that are not their own body's task: {w['wrong_videos']}"
+    assert not w["overpaid_bodies"], f"bodies paid more often than jobs ask: {w['overpaid_bodies']}"
+    assert not w["shared_tasks"], f"tasks held by two jobs: {w['shared_tasks']}"
+    assert len(w["unsaved"]) <= unsaved_ok, f"paid tasks never saved: {w['unsaved']}"
+    return {"billed": w["billed"], "saved": w["saved"]}
