@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chaos_crash, chaos_disk, chaos_faults, chaos_input, chaos_load, chaos_secrets
+from bench import chaos_crash, chaos_disk, chaos_faults, chaos_input, chaos_load, chaos_reconcile, chaos_secrets
 from bench.chaos_common import ROOT, write_manifest
 
 PAGE = ROOT / "docs" / "RELIABILITY.md"
-SCENARIOS = ("crash", "faults", "disk", "input", "secrets", "load")
+SCENARIOS = ("crash", "faults", "disk", "input", "secrets", "reconcile", "load")
 
 
 def _input(work: Path, quick: bool, q: Any) -> None:
@@ -82,6 +82,7 @@ def run(only: Sequence[str], quick: bool, work: Path) -> dict[str, Any]:
         ),
         ("disk", lambda: chaos_disk.disk_trouble(work / "disk", jobs=60 if quick else 80)),
         ("secrets", lambda: chaos_secrets.secrets(work / "secrets", jobs=4 if quick else 6)),
+        ("reconcile", lambda: chaos_reconcile.all_cases(work / "reconcile", quick)),
         ("load", lambda: chaos_load.load(work / "load", jobs=1000 if quick else 10_000)),
     ]
 
@@ -97,7 +98,7 @@ def run(only: Sequence[str], quick: bool, work: Path) -> dict[str, Any]:
     # at the end, so its throughput and RSS are not shared with anything but the bad-input process.
     with ThreadPoolExecutor(max_workers=1) as side:
         pending = [side.submit(one, n, chosen[n]) for n in ("disk", "secrets") if n in chosen]
-        for n in ("crash", "faults"):
+        for n in ("crash", "faults", "reconcile"):
             if n in chosen:
                 one(n, chosen[n])
         for f in pending:
@@ -133,6 +134,8 @@ def verdicts(r: dict[str, Any]) -> dict[str, bool]:
         out["secrets"] = chaos_secrets.passed(r["secrets"])
     if "load" in r:
         out["load"] = chaos_load.passed(r["load"])
+    if "reconcile" in r:
+        out["reconcile"] = all(chaos_reconcile.passed(c) for c in r["reconcile"].values())
     return out
 
 
@@ -278,6 +281,20 @@ def page(r: dict[str, Any], v: dict[str, bool], argv: Sequence[str], wall: float
                 _ok(v["secrets"]),
             )
         )
+    if "reconcile" in r:
+        for name, c in r["reconcile"].items():
+            what = f"7 {name.replace('_', ' ')}" + (f" ({c['kills']} SIGKILLs)" if "kills" in c else "")
+            L.append(
+                row(
+                    what,
+                    "paid / saved / another body's video / bodies overpaid / paid unsaved / failed / undecided; "
+                    "runs, exits, wall s",
+                    f"{c['paid']} / {c['saved']} / {c['wrong_videos']} / {c['overpaid_bodies']} / {c['unsaved']} / "
+                    f"{c['failed']} / {c['undecided']}; {c['runs']}, {c['rcs']}, {c['wall_s']}",
+                    "saved = paid; 0 / 0 / 0 / 0; ≤ 2 runs",
+                    _ok(chaos_reconcile.passed(c)),
+                )
+            )
     if "load" in r:
         lo = r["load"]
         L.append(
@@ -336,7 +353,15 @@ METHOD = """\
 6. **Load** (`bench/chaos_load.py`): 10,000 jobs, emulator quotas off, tasks of 0.5 s, `--qps 100000
    --max-in-flight 100000`; the runner's peak RSS comes from `wait4`, and the ledger it wrote is replayed
    and timed afterwards. The run's time includes the gallery (`index.html` with a poster frame per video)
-   that `wanbatch run` writes at the end."""
+   that `wanbatch run` writes at the end.
+7. **Lost answers and outages around paid tasks** (`bench/chaos_reconcile.py`, issues 13 and 14): a server that
+   makes every task and then loses the answer (half of them) or garbles it (an empty or unknown task id, JSON
+   without one, HTML pages of 400 and 200, a 502 page); a seed sweep (one prompt, 30 seeds, tasks ending out of
+   order), also killed with SIGKILL at random moments; the host's clock an hour fast and an hour slow; two
+   output folders running one manifest at once on one account; 20 s of list 503s, 25 s of query and list
+   503s, a proxy's HTML 404 on every task's first query. The figures come from the emulator's own record of
+   which body made which task (`chaos_common.witness`): every paid task's video saved by the job whose body
+   made it, after at most one plain resume."""
 
 
 FINDINGS = """\
