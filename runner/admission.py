@@ -32,6 +32,18 @@ async def submitter(ctx: RunContext, model: str) -> None:
                 ctx.leave(job, "drain")
                 continue
             return
+        # checked once the slot is held: a refusal or a pause may have come while the job waited for it
+        if ctx.refusals.blocks(job.spec.model):  # the account refused this model: the job stays as it is
+            await ctx.free_slot(job)
+            ctx.leave(job, "refused")
+            continue
+        pause = ctx.breaker.wait(job.spec.model) if ctx.breaker is not None else 0.0
+        if pause > 0:  # the breaker is open: the model's tasks keep failing on the server's side
+            await ctx.free_slot(job)
+            queue.put_nowait(job)  # (back at the end of the line; the pause is the model's, not the job's)
+            if not await ctx.sleep(pause):
+                return
+            continue
         if not ctx.open_group(job):  # a look-alike's create is unanswered: wait for its answer, slot-free
             await ctx.free_slot(job)
             continue

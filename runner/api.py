@@ -43,6 +43,7 @@ from runner.errors import (
     RequestTimeout,
     ServerError,
     TransientError,
+    refusal_scope,
 )
 from runner.poller import FINAL_STATUSES
 from runner.server_clock import ServerClock
@@ -263,6 +264,7 @@ class _Wire(BaseModel):
 
 
 _M = TypeVar("_M", bound=_Wire)
+_E = TypeVar("_E", bound=ApiError)
 
 
 #: What a task id may look like (the service's are UUIDs): an empty or odd one proves nothing (issue 13).
@@ -336,8 +338,23 @@ class _ErrorAnswer(_Wire):
 _BILLING_429 = frozenset({"CommodityNotPurchased", "PrepaidBillOverdue", "PostpaidBillOverdue"})
 
 
+#: Anything that looks like a DashScope key (``sk-…``, ``sk-ws-…``): server text is untrusted and may quote one.
+_KEYLIKE = re.compile(r"sk-[A-Za-z0-9][A-Za-z0-9_-]{5,}")
+
+
 def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
+    """``text`` with the API key and every key-like ``sk-…`` token replaced by ``***`` (issue 17)."""
+    if secret:
+        text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def _scrub(text: str | None, secret: str) -> str | None:
+    return None if text is None else _redact(text, secret)
+
+
+def _without(text: str | None, secret: str) -> str | None:
+    return text.replace(secret, "***") if text is not None and secret and secret in text else text
 
 
 def _snippet(raw: bytes, secret: str, limit: int = 200) -> str:
@@ -380,6 +397,27 @@ async def _on_headers_sent(
         flag["sent"] = True
 
 
+@dataclass
+class Reachability:
+    """Whether the service answers at all: since when nothing has (transport failures, 5xx, pages that are not
+    the service's), and the last such failure. Any answer of the service, a refusal included, resets it. The run
+    waits on an outage up to ``--max-outage`` and then stops (exit 4), never failing a job for it (issue 17)."""
+
+    since: float | None = None  # time.monotonic() of the first failure in a row
+    last: str = ""
+
+    def answered(self) -> None:
+        self.since = None
+
+    def failed(self, exc: ApiError) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+        self.last = str(exc)
+
+    def seconds(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since
+
+
 class DashScopeClient:
     """Async context manager owning one ``aiohttp.ClientSession``.
 
@@ -397,6 +435,7 @@ class DashScopeClient:
         self._config = config
         self._clock = clock
         self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
+        self.reach = Reachability()
         self._session: aiohttp.ClientSession | None = None
         # built once: at hundreds of requests a second, rebuilding them per request shows in the profile
         self._header_sets = {op: self._build_headers(op) for op in get_args(Op)}
@@ -459,18 +498,19 @@ class DashScopeClient:
         out = answer.output
         if out.task_id != task_id:  # a cache or proxy answered for another task: this says nothing of ours
             raise self._bad_answer("get", 200, data, headers)
+        key = self._config.api_key  # server text is untrusted: its codes, messages and URLs are scrubbed here
         return TaskInfo(
             task_id=out.task_id,
             status=out.task_status,
             submit_time=out.submit_time,
             scheduled_time=out.scheduled_time,
             end_time=out.end_time,
-            video_url=out.video_url or None,
-            orig_prompt=out.orig_prompt,
-            actual_prompt=out.actual_prompt,
+            video_url=_scrub(out.video_url, key) or None,
+            orig_prompt=_without(out.orig_prompt, key),  # the user's own text: only the key itself is cut
+            actual_prompt=_without(out.actual_prompt, key),
             usage=answer.usage,
-            code=out.code,
-            message=out.message,
+            code=_scrub(out.code, key),
+            message=_scrub(out.message, key),
             request_id=answer.request_id or headers.get("x-request-id"),
         )
 
@@ -577,8 +617,18 @@ class DashScopeClient:
             raise self._transport_error(ConnectionLost, op, exc, flag["sent"], "connection failed") from None
         self.server_clock.observe(headers.get("date"), sent_at, self._clock())
         if 200 <= status < 300:
+            self.reach.answered()
             return raw, headers
-        raise self._http_error(op, status, raw, headers)
+        error = self._http_error(op, status, raw, headers)
+        if isinstance(error, ServerError | ForeignAnswer):
+            raise self._unreached(error)
+        self.reach.answered()  # the service itself answered (a refusal, a 429): it is there
+        raise error
+
+    def _unreached(self, exc: _E) -> _E:
+        """Note an answer that was not the service's (the outage clock) and hand ``exc`` back to raise."""
+        self.reach.failed(exc)
+        return exc
 
     def _transport_error(
         self, cls: type[TransientError], op: Op, exc: BaseException, sent: bool, what: str
@@ -586,7 +636,7 @@ class DashScopeClient:
         detail = str(exc) or type(exc).__name__
         where = "after the request was sent" if sent else "before the request was sent"
         message = _redact(f"{op}: {what} {where} ({type(exc).__name__}: {detail})", self._config.api_key)
-        return cls(message, sent=sent)
+        return self._unreached(cls(message, sent=sent))
 
     def _http_error(self, op: Op, status: int, raw: bytes, headers: Mapping[str, str]) -> ApiError:
         retry_after = parse_retry_after(headers.get("retry-after"), now=self._clock())
@@ -603,7 +653,7 @@ class DashScopeClient:
                 else "empty answer"
             )
         else:
-            code = None if err.code is None else str(err.code)
+            code = None if err.code is None else _redact(str(err.code), self._config.api_key)
             message = err.message or err.msg or (None if code else _snippet(raw, self._config.api_key))
             request_id = err.request_id or request_id
         message = _redact(f"{op}: {message or 'HTTP ' + str(status)}", self._config.api_key)
@@ -636,6 +686,7 @@ class Action(StrEnum):
     RETRY = "retry"  # send the same request again after ``delay`` seconds
     NEVER = "never"  # give up: record the failure
     AMBIGUOUS = "ambiguous"  # a create that may have made a task: reconcile through the list first
+    REFUSED = "refused"  # the account (or one model for it) refuses work: stop it, blame no job (exit 4)
 
 
 @dataclass(frozen=True)
@@ -664,6 +715,7 @@ class Verdict:
     action: Action
     delay: float = 0.0
     reason: str = ""
+    scope: str = ""  # for REFUSED: "account" or "model"
 
     RETRY: ClassVar[Action] = Action.RETRY
     NEVER: ClassVar[Action] = Action.NEVER
@@ -687,12 +739,16 @@ def classify(
 ) -> Verdict:
     """Decide RETRY / NEVER / AMBIGUOUS for a failed request. ``attempt`` counts earlier retries (0 first).
 
+    * an account-level answer (``errors.refusal_scope``: a wrong key, arrears, a model not open to the account)
+      → REFUSED with its scope: the account, not the job, refused; nothing was made.
     * PermanentError (4xx, billing 429s) → NEVER: the same request gets the same answer.
     * RateLimited → RETRY after Retry-After, else backoff; a 429 proves no task was made, even for create.
     * ServerError / RequestTimeout / ConnectionLost → for ``op="create"`` with ``sent`` → AMBIGUOUS (a paid
       task may exist; no idempotency key); otherwise RETRY (Retry-After honoured on 503s).
     * Anything else (a bug, an unexpected exception) → AMBIGUOUS for a create, NEVER otherwise.
     """
+    if isinstance(exc, ApiError) and (scope := refusal_scope(exc)) is not None:
+        return Verdict(Action.REFUSED, reason=f"the {scope} refused: {exc.code or exc.status}", scope=scope)
     if isinstance(exc, PermanentError):
         return Verdict(Action.NEVER, reason=f"refused: {exc.code or exc.status}")
     if isinstance(exc, RateLimited):

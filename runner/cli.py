@@ -127,6 +127,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``2h`` → seconds (> 0)."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:])
+    number = raw[:-1] if scale is not None else raw
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration like 90s, 30m or 2h") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
+
+
 def run_options_parser() -> argparse.ArgumentParser:
     """The options of ``run``, shared by ``schedule`` (which hands them to each run it starts)."""
     p = argparse.ArgumentParser(add_help=False)
@@ -158,6 +173,15 @@ def run_options_parser() -> argparse.ArgumentParser:
         help="submit at most N new jobs this run (a later run continues)",
     )
     p.add_argument("--retry-failed", action="store_true", help="submit failed jobs again")
+    p.add_argument("--retry-canceled", action="store_true", help="submit canceled jobs again")
+    p.add_argument(
+        "--max-outage",
+        type=_duration,
+        default=1800.0,
+        metavar="TIME",
+        help="how long the run waits on an API that answers nothing usable before it stops with exit 4 "
+        "(e.g. 90s, 30m, 2h; default 30m); no job is failed for it",
+    )
     p.add_argument(
         "--regenerate-expired",
         action="store_true",

@@ -110,6 +110,8 @@ def run_command(args: argparse.Namespace) -> int:
             ),
             max_jobs=args.max_jobs,
             retry_failed=args.retry_failed,
+            retry_canceled=getattr(args, "retry_canceled", False),
+            max_outage=getattr(args, "max_outage", PipelineConfig.max_outage),
             regenerate_expired=getattr(args, "regenerate_expired", False),
             drain=args.drain,
             poll_interval=follow,
@@ -274,11 +276,10 @@ def _print_outcome(outcome: Outcome, out: Path) -> None:
             f"  {len(outcome.orphans)} job(s) in the ledger are no longer in the manifest "
             "(a task they made is still followed and saved)"
         )
-    if outcome.refusal is not None:
-        r = outcome.refusal
-        rid = f" (request_id {r.request_id})" if r.request_id else ""
-        print(f"the account refused work: {r.code}: {r.message}{rid}", file=sys.stderr)
-        print("  no job is blamed; fix it and run the same command again", file=sys.stderr)
+    for refusal in outcome.refusals:
+        print(f"wanbatch: {refusal.line()}", file=sys.stderr)
+    if outcome.refusals:
+        print("  no job is blamed, nothing unsent was touched: fix it and run the same command again", file=sys.stderr)
     if outcome.exit_code == EXIT_INTERRUPTED:
         print("interrupted: state saved; run the same command again to resume", file=sys.stderr)
     elif outcome.exit_code != EXIT_OK and outcome.left:
@@ -329,36 +330,44 @@ def cancel_command(args: argparse.Namespace) -> int:
     """``wanbatch cancel DIR``: cancel the run's PENDING tasks (RUNNING ones cannot be cancelled).
 
     Exit 0 when every task the ledger knows as PENDING was cancelled, 1 when some could not be (it had
-    started meanwhile: that job is left running), 2 bad input, 3 a run holds the folder."""
+    started meanwhile: that job is left running), 2 bad input. While a run holds the folder, its PENDING tasks
+    are cancelled on the server only; the live run sees them CANCELED and records it (issue 17)."""
     try:
         key = api_key()
         runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key])
         state = _load_state(args.dir)
         region = args.region or state.region or DEFAULT_REGION
         url = base_url(args.base_url, region, state.base_url)
-        lock = RunLock(args.dir)
-        lock.acquire()
-    except LockHeld as e:
-        _err(str(e))
-        return EXIT_LOCKED
     except (InputError, LedgerError) as e:
         _err(str(e))
         return EXIT_USAGE
+    lock = RunLock(args.dir)
+    try:
+        lock.acquire()
+        live = False
+    except LockHeld:
+        live = True  # the run's own ledger writer owns the file: only the server is asked
     running = sum(1 for j in state.jobs.values() if j.state == "running")
     try:
-        canceled, kept = asyncio.run(_cancel(Path(args.dir), state, ApiConfig(url, key)))
+        canceled, kept = asyncio.run(_cancel(Path(args.dir), state, ApiConfig(url, key), write=not live))
     finally:
-        lock.release()
+        if not live:
+            lock.release()
     print(f"{args.dir}: canceled {canceled} task(s); {kept} could not be canceled (already running or done)")
+    if live:
+        print("  a run holds the folder: it records the cancelled tasks as it sees them")
     if running:
         print(f"  {running} task(s) were already RUNNING (the API cancels PENDING tasks only); they will finish")
     return EXIT_OK if kept == 0 else EXIT_FAILED
 
 
-async def _cancel(out: Path, state: RunState, api: ApiConfig) -> tuple[int, int]:
+async def _cancel(out: Path, state: RunState, api: ApiConfig, *, write: bool = True) -> tuple[int, int]:
+    """Cancel the PENDING tasks; ``write``: record what happened (not while a live run owns the ledger)."""
     canceled = kept = 0
     targets = [j for j in state.jobs.values() if j.state == "pending" and j.task_id]
-    async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(DashScopeClient(api))
+        ledger = await stack.enter_async_context(LedgerWriter(out / LEDGER_NAME)) if write else None
         for job in targets:
             assert job.task_id is not None
             try:
@@ -367,10 +376,11 @@ async def _cancel(out: Path, state: RunState, api: ApiConfig) -> tuple[int, int]
                 kept += 1
                 with contextlib.suppress(ApiError):
                     info = await client.get(job.task_id)
-                    if info.status in ("PENDING", "RUNNING") and info.status != job.task_status:
+                    if ledger is not None and info.status in ("PENDING", "RUNNING") and info.status != job.task_status:
                         await ledger.append(TASK_STATUS, job.job_id, task_id=job.task_id, status=info.status)
                 runlog.get_logger("wanbatch.cancel").info("cancel.refused", job_id=job.job_id, error=str(e))
                 continue
-            await ledger.append(CANCELED, job.job_id, task_id=job.task_id)
+            if ledger is not None:
+                await ledger.append(CANCELED, job.job_id, task_id=job.task_id)
             canceled += 1
     return canceled, kept

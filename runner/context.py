@@ -27,11 +27,12 @@ from runner.api import Action, DashScopeClient, Op, classify
 from runner.budget import MoneyGuard
 from runner.claims import Claims
 from runner.download import DEFAULT_MAX_BYTES
-from runner.errors import ApiError, RateLimited
+from runner.errors import ApiError, RateLimited, what_to_check
 from runner.limits import Limits
 from runner.matching import lookalike_key
+from runner.refusal import Breaker, Refusal, Refusals
 from runner.server_clock import ServerClock
-from runner.state import FINAL_STATES, JobState, Line, RunState
+from runner.state import FINAL_STATES, RUN_REFUSED, JobState, Line, RunState
 
 log = structlog.get_logger("wanbatch.run")
 
@@ -118,6 +119,7 @@ class PipelineConfig:
     max_video_bytes: int = DEFAULT_MAX_BYTES  # a download over this is stopped (--max-video-mb)
     max_jobs: int | None = None  # new jobs submitted this run at most
     retry_failed: bool = False
+    retry_canceled: bool = False
     regenerate_expired: bool = False  # expired jobs (paid, video lost) are generated again only when asked
     drain: bool = False
     poll_interval: float = 6.0  # between two queries of a task followed by reconcile
@@ -135,15 +137,6 @@ class PipelineConfig:
     # creates (all of them to reconcile after a crash, and ~10 KB of memory each). 64 keeps the create
     # gate's 24 connections busy at 500+ submissions/s with intents and answers in their group commits.
     submit_window: int = 64
-
-
-@dataclass(frozen=True)
-class AccountRefusal:
-    """The account (or its key) refused work: no job is to blame; the run stops submitting (exit 4)."""
-
-    code: str
-    message: str
-    request_id: str | None = None
 
 
 @dataclass
@@ -207,7 +200,8 @@ class RunContext:
     on_change: Callable[[], None] | None = None  # the progress display's hook
     guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/budget.py): settles from the events
     claims: Claims | None = None  # the host's register of intents and claimed tasks (runner/claims.py)
-    refusal: AccountRefusal | None = None  # set once the account refused work (the run then only drains)
+    refusals: Refusals = field(default_factory=Refusals)  # what the account refused (runner/refusal.py)
+    breaker: Breaker | None = None  # repeated server trouble pauses a model (runner/refusal.py)
     last_seen: float | None = None  # ts of the ledger's last job line before this run (when a dead run last wrote)
     open_groups: dict[str, str] = field(default_factory=dict)  # look-alike group -> the job whose create is open
     _parked: dict[str, deque[Job]] = field(default_factory=dict)  # jobs waiting for their group, to submit
@@ -230,21 +224,31 @@ class RunContext:
 
     # -- the account refusing work ---------------------------------------------------------------------------
 
-    def refuse(self, code: str, message: str, request_id: str | None = None) -> None:
-        """The account refused work: stop submitting (tasks already made are still followed and saved)."""
-        if self.refusal is None:
-            self.refusal = AccountRefusal(code, message, request_id)
-            log.error("run.refused", code=code, message=message, request_id=request_id)
-        self.draining.set()
+    async def refuse(
+        self, code: str, message: str, request_id: str | None = None, *, scope: str = "account",
+        model: str | None = None,
+    ) -> None:  # fmt: skip
+        """The account (``scope`` "account"), one model for it ("model"), or the network ("network") refused
+        work: stop submitting there, blame no job; tasks already made are still followed and saved (exit 4).
+        The first refusal of each kind is written to the ledger (``run.refused``) and logged."""
+        refusal = Refusal(code, message, request_id, scope, model, self.client.config.base_url, self.cfg.region,
+                          what_to_check(code))  # fmt: skip
+        if self.refusals.add(refusal):
+            await self.record(None, RUN_REFUSED, code=code, message=message, request_id=request_id, scope=scope,
+                              model=model, host=refusal.host, region=refusal.region, check=refusal.check)  # fmt: skip
+            log.error("run.refused", code=code, message=message, request_id=request_id, scope=scope, model=model)
+        if scope != "model":
+            self.draining.set()
 
-    def account_unknown_task(self, job: Job, task_id: str) -> None:
+    async def account_unknown_task(self, job: Job, task_id: str) -> None:
         """A task this run has seen is UNKNOWN to the server under this key, long before its retention ends:
         the key is another account's (a rotation). Not the job's fault, and the task is not expired."""
-        self.refuse(
+        st = self.state
+        made = f" (they were made through {st.base_url}, region {st.region})" if st.base_url else ""
+        await self.refuse(
             "UnknownTasks",
             f"the server does not know task {task_id} (job {job.spec.name}) under this API key, though it is "
-            "younger than the 24-h retention: the key belongs to another account than the one that made the "
-            "run's tasks; set the key of that account and run the same command again",
+            f"younger than the 24-h retention: the key belongs to another account than the run's tasks{made}",
         )
         self.leave(job, "account")
 

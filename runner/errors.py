@@ -148,15 +148,59 @@ ACCOUNT_CODES = frozenset(
 )  # fmt: skip
 
 
-def account_level(exc: ApiError) -> bool:
-    """True when ``exc`` is the account refusing work rather than this request being wrong: one of
-    ``ACCOUNT_CODES``, any other 401 or 403, or 400 InvalidParameter "Model not exist." (a model this account or
-    region does not offer)."""
+#: Of those, the refusals that concern one model (not open to this account, or not offered in its region): that
+#: model's jobs wait, the other models go on.
+MODEL_CODES = frozenset(
+    {"AccessDenied.Unpurchased", "Model.AccessDenied", "ModelNotFound", "CommodityNotPurchased", "ModelNotExist"}
+)
+
+
+def refusal_scope(exc: ApiError) -> str | None:
+    """``"account"`` when ``exc`` is the account refusing work rather than this request being wrong (one of
+    ``ACCOUNT_CODES``, or any other 401 or 403), ``"model"`` when it refuses one model (``MODEL_CODES``, or 400
+    InvalidParameter "Model not exist."), None for an answer about the request itself. The one place that tells
+    them apart; ``runner.api.classify`` turns it into its verdict."""
+    if exc.code == "InvalidParameter" and "model not exist" in (exc.message or "").lower():
+        return "model"
+    if exc.code in MODEL_CODES:
+        return "model"
     if exc.code in ACCOUNT_CODES:
-        return True
+        return "account"
     if isinstance(exc, PermanentError) and exc.status in (401, 403):
-        return True
-    return exc.code == "InvalidParameter" and "model not exist" in (exc.message or "").lower()
+        return "account"
+    return None
+
+
+def account_level(exc: ApiError) -> bool:
+    """True when the account (or one model for it) refused work: no job is to blame (``refusal_scope``)."""
+    return refusal_scope(exc) is not None
+
+
+#: What to check, per refusal code (docs/ERRORS.md has the same table for readers).
+_CHECK = {
+    "InvalidApiKey": "the key in DASHSCOPE_API_KEY: it must be a key of this region's account (keys are per region)",
+    "Arrearage": "the account's billing: it is in arrears; pay in the Alibaba Cloud console",
+    "PrepaidBillOverdue": "the account's billing: a prepaid bill is overdue",
+    "PostpaidBillOverdue": "the account's billing: a postpaid bill is overdue",
+    "CommodityNotPurchased": "the model's purchase: buy (activate) it in the console",
+    "AccessDenied.Unpurchased": "the model's activation in the console for this account and region",
+    "Model.AccessDenied": "the model's access for this key (a RAM user or workspace may lack it)",
+    "ModelNotFound": "the model's name for this region (--region), or choose a region that offers it",
+    "ModelNotExist": "the model's name for this region (--region), or choose a region that offers it",
+    "InvalidParameter": "the model's name for this region (--region), or choose a region that offers it",
+    "Workspace.AccessDenied": "the workspace's access for this key",
+    "WorkSpaceNotFound": "the workspace id and the host (--base-url) of its region",
+    "AllocationQuota.FreeTierOnly": "the free-tier-only mode: the free quota is used up; turn the mode off",
+    "AccessDenied": "the key's access (and that the host is DashScope's, not a proxy)",
+    "Unreachable": "the network and the host (DNS, TLS, a proxy, DashScope's status page)",
+    "UnknownTasks": "the key: use one of the account that made the run's tasks",
+}
+
+
+def what_to_check(code: str | None) -> str:
+    """One line on what the user should check for an account-level refusal."""
+    return _CHECK.get(code or "", "the key, the region (--region / --base-url), the account's billing and the "
+                      "model's access")  # fmt: skip
 
 
 class DownloadError(WanbatchError):

@@ -43,7 +43,7 @@ from typing import Any
 from runner.admission import submitter
 from runner.api import DashScopeClient, valid_task_id
 from runner.claims import Claims
-from runner.context import AccountRefusal, Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
+from runner.context import Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
 from runner.download import sha256_file
 from runner.errors import ApiError
 from runner.fetcher import fetcher
@@ -52,6 +52,7 @@ from runner.models import RETENTION_SECONDS
 from runner.poller import PollSchedule
 from runner.reconcile import reconcile
 from runner.recovery import planned_fields, recover
+from runner.refusal import Breaker, Refusal
 from runner.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED, JobState, RunState
 from runner.tracker import tracker
 
@@ -72,7 +73,7 @@ class Outcome:
     orphans: list[str] = field(default_factory=list)  # ledger jobs no longer in the manifest
     failures: list[dict[str, object]] = field(default_factory=list)
     undecided: list[dict[str, Any]] = field(default_factory=list)  # creates that may have made a task
-    refusal: AccountRefusal | None = None  # the account refused work (exit 4)
+    refusals: list[Refusal] = field(default_factory=list)  # the account refused work (exit 4)
     recovered: int = 0  # jobs a lost ledger was rebuilt with (sidecars, the register)
 
 
@@ -93,8 +94,9 @@ class Pipeline:
         claims: Claims | None = None,
     ) -> None:
         self.ctx = RunContext(
-            cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims
-        )
+            cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims,
+            breaker=Breaker(limits.clock),
+        )  # fmt: skip
         self.specs = list(specs)
         self.schedule = schedule
         self.interrupts = 0
@@ -131,6 +133,7 @@ class Pipeline:
                 tg.create_task(tracker(ctx, self.schedule), name="tracker")
                 tg.create_task(fetcher(ctx), name="fetcher")
                 tg.create_task(self._drain_watch(), name="drain-watch")
+                tg.create_task(self._outage_watch(), name="outage-watch")
         finally:
             ctx.group = None
         return await self._finish()
@@ -183,6 +186,7 @@ class Pipeline:
             elif (
                 state == "planned"
                 or (state == "failed" and cfg.retry_failed)
+                or (state == "canceled" and cfg.retry_canceled)
                 or (state == "expired" and cfg.regenerate_expired)  # paid once already: only when asked
             ):
                 if new_allowed <= 0:
@@ -234,7 +238,7 @@ class Pipeline:
             log.warning("run.account_check_skipped", error=str(exc))
             return
         job = young[0]
-        ctx.account_unknown_task(job, job.state.task_id or "")
+        await ctx.account_unknown_task(job, job.state.task_id or "")
         for other in young[1:]:
             ctx.leave(other, "account")
 
@@ -250,16 +254,39 @@ class Pipeline:
         for job in ctx.parked_jobs():
             ctx.leave(job, "drain")
 
+    async def _outage_watch(self, every: float = 1.0, say: float = 30.0) -> None:
+        """The API answering nothing usable (unreachable, DNS, TLS, 5xx, a proxy's pages) is not any job's
+        failure: the run waits, saying so every ``say`` seconds, and after ``--max-outage`` stops with exit 4
+        (jobs unsent stay as they were; the same command resumes)."""
+        ctx = self.ctx
+        reach = ctx.client.reach
+        said = 0.0
+        while await ctx.sleep(every):
+            down = reach.seconds()
+            if down <= 0:
+                said = 0.0
+                continue
+            if down >= said + say:
+                said = down
+                log.warning("run.waiting", host=ctx.client.config.base_url, seconds=round(down),
+                            gives_up_in=round(max(0.0, ctx.cfg.max_outage - down)), error=reach.last)  # fmt: skip
+            if down > ctx.cfg.max_outage:
+                message = f"{ctx.client.config.base_url} answered nothing usable for {down:.0f} s: {reach.last}"
+                await ctx.refuse("Unreachable", message, scope="network")
+                ctx.stop.set()
+                return
+
     # ------------------------------------------------------------------------------------------ end
 
     async def _finish(self) -> Outcome:
         ctx = self.ctx
-        interrupted = ctx.stop.is_set() or (ctx.draining.is_set() and ctx.refusal is None)
+        refused = bool(ctx.refusals)
+        interrupted = not refused and (ctx.stop.is_set() or ctx.draining.is_set())
         counts = dict.fromkeys(STATES, 0)
         for job in ctx.jobs.values():
             counts[job.state.state] = counts.get(job.state.state, 0) + 1
         all_done = counts["downloaded"] == len(ctx.jobs)
-        code = 130 if interrupted else 4 if ctx.refusal is not None else (0 if all_done else 1)
+        code = 130 if interrupted else 4 if refused else (0 if all_done else 1)
         left = sorted(j.spec.name for j in ctx.jobs.values() if j.state.state != "downloaded")
         failures: list[dict[str, object]] = [
             {"name": j.spec.name, "code": j.state.failure.code, "message": j.state.failure.message}
@@ -272,7 +299,9 @@ class Pipeline:
             if j.state.state == "submitting"
         ]
         await ctx.record(None, RUN_FINISHED, exit_code=code, counts=counts)
-        return Outcome(code, interrupted, counts, left, self.orphans, failures, undecided, ctx.refusal, self.recovered)
+        return Outcome(
+            code, interrupted, counts, left, self.orphans, failures, undecided, ctx.refusals.all(), self.recovered
+        )
 
 
 def _submitted_clock(ctx: RunContext, st: JobState) -> float:

@@ -43,11 +43,13 @@ EXPIRED = "expired"
 UNANSWERED = "unanswered"  # a create's answer proved nothing: the job is undecided (reconcile decides)
 UNDECIDED = "undecided"  # reconcile could not prove which task is the job's: the user is told, nothing sent
 ORPHANED = "orphaned"  # the job left the manifest; its paid task is still followed and saved
+UNSENT = "unsent"  # the account refused the create (nothing was made): the job is planned again, not failed
+RUN_REFUSED = "run.refused"  # the account (or a model for it) refused work, or the API was unreachable
 RUN_FINISHED = "run.finished"
 
 EVENTS = frozenset(
     {RUN_STARTED, PLANNED, SUBMITTING, SUBMITTED, TASK_STATUS, SUCCEEDED, DOWNLOADED, FAILED, CANCELED, EXPIRED,
-     UNANSWERED, UNDECIDED, ORPHANED, RUN_FINISHED}
+     UNANSWERED, UNDECIDED, ORPHANED, UNSENT, RUN_REFUSED, RUN_FINISHED}
 )  # fmt: skip
 
 # --- what a failure means for money (the ``kind`` of a ``failed`` line) ---------------------------------------
@@ -210,6 +212,29 @@ class OrphanedLine(TypedDict):
 
 
 @with_config(_LINE_CONFIG)
+class UnsentLine(TypedDict):
+    ts: float
+    event: Literal["unsent"]
+    job_id: str
+    reason: Annotated[str, Field(default="")]
+
+
+@with_config(_LINE_CONFIG)
+class RunRefusedLine(TypedDict):
+    ts: float
+    event: Literal["run.refused"]
+    job_id: Annotated[str | None, Field(default=None)]
+    code: Annotated[str, Field(default="")]
+    message: Annotated[str, Field(default="")]
+    request_id: Annotated[str | None, Field(default=None)]
+    scope: Annotated[str, Field(default="account")]  # "account", "model" or "network"
+    model: Annotated[str | None, Field(default=None)]
+    host: Annotated[str | None, Field(default=None)]
+    region: Annotated[str | None, Field(default=None)]
+    check: Annotated[str, Field(default="")]  # what the user should check
+
+
+@with_config(_LINE_CONFIG)
 class CanceledLine(TypedDict):
     ts: float
     event: Literal["canceled"]
@@ -247,6 +272,8 @@ Line = Annotated[
     | UnansweredLine
     | UndecidedLine
     | OrphanedLine
+    | UnsentLine
+    | RunRefusedLine
     | CanceledLine
     | ExpiredLine
     | RunFinishedLine,
@@ -366,6 +393,7 @@ class RunState:
     started: float | None = None  # ts of the first run.started
     finished: float | None = None  # ts of the last run.finished
     exit_code: int | None = None
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # run.refused lines of the latest run
     lines: int = 0  # lines applied (known events)
     skipped: int = 0  # lines of unknown events
     torn_tail: bool = False  # the file ended in a torn line, ignored
@@ -387,6 +415,8 @@ class RunState:
         elif line["event"] == "run.finished":
             self.finished = line["ts"]
             self.exit_code = line["exit_code"]
+        elif line["event"] == "run.refused":
+            self.refusals.append({k: v for k, v in line.items() if k not in ("ts", "event", "job_id")})
 
     def apply_dict(self, obj: dict[str, Any]) -> None:
         """Fold one line given as a dict (what the writer appended); unknown events are skipped."""
@@ -406,6 +436,7 @@ class RunState:
         self.base_url = line["base_url"] or self.base_url
         self.finished = None
         self.exit_code = None
+        self.refusals = []
 
     # -- questions --
     def counts(self) -> dict[str, int]:
@@ -471,6 +502,7 @@ class RunState:
             "failures": failures,
             "undecided": undecided,
             "orphans": sorted(j.name or j.job_id for j in self.jobs.values() if j.orphan),
+            "refusals": list(self.refusals),
         }
 
 
@@ -532,6 +564,13 @@ def _undecided(job: JobState, line: UndecidedLine) -> None:
 
 def _orphaned(job: JobState, line: OrphanedLine) -> None:
     job.orphan = True
+
+
+def _unsent(job: JobState, line: UnsentLine) -> None:
+    """The account refused the create: nothing was made, and nothing is the job's fault."""
+    job.state = "planned"
+    job.submitting_since = None
+    job.failure = None
 
 
 def _task_status(job: JobState, line: TaskStatusLine) -> None:
@@ -649,6 +688,7 @@ _APPLY: dict[str, Any] = {
     UNANSWERED: _unanswered,
     UNDECIDED: _undecided,
     ORPHANED: _orphaned,
+    UNSENT: _unsent,
     CANCELED: _canceled,
     EXPIRED: _expired,
 }

@@ -20,8 +20,8 @@ import time
 
 from runner.api import Action, classify
 from runner.context import Job, RunContext, Stopped, log
-from runner.errors import ApiError, PermanentError, RateLimited, account_level
-from runner.state import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED
+from runner.errors import ApiError, PermanentError, RateLimited
+from runner.state import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT
 
 
 async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
@@ -31,7 +31,6 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
     limiter = ctx.limits.submit(job.spec.model)
     cap = ctx.limits.in_flight(job.spec.model)
     attempt = 0
-    failing_since: float | None = None  # the first of the failed attempts in a row (monotonic)
     while True:
         # the slot was given back after a Throttling.Concurrency refusal: wait for room under the new cap
         if not job.slot and not await ctx.take_slot(job):
@@ -66,28 +65,30 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
                 else:
                     limiter.on_throttled(exc.retry_after)
             attempt += 1
+            if verdict.action is Action.REFUSED:  # the account (or this model for it), not the job: exit 4
+                if ctx.claims is not None:
+                    ctx.claims.done(job.id)
+                code = exc.code or f"HTTP{exc.status}"
+                await ctx.refuse(code, exc.message, exc.request_id, scope=verdict.scope, model=job.spec.model)
+                await ctx.record(job, UNSENT, reason=f"{code}: {exc.message}")  # as it was: planned
+                await ctx.free_slot(job)
+                ctx.close_group(job)
+                ctx.leave(job, "refused")
+                return True
             if verdict.action is Action.NEVER and isinstance(exc, PermanentError):
                 if ctx.claims is not None:
                     ctx.claims.done(job.id)
-                if account_level(exc):  # the account refused, not this request: blame no job (exit 4)
-                    ctx.refuse(exc.code or f"HTTP{exc.status}", exc.message, exc.request_id)
-                    await _left_by_drain(ctx, job)
-                    return True
                 code = exc.code or f"HTTP{exc.status or ''}"
                 await fail(ctx, job, "submit", code, exc.message, exc.request_id, kind=REFUSED)
                 return True
             if verdict.action is not Action.AMBIGUOUS:  # nothing was made: wait and send again
-                now = time.monotonic()
-                failing_since = now if failing_since is None else failing_since
-                if now - failing_since > ctx.cfg.max_outage:  # the network, not the job: stop, blame nobody
-                    ctx.refuse("Unreachable", f"no create could be sent for {now - failing_since:.0f} s: {exc}")
-                    await _left_by_drain(ctx, job)
-                    return True
+                # (an outage that lasts is the run's to judge: it stops after --max-outage, blaming nobody)
                 delay = verdict.delay if verdict.action is Action.RETRY else min(60.0, 2.0 ** min(attempt, 6))
                 log.info("job.retry", job_id=job.id, name=job.spec.name, reason=verdict.reason,
                          delay=round(delay, 3))  # fmt: skip
                 ok, _ = await ctx.until_stop(asyncio.sleep(delay), ctx.draining)
-                if not ok:
+                if not ok:  # the last answer proved nothing was made: the job is as it was before
+                    await ctx.record(job, UNSENT, reason=verdict.reason)
                     await _left_by_drain(ctx, job)
                     return True
                 continue

@@ -53,6 +53,10 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
         except ApiError as exc:  # never the job's failure: ask again later (the module docstring)
             n = errors.get(task_id, 0)
             verdict = classify(exc, op="get", attempt=n)
+            if verdict.action is Action.REFUSED:  # the key no longer reads the account's tasks: stop (exit 4)
+                await ctx.refuse(exc.code or f"HTTP{exc.status}", exc.message, exc.request_id)
+                ctx.stop.set()
+                return
             errors[task_id] = n + 1
             delay = verdict.delay if verdict.action is Action.RETRY else min(_MAX_ERROR_DELAY, 2.0 ** min(n, 6))
             (log.warning if n and n % 10 == 0 else log.info)(
@@ -194,6 +198,8 @@ async def on_final(ctx: RunContext, job: Job, info: TaskInfo) -> None:
             end_time=info.end_time,
         )
         log.info("task.succeeded", job_id=job.id, name=job.spec.name, task_id=task_id)
+        if ctx.breaker is not None:
+            ctx.breaker.succeeded(job.spec.model)
         ctx.queue_download(job)
     elif info.status == "FAILED":
         await _failed(ctx, job, task_id, info.code, info.message, info.request_id)
@@ -221,7 +227,7 @@ async def on_unknown(ctx: RunContext, job: Job, task_id: str) -> None:
                          task_id=task_id, until=answered)  # fmt: skip
         ctx.spawn(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
         return
-    ctx.account_unknown_task(job, task_id)
+    await ctx.account_unknown_task(job, task_id)
 
 
 async def _failed(
@@ -233,6 +239,11 @@ async def _failed(
     )
     verdict = classify_task_failure(code, attempt=job.task_failures)
     retry = verdict.action is Action.RETRY and job.task_failures < ctx.cfg.task_retries
+    if verdict.action is Action.RETRY and ctx.breaker is not None:  # a server-side code: count it per model
+        pause = ctx.breaker.failed(job.spec.model, code)
+        if pause is not None:
+            log.warning("model.paused", model=job.spec.model, code=code, seconds=round(pause, 1),
+                        reason=f"{ctx.breaker.threshold} tasks failed in a row with {code}")  # fmt: skip
     log.warning("task.failed", job_id=job.id, name=job.spec.name, task_id=task_id, code=code, retry=retry)
     if not retry or ctx.draining.is_set():
         ctx.settle(job)

@@ -22,10 +22,12 @@ from runner.emulator.clock import Clock, system_clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import FaultRule, FaultSyntaxError, parse_fault
 from runner.emulator.protocol import (
+    ARREARAGE,
     CANCEL_NOT_PENDING,
     INPUT_INSPECTION,
     INTERNAL_ERROR,
     INVALID_API_KEY,
+    MODEL_ACCESS_DENIED,
     MODEL_UNAVAILABLE,
     NO_API_KEY,
     RATE_QUOTA,
@@ -161,6 +163,10 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     except ValueError:
         raise ApiFailure(400, "BadRequest.IllegalInput", "The request body is not a valid JSON object.") from None
     body, model_name, spec = resolve_body_model(body)
+    if spec.name in state.denied_models:  # the model is not open to this account
+        raise ApiFailure(403, "Model.AccessDenied", MODEL_ACCESS_DENIED)
+    if state.arrears_after is not None and state.submitted >= state.arrears_after:
+        raise ApiFailure(400, "Arrearage", ARREARAGE)
     now = state.clock()
     wait = state.quotas.submit(spec, now)
     if wait is not None:
@@ -175,6 +181,8 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     task = state.store.create(
         req, now=now, request_id=rid, api_key_id=state.api_key_id(key), faults=faults, concurrency=concurrency
     )
+    if state.config.quote_key_in_failures:
+        task.quoted_key = key
     state.submitted += 1
     state.submitted_by_model[spec.name] += 1
     state.by_body[req.digest] += 1

@@ -94,6 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the emulator's clock this far ahead of the host's (negative: behind)",
     )  # fmt: skip
     parser.add_argument(
+        "--arrears-after", type=int, default=None, metavar="K",
+        help="the account falls into arrears after K accepted creates (then 400 Arrearage)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deny-model", action="append", default=[], metavar="MODEL",
+        help="a model not open to the account (403 Model.AccessDenied; repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
         "--echo-normalized", action="store_true",
         help="answer orig_prompt NFC-normalised with whitespace folded (a server that does not echo byte for byte)",
     )  # fmt: skip
@@ -120,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         access_log=args.access_log,
         clock_offset=args.clock_offset,
         echo_normalized=args.echo_normalized,
+        arrears_after=args.arrears_after,
+        denied_models=tuple(args.deny_model),
     )
 
 

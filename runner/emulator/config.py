@@ -38,6 +38,9 @@ class EmulatorConfig:
     access_log: bool = False
     clock_offset: float = 0.0  # real seconds the emulator's clock runs ahead of the host's (negative: behind)
     echo_normalized: bool = False  # answer orig_prompt NFC-normalised with whitespace runs folded (a lenient echo)
+    arrears_after: int | None = None  # after this many accepted creates the account is in arrears (400 Arrearage)
+    denied_models: tuple[str, ...] = ()  # models not open to the account (403 Model.AccessDenied)
+    quote_key_in_failures: bool = False  # a FAILED task's message quotes the key that made it (untrusted text)
 
     def __post_init__(self) -> None:
         if self.speed <= 0:

@@ -34,6 +34,8 @@ OUTPUT_INSPECTION = "Output data may contain inappropriate content."
 INTERNAL_ERROR = "An internal error has occured, please try again later or contact service support."
 MODEL_UNAVAILABLE = "Model is unavailable, please try again later."
 TASK_TIMEOUT = "The task did not finish within 3 hours."
+ARREARAGE = "Access denied, please make sure your account is in good standing."
+MODEL_ACCESS_DENIED = "Model access denied."
 
 CST = timezone(timedelta(hours=8))
 

@@ -22,6 +22,8 @@ class EmulatorState:
         self.config = config
         self.base_clock = clock
         self.clock_offset = config.clock_offset  # changed at runtime by POST /_emulator/clock
+        self.arrears_after = config.arrears_after  # account faults (mutable: tests change them between runs)
+        self.denied_models = set(config.denied_models)
         self.quotas = Quotas(enabled=config.quotas, scale=config.qps_scale)
         self.faults = FaultInjector(config.faults, config.seed)
         self.block_word = config.block_word

@@ -51,6 +51,7 @@ class Task:
     faults: frozenset[str]
     timeout_s: float
     canceled_at: float | None = None
+    quoted_key: str = ""  # a FAILED message quotes this key (EmulatorConfig.quote_key_in_failures)
 
     @property
     def stuck(self) -> bool:
@@ -74,7 +75,8 @@ class Task:
         if self.stuck:
             return "FAILED", "InternalError.Timeout", TASK_TIMEOUT
         if "fail" in self.faults:
-            return "FAILED", "InternalError", INTERNAL_ERROR
+            quote = f" (request made with api key {self.quoted_key})" if self.quoted_key else ""
+            return "FAILED", "InternalError", INTERNAL_ERROR + quote
         if "inspection" in self.faults:
             return "FAILED", "DataInspectionFailed", OUTPUT_INSPECTION
         return "SUCCEEDED", None, None

@@ -98,7 +98,8 @@ def test_locked_folder_exits_3(tmp_path: Path, emulator: Any) -> None:
         r = cli(*args, cwd=tmp_path)
         c = cli("cancel", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     assert r.returncode == 3, r.stderr
-    assert c.returncode == 3, c.stderr
+    # cancel works beside a live run (issue 17): it asks the server only, and there is nothing PENDING here
+    assert c.returncode == 0 and "a run holds the folder" in c.stdout, c.stderr
     assert "in use" in r.stderr
     assert (out / "ledger.jsonl").read_bytes() == before, "a locked-out command wrote to the ledger"
     assert emu.stats()["requests"] == {}, "a locked-out command talked to the API"

@@ -27,6 +27,8 @@ from runner.errors import (
     RateLimited,
     RequestTimeout,
     ServerError,
+    refusal_scope,
+    what_to_check,
 )
 
 OPS = ("create", "get", "list", "cancel")
@@ -44,13 +46,7 @@ HALF = lambda: 0.5  # noqa: E731 - a fixed "random" source
         (400, "BadRequest.EmptyInput"),
         (400, "DataInspectionFailed"),
         (400, "IPInfringementSuspect"),
-        (400, "Arrearage"),
         (400, "UnsupportedOperation"),
-        (401, "InvalidApiKey"),
-        (403, "AccessDenied"),
-        (403, "AccessDenied.Unpurchased"),
-        (404, "ModelNotFound"),
-        (429, "PrepaidBillOverdue"),
     ],
 )
 def test_permanent_is_never(op: str, status: int, code: str) -> None:
@@ -58,6 +54,35 @@ def test_permanent_is_never(op: str, status: int, code: str) -> None:
     assert verdict.action is Action.NEVER
     assert verdict.delay == 0.0
     assert code in verdict.reason
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize(
+    ("status", "code", "message", "scope"),
+    [
+        (400, "Arrearage", "", "account"),
+        (401, "InvalidApiKey", "", "account"),
+        (403, "AccessDenied", "", "account"),
+        (403, "Workspace.AccessDenied", "", "account"),
+        (403, "AllocationQuota.FreeTierOnly", "", "account"),
+        (404, "WorkSpaceNotFound", "", "account"),
+        (429, "PrepaidBillOverdue", "", "account"),
+        (401, "SomethingNew", "", "account"),  # an unknown 401 or 403 counts as the account's
+        (403, None, "", "account"),
+        (403, "AccessDenied.Unpurchased", "", "model"),
+        (403, "Model.AccessDenied", "", "model"),
+        (404, "ModelNotFound", "", "model"),
+        (400, "InvalidParameter", "Model not exist.", "model"),
+    ],
+)
+def test_account_level_answers_are_refusals_that_blame_no_job(
+    op: str, status: int, code: str | None, message: str, scope: str
+) -> None:
+    exc = PermanentError(message or "x", status=status, code=code)
+    verdict = classify(exc, op=op)  # type: ignore[arg-type]
+    assert (verdict.action, verdict.scope) == (Action.REFUSED, scope)
+    assert refusal_scope(exc) == scope
+    assert what_to_check(code)
 
 
 @pytest.mark.parametrize("op", OPS)
