@@ -129,15 +129,17 @@ def stages(path: Path) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------- same output
 
 COMPARE_CHILD = """
-import argparse, hashlib, io, json, sys
-from runner.plan import plan_command
+import contextlib, hashlib, io, json, sys
+from runner.cli import main  # the command line itself: the same entry in either checkout, whatever its layout
 out = []
 for path in open(sys.argv[1], encoding="utf-8").read().splitlines():
     for region in (None, "ap-southeast-1"):
         for as_json in (False, True):
+            argv = ["plan", path, *(["--region", region] if region else []), *(["--json"] if as_json else [])]
             o, e = io.StringIO(), io.StringIO()
             try:
-                code = plan_command(argparse.Namespace(manifest=path, json=as_json, region=region), o, e)
+                with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+                    code = main(argv)
             except BaseException as x:  # a traceback is a difference too
                 code = f"raised {type(x).__name__}: {x}"
             text = o.getvalue().encode("utf-8", "surrogatepass")

@@ -24,11 +24,9 @@ import yaml
 
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
-from runner.manifest_bulk import Bulk
-from runner.manifest_fastyaml import GiveUp, Scalars, job_section, load_plain
-from runner.manifest_flat import FlatJob, layout_ok
+from runner.manifest_fastyaml import load_plain
 from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
-from runner.manifest_yaml import LocatedLoader, load_located
+from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
 
 if TYPE_CHECKING:
@@ -48,8 +46,8 @@ VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # ---------------------------------------------------------------------------------------------- the shape
 
 
-#: A job as the shape pass made it: a pydantic model, or a flat job's look-alike.
-Job: TypeAlias = "JobModel | FlatJob"
+#: A job as the shape pass made it.
+Job: TypeAlias = "JobModel"
 
 
 @dataclass
@@ -58,7 +56,7 @@ class Shape:
 
     version: int | None
     name: str | None
-    defaults: RequestFields | FlatJob | None
+    defaults: RequestFields | None
     vars: dict[str, Any] | None
     matrix: dict[str, list[Any]] | None
     jobs: list[tuple[int, Job]]
@@ -179,7 +177,7 @@ def parse_manifest(
     if region not in REGIONS:
         raise ConfigError(f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}")
     with gc_paused():
-        return _load_written_out(text, file, region, default_name) or _load_general(text, file, region, default_name)
+        return _load_general(text, file, region, default_name)
 
 
 def _load_general(text: str, file: str, region: str, default_name: str) -> Manifest:
@@ -192,54 +190,6 @@ def _load_general(text: str, file: str, region: str, default_name: str) -> Manif
     job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in _raw_jobs(data)]
     del data  # positions for messages come from a second parse, only when there is something to report
     return _Expander(shape, sink, job_lines, file, region, text, default_name).run()
-
-
-def _load_written_out(text: str, file: str, region: str, default_name: str) -> Manifest | None:
-    """The manifest by ``manifest_bulk`` when every job is written out plainly and nothing is wrong, else None
-    (then the general path loads it, from the start)."""
-    section = job_section(text)
-    if section is None or len(section.entries) > MAX_JOBS:
-        return None
-    top = load_plain(section.header)
-    if top is None or not _plain_top(top):
-        return None
-    sink = rules.IssueSink(file, text)
-    defaults = FlatJob(top.get("defaults", {}))
-    shape = Shape(1, top.get("name"), defaults, top.get("vars", {}), {}, [], True)
-    name, var_values, vars_ok, _, top_axes = _Expander(shape, sink, [], file, region, text, default_name).top()
-    if not sink.clean() or not vars_ok or top_axes != []:
-        return None
-    loader = LocatedLoader("")
-    try:
-        bulk = Bulk(file, section, Scalars(loader), _default_fields(defaults), var_values, region, _new_job)
-        jobs = bulk.jobs()
-    except (GiveUp, yaml.YAMLError, ValueError, IndexError, RecursionError):  # IndexError: an empty value
-        return None
-    finally:
-        loader.dispose()
-    return Manifest(name, file, region, jobs, bulk.warnings(), text)
-
-
-def _plain_top(top: dict[str, Any]) -> bool:
-    """Whether the top level is one the shape pass takes as it is: ``version: 1``, a name, defaults of the
-    strict types, vars (their rules are ``_Expander.top``'s), no matrix, and ``jobs`` left empty by the cut."""
-    if not top.keys() <= _BULK_TOP_KEYS or "jobs" not in top or top["jobs"] is not None:
-        return False
-    if type(top.get("version")) is not int or top["version"] != 1 or type(top.get("name", "")) not in _TEXT:
-        return False
-    defaults = top.get("defaults", {})
-    if not isinstance(defaults, dict) or not isinstance(top.get("vars", {}), dict):
-        return False
-    keys = tuple(defaults)
-    return (
-        set(keys) <= _REQUEST_SET
-        and layout_ok(("name", *keys), (str, *map(type, defaults.values())))
-        and defaults.get("shot_type") in (None, "single", "multi")
-    )
-
-
-_BULK_TOP_KEYS = frozenset({"version", "name", "defaults", "vars", "jobs"})
-_TEXT = (str, type(None))
 
 
 def _raw_jobs(data: dict[Any, Any]) -> list[Any]:
@@ -309,7 +259,7 @@ class _Axis:
     is_var: bool
 
 
-def _default_fields(defaults: RequestFields | FlatJob) -> rules.Fields:
+def _default_fields(defaults: RequestFields) -> rules.Fields:
     """The defaults that are set, each with its path."""
     return {key: (value, ("defaults", key)) for key in REQUEST_FIELDS if (value := getattr(defaults, key)) is not None}
 
@@ -347,7 +297,7 @@ class _Expander:
         self.shape, self.issues, self.job_lines = shape, sink, job_lines
         self.file, self.region, self.text, self.default_name = file, region, text, default_name
 
-    def top(self) -> tuple[str, dict[str, str], bool, RequestFields | FlatJob, list[_Axis] | None]:
+    def top(self) -> tuple[str, dict[str, str], bool, RequestFields | None, list[_Axis] | None]:
         """The top level checked: the manifest's name, the vars' texts (and whether all were good), the
         defaults and the top-level matrix's axes (None when it had an error)."""
         s = self.shape
@@ -355,8 +305,9 @@ class _Expander:
             self.issues.error(("version",), "version", f"unsupported manifest version {s.version!r}; allowed: 1")
         name = self._manifest_name(s.name)
         var_values, vars_ok = self._vars(s.vars or {})
-        defaults = s.defaults or FlatJob({})  # nothing set
-        self._check_fields(defaults, ("defaults",))
+        defaults = s.defaults
+        if defaults is not None:
+            self._check_fields(defaults, ("defaults",))
         top_axes = self._axes(s.matrix, ("matrix",), set(var_values)) if s.matrix is not None else None
         return name, var_values, vars_ok, defaults, top_axes
 
@@ -370,24 +321,7 @@ class _Expander:
         job_plans: list[tuple[int, Job, list[_Axis], rules.Templates]] = []
         declared = {k for k in (s.vars or {}) if isinstance(k, str)}
         var_names = set(var_values)
-        plain_ok = top_axes is not None and not top_axes  # no top-level axes: a plain job has none at all
         for i, job in s.jobs:
-            if (
-                plain_ok
-                and type(job) is FlatJob
-                and job.repeat == 1
-                and job.intro is None
-                and job.prompt is not None
-                and NAME_RE.fullmatch(job.name) is not None
-                and len(job.name) <= MAX_NAME_CHARS
-            ):  # what _job_axes finds for such a job, without its other checks (they cannot fail)
-                if job.model_fields_set & _VALUE_RULES:
-                    self._check_fields(job, ("jobs", i), job.model_fields_set)
-                templates = rules.job_templates(self.issues, job, ("jobs", i), declared)
-                if templates is not None:
-                    planned += 1
-                    job_plans.append((i, job, [], templates))
-                continue
             axes = self._job_axes(i, job, job.model_fields_set, top_axes, var_names)
             templates = None
             if (job.prompt is None) != (job.shots is None):  # else already reported
@@ -400,7 +334,7 @@ class _Expander:
             self.issues.error(("jobs",), "jobs", f"the manifest expands to {planned:,} jobs; at most {MAX_JOBS:,}")
             raise ManifestError(self.issues.errors())
         jobs: list[JobSpec] = []
-        if expandable:
+        if expandable and defaults is not None:
             seen_ids: dict[str, tuple[int, str]] = {}
             seen_names: dict[str, int] = {}
             default_fields = _default_fields(defaults)
@@ -493,9 +427,7 @@ class _Expander:
 
     # -- jobs
 
-    def _check_fields(
-        self, fields: RequestFields | FlatJob, path: tuple[Any, ...], fields_set: set[str] | None = None
-    ) -> None:
+    def _check_fields(self, fields: RequestFields, path: tuple[Any, ...], fields_set: set[str] | None = None) -> None:
         for name in (fields.model_fields_set if fields_set is None else fields_set) & _VALUE_RULES:
             value = getattr(fields, name)
             if value is not None and not rules.value_ok(name, value):

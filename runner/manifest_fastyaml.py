@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -36,51 +35,6 @@ _DIGITS = frozenset("0123456789")
 Token = tuple[str, str, str, str]  # indent, "- " part, key, rest ("" when absent)
 
 
-@dataclass(frozen=True, slots=True)
-class JobSection:
-    """The top-level ``jobs:`` sequence cut out of a manifest's text, each entry a run of ``key: value`` lines."""
-
-    header: str  # the text without the entries: ``jobs:`` is left with no value
-    entries: list[str]  # each entry's text after its ``- ``, its lines joined by ``inner``
-    inner: str  # "\n" and the indentation of an entry's second and later lines
-    first_line: int  # 1-based line of the first entry
-    lines: int  # lines the entries take
-
-
-def job_section(text: str) -> JobSection | None:
-    """The entries of ``jobs:`` when they are written one key per line (as big manifests are), else None.
-
-    Only cuts: the cut ends at the first line that starts at column 0 (other than an entry's ``- `` when
-    entries are not indented), and the caller judges each entry line by line and gives up (``GiveUp``) on
-    any line it does not read as ``key: value``. A line that is neither an entry's first (``- key: value``)
-    nor one of its others (two columns further in) stays inside a piece of an entry split at ``inner``; the
-    caller counts the pieces against ``lines`` to find one. The header is for ``load_plain``, which must then
-    find ``jobs`` there without a value."""
-    at = 0 if text.startswith("jobs:\n") else text.find("\njobs:\n") + 1
-    if at == 0 and not text.startswith("jobs:\n"):
-        return None
-    start = at + 6
-    dash = text.find("- ", start)
-    indent = dash - start
-    if dash < 0 or text[start:dash] != " " * indent:
-        return None
-    end_match = (_NEXT_TOP if indent else _NEXT_TOP_OR_ENTRY).search(text, start)
-    end = len(text) if end_match is None else end_match.start()
-    section = text[start:end].rstrip("\n")
-    if not _allowed(section):
-        return None
-    margin = " " * indent
-    return JobSection(
-        text[:start] + text[end:],
-        section[indent + 2 :].split(f"\n{margin}- "),
-        f"\n{margin}  ",
-        text.count("\n", 0, start) + 1,
-        section.count("\n") + 1,
-    )
-
-
-_NEXT_TOP = re.compile(r"\n[^ ]")
-_NEXT_TOP_OR_ENTRY = re.compile(r"\n[^ -]")
 _ASCII_ALLOWED = bytes(range(0x20, 0x7F)) + b"\n"
 
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from runner import manifest_rules as rules
 from runner.manifest import JOB_KEYS, REQUEST_FIELDS, SHOT_KEYS, TOP_KEYS, Job, Shape, path_str, short
-from runner.manifest_flat import FlatJobs
 
 
 class _Strict(BaseModel):
@@ -87,13 +86,11 @@ def validate_shape(data: Any, sink: rules.IssueSink) -> Shape:
     defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
     raw_jobs = parts.get("jobs") or []
     jobs: list[tuple[int, Job]] = []
-    flat = list(map(FlatJobs().make, raw_jobs))  # plain jobs need no pydantic (see manifest_flat)
     try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
-        models = iter(_JOB_LIST.validate_python([raw for raw, f in zip(raw_jobs, flat, strict=True) if f is None]))
-        jobs = [(i, f if f is not None else next(models)) for i, f in enumerate(flat)]
+        jobs = list(enumerate(_JOB_LIST.validate_python(raw_jobs)))
     except ValidationError:
         for i, raw in enumerate(raw_jobs):
-            job = flat[i] or _validate_part(JobModel, raw, sink, ("jobs", i))
+            job = _validate_part(JobModel, raw, sink, ("jobs", i))
             if job is not None:
                 jobs.append((i, job))
     except RecursionError:
