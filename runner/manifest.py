@@ -8,13 +8,11 @@ Errors are ``ManifestError([Issue…])``; warnings (text the server would trunca
 
 from __future__ import annotations
 
-import gc
 import itertools
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -25,7 +23,7 @@ import yaml
 from runner import manifest_rules as rules
 from runner.errors import ConfigError, Issue, ManifestError
 from runner.manifest_fastyaml import load_plain
-from runner.manifest_request import KEYED, RequestRules, RequestShape, canonical_json
+from runner.manifest_request import COMBINATION_FIELDS, RequestRules, RequestShape, canonical_json
 from runner.manifest_yaml import load_located
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, resolve_model
 
@@ -94,44 +92,6 @@ class JobSpec:
     tier: str = ""  # resolution tier of ``size`` (480P/720P/1080P)
 
 
-class _JobDraft:
-    """A ``JobSpec`` being made: the same slots, set by plain attribute stores, then the object becomes a
-    ``JobSpec`` (``__class__`` assignment between classes of the same layout). The frozen dataclass's own
-    ``__init__`` sets each field through ``object.__setattr__``: about three times as long, 100,000 times."""
-
-    __slots__ = JobSpec.__slots__
-
-    def __init__(
-        self,
-        job_id: str,
-        name: str,
-        model: str,
-        request: dict[str, Any],
-        size: str,
-        duration: int,
-        seed: int | None,
-        shot_type: str | None,
-        prompt: str,
-        take: int,
-        line: int,
-        tier: str,
-    ) -> None:
-        self.job_id, self.name, self.model, self.request, self.size, self.duration = (
-            job_id, name, model, request, size, duration
-        )  # fmt: skip
-        self.seed, self.shot_type, self.prompt, self.take, self.line, self.tier = (
-            seed, shot_type, prompt, take, line, tier
-        )  # fmt: skip
-        _set_class(self, "__class__", JobSpec)
-
-
-_set_class = object.__setattr__
-
-
-#: ``JobSpec(*fields)`` (all twelve given), made faster: see ``_JobDraft``.
-_new_job: Callable[..., JobSpec] = _JobDraft  # type: ignore[assignment]
-
-
 @dataclass(frozen=True)
 class Manifest:
     """A loaded, validated, expanded manifest."""
@@ -176,8 +136,7 @@ def parse_manifest(
     region = region or DEFAULT_REGION
     if region not in REGIONS:
         raise ConfigError(f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}")
-    with gc_paused():
-        return _load_general(text, file, region, default_name)
+    return _load_general(text, file, region, default_name)
 
 
 def _load_general(text: str, file: str, region: str, default_name: str) -> Manifest:
@@ -195,19 +154,6 @@ def _load_general(text: str, file: str, region: str, default_name: str) -> Manif
 def _raw_jobs(data: dict[Any, Any]) -> list[Any]:
     jobs = data.get("jobs")
     return jobs if isinstance(jobs, list) else []
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a big manifest allocates millions of small acyclic objects, and
-    the collector's passes over an ever larger heap made loading 100,000 jobs several times slower."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse_yaml(text: str, file: str) -> Any:
@@ -276,9 +222,11 @@ def _job_fields(job: Job, default_fields: rules.Fields, jpath: tuple[Any, ...]) 
     return fields
 
 
-def _job_id(canonical: str, take: int) -> str:
-    """The stable job id: the request's canonical JSON and the take, hashed (the one place it is made)."""
-    return sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
+def job_id(request: dict[str, Any], model: str, take: int) -> str:
+    """The stable job id (the one place it is made): sha256 of the request's canonical JSON, with the model spelled
+    canonically (so the id does not depend on the region), and the take."""
+    text = canonical_json({"request": {**request, "model": model}, "take": take, "v": 1})
+    return sha256(text.encode()).hexdigest()[:32]
 
 
 class _Expander:
@@ -345,14 +293,9 @@ class _Expander:
             requests = RequestRules(self.issues, self.region)
             while job_plans:
                 i, job, axes, templates = job_plans.pop()
-                if axes or job.repeat != 1:
-                    self._expand_job(
-                        i, job, axes, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
-                    )
-                else:
-                    self._expand_one(
-                        i, job, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
-                    )
+                self._expand_job(
+                    i, job, axes, templates, default_fields, var_values, requests, jobs, seen_ids, seen_names
+                )
         if self.issues.has_errors():
             raise ManifestError(self.issues.errors())
         return Manifest(name, self.file, self.region, jobs, self.issues.warnings(), self.text)
@@ -506,7 +449,7 @@ class _Expander:
             combos = ((base, job_name, var_values),)
         # With no axis on a field the rules read, every combination has the shape of the first one (when that
         # one passed without a message); only the prompt's length is left to check.
-        varies = not axes or any(a.name in KEYED for a in axes)
+        varies = not axes or any(a.name in COMBINATION_FIELDS for a in axes)
         fixed: RequestShape | None = None
         for fields, variant, vars_now in combos:
             prompt = templates.render(vars_now)
@@ -521,19 +464,19 @@ class _Expander:
                 if not varies and requests.remembers(shape):
                     fixed = shape
             assert shape is not None
-            body, canonical = shape.make(fields, prompt)
             seed = fields["seed"][0] if "seed" in fields else None
             for take in range(1, repeat + 1):
-                job_id = _job_id(canonical, take)
+                body = shape.body(fields, prompt)
+                jid = job_id(body, shape.spec.name, take)
                 name = variant if repeat == 1 else f"{variant}_take{take}"
-                if not self._claim(jpath, name, job_id, line, seen_ids, seen_names):
+                if not self._claim(jpath, name, jid, line, seen_ids, seen_names):
                     continue
                 out.append(
-                    _new_job(
-                        job_id,
+                    JobSpec(
+                        jid,
                         name,
                         shape.spec.name,
-                        body if repeat == 1 else _copy_body(body),
+                        body,
                         shape.size,
                         shape.duration,
                         seed,
@@ -544,39 +487,6 @@ class _Expander:
                         shape.tier,
                     )
                 )
-
-    def _expand_one(
-        self,
-        i: int,
-        job: Job,
-        templates: rules.Templates,
-        default_fields: rules.Fields,
-        var_values: dict[str, str],
-        requests: RequestRules,
-        out: list[JobSpec],
-        seen_ids: dict[str, tuple[int, str]],
-        seen_names: dict[str, int],
-    ) -> None:
-        """``_expand_job`` for a job without axes or repeat (every job of a big written-out manifest), lean."""
-        jpath: tuple[Any, ...] = ("jobs", i)
-        fields = _job_fields(job, default_fields, jpath)
-        prompt = templates.render(var_values)
-        shape = requests.shape(fields, frozenset(fields), prompt, templates.path, jpath, job.shots)
-        if shape is None:
-            return
-        body, canonical = shape.make(fields, prompt)
-        job_id = _job_id(canonical, 1)
-        name = job.name
-        line = self.job_lines[i] if i < len(self.job_lines) else 0
-        if not self._claim(jpath, name, job_id, line, seen_ids, seen_names):
-            return
-        seed = fields["seed"][0] if "seed" in fields else None
-        out.append(
-            _new_job(
-                job_id, name, shape.spec.name, body, shape.size, shape.duration, seed, shape.shot_type, prompt, 1,
-                line, shape.tier,
-            )
-        )  # fmt: skip
 
     def _claim(
         self,
@@ -647,13 +557,6 @@ class _Expander:
                 if pieces[n][k]:
                     suffix.append(pieces[n][k])
             yield fields, ("_".join([job_name, *suffix]) if multi else job_name), vars_now
-
-
-def _copy_body(body: dict[str, Any]) -> dict[str, Any]:
-    out = {"model": body["model"], "input": dict(body["input"])}
-    if "parameters" in body:
-        out["parameters"] = dict(body["parameters"])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -5,8 +5,10 @@ events) that alone cost more than the whole plan may take. Manifests that size a
 line, so this reads that style straight from the lines: block mappings and sequences (indented or not), keys
 that are plain words, values that are plain one-line scalars or quoted ones without escapes, blank lines and
 whole-line comments. On anything else (flow collections, anchors, tags, multi-line or block scalars, escapes,
-trailing comments, tabs, a duplicate key, odd indentation…) it gives up and returns None, and the caller
-parses with ``manifest_yaml.load_located``, which also makes every syntax error message. What it returns is
+trailing comments, tabs, a duplicate key, odd indentation, a value the YAML constructor refuses, nesting
+deeper than ``MAX_DEPTH``…) it returns None, and the caller parses with ``manifest_yaml.load_located``, which
+also makes every syntax error message. No exception is the signal: each reading step returns ``_NOT_PLAIN``
+where the text leaves the subset, so a bug here is a traceback, not a silent switch to libyaml. What it returns is
 exactly what ``load_located(text, positions=False)`` returns for the same text (tested against it): plain
 scalars are resolved by the same loader code, containers carry the same start positions.
 """
@@ -17,13 +19,14 @@ import re
 import sys
 from typing import Any
 
-import yaml
+from yaml.constructor import ConstructorError
 
 from runner.manifest_yaml import LocatedDict, LocatedList, LocatedLoader
 
 #: Characters this reader accepts anywhere: printable YAML characters except tab, CR, NEL, the Unicode line and
 #: paragraph separators and the byte-order mark (each has a meaning of its own in YAML).
 _OUTSIDE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_ASCII_ALLOWED = bytes(range(0x20, 0x7F)) + b"\n"
 #: One line: indent, "- " (a sequence entry), a plain key followed by ": " or the line's end, and the rest.
 _LINE = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_]*):(?: +|$))?(.*)$", re.MULTILINE)
 _DOUBLE = re.compile(r'"([^"\\]*)" *')
@@ -31,11 +34,17 @@ _SINGLE = re.compile(r"'([^']*)' *")
 #: A plain scalar cannot start with these (some may when a non-space follows, but that is left to libyaml).
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@` ")
 _DIGITS = frozenset("0123456789")
+#: Deeper blocks are left to libyaml (a manifest nests four deep at most; this keeps the reader's recursion short).
+MAX_DEPTH = 32
 
 Token = tuple[str, str, str, str]  # indent, "- " part, key, rest ("" when absent)
 
 
-_ASCII_ALLOWED = bytes(range(0x20, 0x7F)) + b"\n"
+class _NotPlain:
+    """The one value a reading step returns when the text leaves the subset."""
+
+
+_NOT_PLAIN: Any = _NotPlain()
 
 
 def _allowed(text: str) -> bool:
@@ -45,72 +54,62 @@ def _allowed(text: str) -> bool:
     return _OUTSIDE.search(text) is None
 
 
-class GiveUp(Exception):
-    """The text is outside the subset; libyaml reads it."""
-
-
 def load_plain(text: str) -> LocatedDict | None:
     """The top-level mapping of ``text``, or None when the text is not in the subset (or not a mapping)."""
     if not _allowed(text):
         return None
     tokens: list[Token] = _LINE.findall(text)
-    if len(tokens) != text.count("\n") + 1:  # pragma: no cover - one match per line, by construction
-        return None
     loader = LocatedLoader("")
     try:
         reader = _Reader(tokens, loader)
-        reader.skip()
-        if reader.at == len(tokens) or tokens[reader.at][0] or tokens[reader.at][1]:
+        if not reader.skip() or reader.at == len(tokens) or tokens[reader.at][0] or tokens[reader.at][1]:
             return None
-        data = reader.mapping(0, None)
-        return data if reader.at == len(tokens) else None
-    except (GiveUp, yaml.YAMLError, RecursionError, ValueError):
-        return None
+        data = reader.mapping(0, None, 0)
+        return data if data is not _NOT_PLAIN and reader.at == len(tokens) else None
     finally:
         loader.dispose()
 
 
-class Scalars:
-    """What this reader makes of the text after ``key: `` (or ``- ``): ``scalar`` for any such text, the two
-    shortcuts of ``_Reader.mapping`` for the common cases besides. Raises ``GiveUp`` outside the subset."""
+class _Reader:
+    """Reads containers from the line tokens; ``at`` is the next token, always at a significant line or the
+    end (blank and comment lines are skipped as soon as they are reached). Every method returns ``_NOT_PLAIN``
+    (or False) where the text leaves the subset."""
 
-    def __init__(self, loader: LocatedLoader) -> None:
+    def __init__(self, tokens: list[Token], loader: LocatedLoader) -> None:
+        self.tokens, self.at = tokens, 0
         self.loader = loader
-        self.first_chars: frozenset[str] = loader._first_chars
+        self.first_chars: frozenset[str] = loader.first_chars
         #: Characters a plain scalar may start with that make it a string, whatever follows.
         self.text_start = frozenset(chr(c) for c in range(0x20, 0x7F)) - _INDICATORS - self.first_chars
+        self.keys: dict[str, str] = {}  # keys seen and found to be string keys, interned
 
     def scalar(self, rest: str) -> Any:
+        """The value of the text after ``key: `` (or ``- ``)."""
         first = rest[0]
         if first == '"':
             m = _DOUBLE.fullmatch(rest)
-            if m is None:
-                raise GiveUp
-            return m.group(1)
+            return _NOT_PLAIN if m is None else m.group(1)
         if first == "'":
             m = _SINGLE.fullmatch(rest)
-            if m is None:
-                raise GiveUp
-            return m.group(1)
+            return _NOT_PLAIN if m is None else m.group(1)
         if first in _INDICATORS or "#" in rest or ": " in rest:
-            raise GiveUp
+            return _NOT_PLAIN
         text = rest.rstrip(" ")
         if text[-1] == ":":
-            raise GiveUp
-        return text if first not in self.first_chars else self.loader.plain(text)
+            return _NOT_PLAIN
+        return text if first not in self.first_chars else self.resolved(text)
 
+    def resolved(self, text: str) -> Any:
+        """A plain scalar as the libyaml loader makes it (a number, bool, null…); ``_NOT_PLAIN`` when the YAML
+        constructor refuses it (an out-of-range date, an integer of thousands of digits): libyaml then reads
+        the file and reports it with its line and column."""
+        try:
+            return self.loader.plain(text)
+        except ConstructorError:
+            return _NOT_PLAIN
 
-class _Reader(Scalars):
-    """Reads containers from the line tokens; ``at`` is the next token, always at a significant line or the
-    end (blank and comment lines are skipped as soon as they are reached)."""
-
-    def __init__(self, tokens: list[Token], loader: LocatedLoader) -> None:
-        super().__init__(loader)
-        self.tokens, self.at = tokens, 0
-        self.keys: dict[str, str] = {}  # keys seen and found to be string keys, interned
-
-    def skip(self) -> None:
-        """Past blank lines and whole-line comments; give up on a line that is neither and has no structure."""
+    def skip(self) -> bool:
+        """Past blank lines and whole-line comments; False at a line that is neither and has no structure."""
         tokens, at, n = self.tokens, self.at, len(self.tokens)
         while at < n:
             _, dash, key, rest = tokens[at]
@@ -118,12 +117,15 @@ class _Reader(Scalars):
                 break
             stripped = rest.lstrip(" ")
             if stripped and stripped[0] != "#":
-                raise GiveUp
+                return False
             at += 1
         self.at = at
+        return True
 
-    def mapping(self, indent: int, first: Token | None) -> LocatedDict:
+    def mapping(self, indent: int, first: Token | None, depth: int) -> Any:
         """Entries at column ``indent``; ``first`` is the entry already read on a ``- key:`` line."""
+        if depth > MAX_DEPTH:
+            return _NOT_PLAIN
         tokens = self.tokens
         n = len(tokens)
         at = self.at  # kept in a local in the loop, written back around every call that reads on
@@ -138,52 +140,54 @@ class _Reader(Scalars):
             token = first
         while True:
             key = token[2]
-            if not key:
-                raise GiveUp
-            if key not in keys:
-                self.new_key(key)
+            if not key or (key not in keys and not self.new_key(key)):
+                return _NOT_PLAIN
             key = keys[key]
             if key in out:
-                raise GiveUp  # a duplicate key: libyaml's path reports it
+                return _NOT_PLAIN  # a duplicate key: libyaml's path reports it
             rest = token[3]
             if not rest:
                 self.at = at
-                self.skip()
-                out[key] = self.nested(indent)
+                value = self.nested(indent, depth) if self.skip() else _NOT_PLAIN
                 at = self.at
             elif rest[0] in text_start and "#" not in rest and ": " not in rest:
                 value = rest.rstrip(" ")
                 if value[-1] == ":":
-                    raise GiveUp
-                out[key] = value
+                    return _NOT_PLAIN
             elif rest[0] in digits and len(rest) < 19 and rest.isdigit() and rest.isascii() and rest[0] != "0":
-                out[key] = int(rest)  # as ``LocatedLoader.plain`` reads a plain run of digits
+                value = int(rest)  # as ``LocatedLoader.plain`` reads a plain run of digits
             else:
-                out[key] = self.scalar(rest)
+                value = self.scalar(rest)
+            if value is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out[key] = value
             if at == n:
                 break
             token = tokens[at]
             if not (token[1] or token[2]):
                 self.at = at
-                self.skip()
+                if not self.skip():
+                    return _NOT_PLAIN
                 at = self.at
                 if at == n:
                     break
                 token = tokens[at]
             if token[0] != margin or token[1]:
                 if len(token[0]) > indent:
-                    raise GiveUp
+                    return _NOT_PLAIN
                 break
             at += 1
         self.at = at
         return out
 
-    def new_key(self, key: str) -> None:
-        if key[0] in self.first_chars and self.loader.plain(key) != key:  # null, true, yes…: not a string key
-            raise GiveUp
+    def new_key(self, key: str) -> bool:
+        """Remember ``key`` as a string key; False when YAML reads it as something else (null, true, yes…)."""
+        if key[0] in self.first_chars and self.resolved(key) != key:
+            return False
         self.keys[key] = sys.intern(key)
+        return True
 
-    def nested(self, indent: int) -> Any:
+    def nested(self, indent: int, depth: int) -> Any:
         """The value of a key with nothing after its colon: a block below it, a sequence at its own column,
         or null."""
         tokens = self.tokens
@@ -193,13 +197,15 @@ class _Reader(Scalars):
         column = len(token[0])
         if column > indent:
             if token[1]:
-                return self.sequence(column)
-            return self.mapping(column, None)
+                return self.sequence(column, depth + 1)
+            return self.mapping(column, None, depth + 1)
         if column == indent and token[1]:
-            return self.sequence(indent)
+            return self.sequence(indent, depth + 1)
         return None
 
-    def sequence(self, indent: int) -> LocatedList:
+    def sequence(self, indent: int, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            return _NOT_PLAIN
         tokens = self.tokens
         n = len(tokens)
         out = LocatedList()
@@ -211,12 +217,16 @@ class _Reader(Scalars):
                 break
             self.at += 1
             if token[2]:
-                out.append(self.mapping(indent + len(dash), token))
+                item = self.mapping(indent + len(dash), token, depth + 1)
             elif token[3]:
-                out.append(self.scalar(token[3]))
-                self.skip()
+                item = self.scalar(token[3])
+                if not self.skip():
+                    return _NOT_PLAIN
             else:
-                raise GiveUp
+                return _NOT_PLAIN
+            if item is _NOT_PLAIN:
+                return _NOT_PLAIN
+            out.append(item)
         if self.at < n and len(tokens[self.at][0]) > indent:
-            raise GiveUp
+            return _NOT_PLAIN
         return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import Issue
 from runner.manifest_yaml import key_position_of, load_located, position_of
@@ -76,14 +76,6 @@ def _path_str(path: Path) -> str:
     return out
 
 
-class Reporter(Protocol):
-    """Where the per-job rules report: an ``IssueSink``, or something that watches what goes into one."""
-
-    def error(self, path: Path, field: str, message: str) -> None: ...
-
-    def warning(self, path: Path, field: str, message: str) -> None: ...
-
-
 class IssueSink:
     """Collects issues by YAML path; the same (path, message) from many jobs is reported once."""
 
@@ -92,23 +84,25 @@ class IssueSink:
         self._located: Any = None
         self._items: dict[tuple[Path, str, str, bool], str] = {}  # (path, field, message, at_key) -> severity
         self._made: list[Issue] = []
+        #: How many times something was reported (repeats included): a check that leaves it unchanged was clean.
+        self.reported = 0
 
     def add(self, issue: Issue) -> None:
         """An issue already located (from the shape pass)."""
+        self.reported += 1
         self._made.append(issue)
 
     def error(self, path: Path, field: str, message: str) -> None:
+        self.reported += 1
         self._items.setdefault((path, field, message, False), "error")
 
     def error_at_key(self, path: Path, field: str, message: str) -> None:
+        self.reported += 1
         self._items.setdefault((path, field, message, True), "error")
 
     def warning(self, path: Path, field: str, message: str) -> None:
+        self.reported += 1
         self._items.setdefault((path, field, message, False), "warning")
-
-    def clean(self) -> bool:
-        """Whether nothing at all has been reported."""
-        return not self._items and not self._made
 
     def has_errors(self) -> bool:
         return "error" in self._items.values() or any(i.severity == "error" for i in self._made)
@@ -256,7 +250,6 @@ def check_shots(sink: IssueSink, shots: list[ShotModel], path: Path) -> bool:
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-PLACEHOLDER = _PLACEHOLDER  # for manifest_bulk, which takes job_templates' "as written" case inline
 
 
 def parse_template(text: str) -> list[tuple[str, str | None]]:
@@ -387,36 +380,7 @@ Fields = dict[str, tuple[Any, Path]]
 _SIZES = {name: frozenset(spec.sizes) for name, spec in MODELS.items()}
 
 
-def check_request(
-    sink: IssueSink,
-    region: str,
-    fields: Fields,
-    prompt: str,
-    prompt_path: Path,
-    jpath: Path,
-    shots: list[ShotModel] | None,
-) -> tuple[ModelSpec, dict[str, Any]] | None:
-    """Check one expanded job against its model (API.md §1.3) and build its request body, model spelled
-    canonically. None when the job has an error (already reported)."""
-    checked = check_fields(sink, region, fields, jpath, shots)
-    if checked is None:
-        return None
-    spec, ok = checked
-    prompt_warning(sink, spec, prompt, prompt_path)
-    if not ok:
-        return None
-    inputs: dict[str, Any] = {"prompt": prompt}
-    for name in INPUT_FIELDS:
-        if name in fields:
-            inputs[name] = fields[name][0]
-    params = {name: fields[name][0] for name in PARAMETER_ORDER if name in fields}
-    body: dict[str, Any] = {"model": spec.name, "input": inputs}
-    if params:
-        body["parameters"] = params
-    return spec, body
-
-
-def prompt_warning(sink: Reporter, spec: ModelSpec, prompt: str, prompt_path: Path) -> None:
+def prompt_warning(sink: IssueSink, spec: ModelSpec, prompt: str, prompt_path: Path) -> None:
     if len(prompt) > spec.prompt_max_chars:
         sink.warning(
             prompt_path,
@@ -427,9 +391,9 @@ def prompt_warning(sink: Reporter, spec: ModelSpec, prompt: str, prompt_path: Pa
 
 
 def check_fields(
-    sink: Reporter, region: str, fields: Fields, jpath: Path, shots: list[ShotModel] | None
+    sink: IssueSink, region: str, fields: Fields, jpath: Path, shots: list[ShotModel] | None
 ) -> tuple[ModelSpec, bool] | None:
-    """The rules of ``check_request`` that do not read the prompt: the model and whether every other rule held,
+    """The rules of API.md §1.3 for one job, but the prompt length: the model and whether every other rule held,
     or None when there is no usable model."""
     if "model" not in fields:
         allowed = ", ".join(MODELS)
