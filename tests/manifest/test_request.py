@@ -1,5 +1,6 @@
-"""The per-combination request rules (``manifest_request``): a remembered combination gives every job the body a
-fresh check gives, in the API's order, and a combination with a message is never remembered."""
+"""The API's rules once per combination (``rules.RequestRules``) and the one body builder
+(``expand.build_request``): a remembered combination gives every job the body a fresh check gives, in the API's
+order, and a combination with a message is never remembered."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import Issue
-from runner.manifest_request import RequestRules
-from runner.manifest_rules import INPUT_FIELDS, PARAMETER_ORDER, IssueSink
+from runner.manifest.expand import build_request
+from runner.manifest.issues import IssueSink
+from runner.manifest.rules import INPUT_FIELDS, PARAMETER_ORDER, RequestRules
 from runner.models import MODELS, resolve_model
 
 TEXT = st.text(alphabet=st.sampled_from('ab %s%%"\\\n\u2013🎬{}\ue000'), max_size=12)
@@ -55,11 +57,10 @@ def test_a_remembered_combination_gives_each_job_its_own_body(
         if "seed" in values:
             values = {**values, "seed": seeds.draw(st.integers(0, 2**31 - 1))}
         f = _located(values)
-        shape = rules.shape(f, frozenset(f), prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
+        combination = rules.check(f, prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
         fresh = RequestRules(IssueSink("m.yaml", ""), "cn-beijing")
-        checked = fresh.shape(f, frozenset(f), prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
-        assert shape == checked
-        if shape is None:  # e.g. a model not offered in the region
+        assert combination == fresh.check(f, prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
+        if combination is None:  # e.g. a model not offered in the region
             continue
         spec = resolve_model(values["model"])
         assert spec is not None
@@ -67,7 +68,7 @@ def test_a_remembered_combination_gives_each_job_its_own_body(
         expected: dict[str, Any] = {"model": spec.name_in("cn-beijing"), "input": inputs}
         if any(k in values for k in PARAMETER_ORDER):
             expected["parameters"] = {k: values[k] for k in PARAMETER_ORDER if k in values}
-        assert json.dumps(shape.body(f, prompt)) == json.dumps(expected)  # the same values in the same order
+        assert json.dumps(build_request(combination, f, prompt)) == json.dumps(expected)  # same values, same order
 
 
 def test_a_combination_with_a_message_is_reported_for_every_job(issues: Callable[..., list[Issue]]) -> None:

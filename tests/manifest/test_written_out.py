@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from runner.errors import ManifestError
-from runner.manifest import JOB_KEYS, REQUEST_FIELDS, TOP_KEYS, Manifest, parse_manifest
-from runner.manifest_fastyaml import load_plain
-from runner.manifest_shape import JobModel, ManifestModel, RequestFields
+from runner.manifest import Manifest, parse_manifest
+from runner.manifest.line_reader import load_plain
+from runner.manifest.schema import JOB_KEYS, REQUEST_FIELDS, SHOT_KEYS, TOP_KEYS
 
 REGIONS = [None, "ap-southeast-1", "us-east-1"]
 #: A last line only libyaml reads (the line reader takes no tab anywhere): the same YAML, the other reader.
@@ -172,10 +172,13 @@ def test_long_prompts_are_warned_of_where_they_are_written() -> None:
     assert m.warnings[1].field == "jobs[8].prompt" and m.warnings[1].column == 15  # the quote, as libyaml places it
 
 
-def test_the_key_lists_are_the_models() -> None:
-    assert tuple(RequestFields.model_fields) == REQUEST_FIELDS
-    assert tuple(JobModel.model_fields) == JOB_KEYS
-    assert tuple(ManifestModel.model_fields) == TOP_KEYS
+def test_the_key_lists_messages_name() -> None:
+    """The schema's keys, in the order an unknown-key message lists them."""
+    request = ("model", "size", "duration", "shot_type", "prompt_extend", "watermark", "negative_prompt", "seed")
+    assert (*request, "audio_url", "audio") == REQUEST_FIELDS
+    assert (*REQUEST_FIELDS, "name", "prompt", "intro", "shots", "repeat", "matrix") == JOB_KEYS
+    assert TOP_KEYS == ("version", "name", "defaults", "vars", "matrix", "jobs")
+    assert SHOT_KEYS == ("from", "to", "text")
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,25 @@
 """``wanbatch plan``: what a manifest will do — jobs, seconds of video, cost, time — without any network.
 
-``build_plan(manifest)`` is the library call the run engine shares; ``plan_command(args)`` is the CLI. Output is
-plain text (fast for 100,000 jobs) or the JSON object of DESIGN.md, whose ``request`` is the exact POST body.
+``build_plan(manifest)`` is the library call the run engine shares; ``plan_command(settings)`` is the command,
+given its ``PlanSettings`` by the CLI. Output is plain text (fast for 100,000 jobs) or the JSON object of
+DESIGN.md, whose ``request`` is the exact POST body, both written in pieces.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import reduce
 from operator import add, attrgetter, mul
 from typing import Any, TextIO
 
 from runner.errors import ConfigError, ManifestError
-from runner.manifest import JobSpec, Manifest, load_manifest
+from runner.manifest.load import load_manifest
+from runner.manifest.spec import JobSpec, Manifest
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, TYPICAL_TASK_SECONDS
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -214,18 +215,37 @@ def iter_json(plan: Plan, chunk: int = 2000) -> Iterator[str]:
     yield '], "totals": ' + _JSON.encode(plan.totals_json()) + "}\n"
 
 
-def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """What ``wanbatch plan`` was asked for, made once by the CLI from its arguments."""
+
+    manifest: str  # the manifest file
+    region: str = DEFAULT_REGION
+    as_json: bool = False
+
+
+#: Lines to append to the plan's table, from its cost and currency (the CLI's ``--budget`` / ``--daily-budget``
+#: lines); raises ``ConfigError`` when they cannot be made (an unknown timezone, an unusable state folder).
+CapsText = Callable[[float, str], str]
+
+
+def plan_command(
+    settings: PlanSettings,
+    *,
+    caps: CapsText | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     """``wanbatch plan MANIFEST [--json] [--region R]``: exit 0 with the plan, or 2 with every issue."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    region = getattr(args, "region", None) or DEFAULT_REGION
     try:
-        manifest = load_manifest(args.manifest, region)
+        manifest = load_manifest(settings.manifest, settings.region)
     except ManifestError as e:
         for issue in e.issues:
             print(issue, file=err)
         n = len(e.issues)
-        print(f"{args.manifest}: {n} error{'s' if n != 1 else ''}; nothing planned", file=err)
+        print(f"{settings.manifest}: {n} error{'s' if n != 1 else ''}; nothing planned", file=err)
         return EXIT_USAGE
     except ConfigError as e:
         print(f"error: {e}", file=err)
@@ -233,19 +253,15 @@ def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr:
     for warning in manifest.warnings:
         print(warning, file=err)
     plan = build_plan(manifest)
-    as_json = getattr(args, "json", False)
     tail = ""
-    caps = (getattr(args, "budget", None), getattr(args, "daily_budget", None))
-    if not as_json and caps != (None, None):
-        from runner.budget import plan_caps  # --budget / --daily-budget: what each cap lets this plan do
-
+    if caps is not None and not settings.as_json:
         try:
-            tail = plan_caps(plan.cost, plan.currency, args)
+            tail = caps(plan.cost, plan.currency)
         except ConfigError as e:
             print(f"error: {e}", file=err)
             return EXIT_USAGE
     try:
-        for piece in iter_json(plan) if as_json else iter_table(plan):  # in pieces, never one big string
+        for piece in iter_json(plan) if settings.as_json else iter_table(plan):  # in pieces, never one big string
             out.write(piece)
         out.write(tail)
         out.flush()

@@ -6,7 +6,7 @@ line, so this reads that style straight from the lines: block mappings and seque
 that are plain words, values that are plain one-line scalars or quoted ones without escapes, blank lines and
 whole-line comments. On anything else (flow collections, anchors, tags, multi-line or block scalars, escapes,
 trailing comments, tabs, a duplicate key, odd indentation, a value the YAML constructor refuses, nesting
-deeper than ``MAX_DEPTH``…) it returns None, and the caller parses with ``manifest_yaml.load_located``, which
+deeper than ``MAX_DEPTH``…) it returns None, and the caller parses with ``located.load_located``, which
 also makes every syntax error message. No exception is the signal: each reading step returns ``_NOT_PLAIN``
 where the text leaves the subset, so a bug here is a traceback, not a silent switch to libyaml. What it returns is
 exactly what ``load_located(text, positions=False)`` returns for the same text (tested against it): plain
@@ -21,7 +21,7 @@ from typing import Any
 
 from yaml.constructor import ConstructorError
 
-from runner.manifest_yaml import LocatedDict, LocatedList, LocatedLoader
+from runner.manifest.located import LocatedDict, LocatedList, LocatedLoader
 
 #: Characters this reader accepts anywhere: printable YAML characters except tab, CR, NEL, the Unicode line and
 #: paragraph separators and the byte-order mark (each has a meaning of its own in YAML).

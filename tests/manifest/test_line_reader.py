@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.manifest_fastyaml import load_plain
-from runner.manifest_yaml import LocatedDict, LocatedList, load_located
+from runner.manifest.line_reader import load_plain
+from runner.manifest.located import LocatedDict, LocatedList, load_located
 
 REPO = Path(__file__).resolve().parents[2]
 
