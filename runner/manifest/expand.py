@@ -42,8 +42,8 @@ def canonical_json(value: Any) -> str:
 def job_id(request: dict[str, Any], model: str, take: int) -> str:
     """The stable job id (the one place it is made): sha256 of the request's canonical JSON, with the model
     spelled canonically (so the id does not depend on the region), and the take."""
-    text = canonical_json({"request": {**request, "model": model}, "take": take, "v": 1})
-    return sha256(text.encode()).hexdigest()[:32]
+    canonical = canonical_json(request if request["model"] == model else {**request, "model": model})
+    return sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
 
 
 def build_request(combination: Combination, fields: Fields, prompt: str) -> dict[str, Any]:
