@@ -474,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help=f"Markdown file to write (default {DOC.relative_to(REPO)})")
     ap.add_argument("--compare", type=Path, default=None, metavar="DIR", help="check output is identical to DIR's")
     ap.add_argument("--count", type=int, default=1000, help="--compare: manifests of each generated kind")
-    ap.add_argument("--big", action="store_true", help="--compare: also both 100,000-job manifests")
+    ap.add_argument(
+        "--big", action="store_true", help="--compare: also both 100,000-job manifests, and the jobs one with a message"
+    )
     args = ap.parse_args(argv)
     if args.compare is not None:
         with tempfile.TemporaryDirectory(prefix="wb-bench-plan-") as tmp:
@@ -482,6 +484,14 @@ def main(argv: list[str] | None = None) -> int:
             for shape, write in SHAPES.items() if args.big else ():
                 extra.append(Path(tmp) / f"{shape}.yaml")
                 write(extra[-1], 100_000)
+            if args.big:  # and the jobs manifest with a message near its end: placed by a second, positioned parse
+                text = extra[0].read_text(encoding="utf-8")
+                for kind, old, new in (
+                    ("warned", "take 99990.", "take " + "x" * 1600 + "."),
+                    ("refused", "name: job-99990\n", "name: job-99989\n"),
+                ):
+                    extra.append(Path(tmp) / f"jobs-{kind}.yaml")
+                    extra[-1].write_text(text.replace(old, new, 1), encoding="utf-8")
             return compare(args.compare, args.count, extra)
     n = args.jobs or (10_000 if args.quick else 100_000)
     runs = args.runs or (1 if args.quick else 3)

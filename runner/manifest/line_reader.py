@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
+from operator import methodcaller
 from typing import Any
 
 from yaml.constructor import ConstructorError
@@ -27,8 +29,8 @@ from runner.manifest.located import LocatedDict, LocatedList, LocatedLoader
 #: paragraph separators and the byte-order mark (each has a meaning of its own in YAML).
 _OUTSIDE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 _ASCII_ALLOWED = bytes(range(0x20, 0x7F)) + b"\n"
-#: One line: indent, "- " (a sequence entry), a plain key followed by ": " or the line's end, and the rest.
-_LINE = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_]*):(?: +|$))?(.*)$", re.MULTILINE)
+#: One line: indent, "- " (a sequence entry), a plain key followed by ":" and spaces (or the line's end), the rest.
+_LINE = re.compile(r"^( *)(- +)?(?:([A-Za-z_][A-Za-z0-9_]*):( +|$))?(.*)$", re.MULTILINE)
 _DOUBLE = re.compile(r'"([^"\\]*)" *')
 _SINGLE = re.compile(r"'([^']*)' *")
 #: A plain scalar cannot start with these (some may when a non-space follows, but that is left to libyaml).
@@ -37,7 +39,10 @@ _DIGITS = frozenset("0123456789")
 #: Deeper blocks are left to libyaml (a manifest nests four deep at most; this keeps the reader's recursion short).
 MAX_DEPTH = 32
 
-Token = tuple[str, str, str, str]  # indent, "- " part, key, rest ("" when absent)
+Token = tuple[str, str, str, str, str]  # indent, "- " part, key, spaces after its colon, rest ("" when absent)
+#: A line's match as a ``Token`` (read one line at a time: a list of every line's token took ~100 MB for
+#: 100,000 jobs, and was no faster).
+_TOKEN = methodcaller("groups", "")
 
 
 class _NotPlain:
@@ -54,29 +59,32 @@ def _allowed(text: str) -> bool:
     return _OUTSIDE.search(text) is None
 
 
-def load_plain(text: str) -> LocatedDict | None:
-    """The top-level mapping of ``text``, or None when the text is not in the subset (or not a mapping)."""
+def load_plain(text: str, *, positions: bool = False) -> LocatedDict | None:
+    """The top-level mapping of ``text``, or None when the text is not in the subset (or not a mapping). With
+    ``positions``, every key and value keeps where it was written, as ``load_located`` places them."""
     if not _allowed(text):
         return None
-    tokens: list[Token] = _LINE.findall(text)
     loader = LocatedLoader("")
     try:
-        reader = _Reader(tokens, loader)
-        if not reader.skip() or reader.at == len(tokens) or tokens[reader.at][0] or tokens[reader.at][1]:
+        reader = _Reader(text, loader, positions)
+        if not reader.skip() or reader.token is None or reader.token[0] or reader.token[1]:
             return None
         data = reader.mapping(0, None, 0)
-        return data if data is not _NOT_PLAIN and reader.at == len(tokens) else None
+        return data if data is not _NOT_PLAIN and reader.token is None else None
     finally:
         loader.dispose()
 
 
 class _Reader:
-    """Reads containers from the line tokens; ``at`` is the next token, always at a significant line or the
-    end (blank and comment lines are skipped as soon as they are reached). Every method returns ``_NOT_PLAIN``
-    (or False) where the text leaves the subset."""
+    """Reads containers from the lines' tokens; ``token`` is the next one not read yet (None at the end), on line
+    ``line``, always a significant line (blank and comment lines are skipped as soon as they are reached).
+    Every method returns ``_NOT_PLAIN`` (or False) where the text leaves the subset."""
 
-    def __init__(self, tokens: list[Token], loader: LocatedLoader) -> None:
-        self.tokens, self.at = tokens, 0
+    def __init__(self, text: str, loader: LocatedLoader, positions: bool) -> None:
+        self.tokens: Iterator[Token] = map(_TOKEN, _LINE.finditer(text))
+        self.token: Token | None = next(self.tokens, None)
+        self.line = 1
+        self.positions = positions
         self.loader = loader
         self.first_chars: frozenset[str] = loader.first_chars
         #: Characters a plain scalar may start with that make it a string, whatever follows.
@@ -110,34 +118,43 @@ class _Reader:
 
     def skip(self) -> bool:
         """Past blank lines and whole-line comments; False at a line that is neither and has no structure."""
-        tokens, at, n = self.tokens, self.at, len(self.tokens)
-        while at < n:
-            _, dash, key, rest = tokens[at]
+        token, line, tokens = self.token, self.line, self.tokens
+        while token is not None:
+            _, dash, key, _, rest = token
             if key or dash:
                 break
             stripped = rest.lstrip(" ")
             if stripped and stripped[0] != "#":
                 return False
-            at += 1
-        self.at = at
+            token = next(tokens, None)
+            line += 1
+        self.token, self.line = token, line
         return True
 
     def mapping(self, indent: int, first: Token | None, depth: int) -> Any:
-        """Entries at column ``indent``; ``first`` is the entry already read on a ``- key:`` line."""
+        """Entries at column ``indent``; ``first`` is the entry already read on a ``- key:`` line (the line
+        before ``self.line``), else the entry is ``self.token``."""
         if depth > MAX_DEPTH:
             return _NOT_PLAIN
         tokens = self.tokens
-        n = len(tokens)
-        at = self.at  # kept in a local in the loop, written back around every call that reads on
         out = LocatedDict()
-        out.pos = (at + (0 if first is not None else 1), indent + 1)
         keys, text_start, digits = self.keys, self.text_start, _DIGITS
         margin = " " * indent
+        track = self.positions
+        key_pos: dict[Any, tuple[int, int]] = {}
+        value_pos: dict[Any, tuple[int, int]] = {}
+        if track:
+            out.key_pos, out.value_pos = key_pos, value_pos
+        # ``token`` is the entry being read, on ``line``; ``self.token``/``self.line`` are kept as the next one
+        # around every call that reads on, in locals otherwise.
         if first is None:
-            token = tokens[at]
-            at += 1
+            token, line = self.token, self.line
+            assert token is not None
+            following, following_line = next(tokens, None), line + 1
         else:
-            token = first
+            token, line = first, self.line - 1
+            following, following_line = self.token, self.line
+        out.pos = (line, indent + 1)
         while True:
             key = token[2]
             if not key or (key not in keys and not self.new_key(key)):
@@ -145,11 +162,17 @@ class _Reader:
             key = keys[key]
             if key in out:
                 return _NOT_PLAIN  # a duplicate key: libyaml's path reports it
-            rest = token[3]
+            rest = token[4]
+            if track:  # the key's line and column, the value's after the colon
+                column = len(token[0]) + len(token[1]) + 1
+                key_pos[key] = (line, column)
+                value_pos[key] = (line, column + len(key) + 1 + (len(token[3]) if rest else 0))
             if not rest:
-                self.at = at
+                self.token, self.line = following, following_line
                 value = self.nested(indent, depth) if self.skip() else _NOT_PLAIN
-                at = self.at
+                following, following_line = self.token, self.line
+                if track and isinstance(value, LocatedDict | LocatedList):
+                    value_pos[key] = value.pos  # a block: where it starts (a null stays just after the colon)
             elif rest[0] in text_start and "#" not in rest and ": " not in rest:
                 value = rest.rstrip(" ")
                 if value[-1] == ":":
@@ -161,23 +184,22 @@ class _Reader:
             if value is _NOT_PLAIN:
                 return _NOT_PLAIN
             out[key] = value
-            if at == n:
+            if following is None:
                 break
-            token = tokens[at]
-            if not (token[1] or token[2]):
-                self.at = at
+            if not (following[1] or following[2]):
+                self.token, self.line = following, following_line
                 if not self.skip():
                     return _NOT_PLAIN
-                at = self.at
-                if at == n:
+                following, following_line = self.token, self.line
+                if following is None:
                     break
-                token = tokens[at]
-            if token[0] != margin or token[1]:
-                if len(token[0]) > indent:
+            if following[0] != margin or following[1]:
+                if len(following[0]) > indent:
                     return _NOT_PLAIN
                 break
-            at += 1
-        self.at = at
+            token, line = following, following_line
+            following, following_line = next(tokens, None), line + 1
+        self.token, self.line = following, following_line
         return out
 
     def new_key(self, key: str) -> bool:
@@ -190,10 +212,9 @@ class _Reader:
     def nested(self, indent: int, depth: int) -> Any:
         """The value of a key with nothing after its colon: a block below it, a sequence at its own column,
         or null."""
-        tokens = self.tokens
-        if self.at == len(tokens):
+        token = self.token
+        if token is None:
             return None
-        token = tokens[self.at]
         column = len(token[0])
         if column > indent:
             if token[1]:
@@ -206,20 +227,21 @@ class _Reader:
     def sequence(self, indent: int, depth: int) -> Any:
         if depth > MAX_DEPTH:
             return _NOT_PLAIN
-        tokens = self.tokens
-        n = len(tokens)
         out = LocatedList()
-        out.pos = (self.at + 1, indent + 1)
-        while self.at < n:
-            token = tokens[self.at]
+        out.pos = (self.line, indent + 1)
+        item_pos: list[tuple[int, int]] | None = None
+        if self.positions:
+            out.item_pos = item_pos = []
+        while (token := self.token) is not None:
             dash = token[1]
             if len(token[0]) != indent or not dash:
                 break
-            self.at += 1
+            line = self.line
+            self.token, self.line = next(self.tokens, None), line + 1
             if token[2]:
                 item = self.mapping(indent + len(dash), token, depth + 1)
-            elif token[3]:
-                item = self.scalar(token[3])
+            elif token[4]:
+                item = self.scalar(token[4])
                 if not self.skip():
                     return _NOT_PLAIN
             else:
@@ -227,6 +249,8 @@ class _Reader:
             if item is _NOT_PLAIN:
                 return _NOT_PLAIN
             out.append(item)
-        if self.at < n and len(tokens[self.at][0]) > indent:
+            if item_pos is not None:
+                item_pos.append(item.pos if isinstance(item, LocatedDict) else (line, indent + len(dash) + 1))
+        if self.token is not None and len(self.token[0]) > indent:
             return _NOT_PLAIN
         return out
