@@ -2,15 +2,18 @@
 
 libyaml hands Python one event object with two marks per key and value: for a 100,000-job manifest (800,000
 events) that alone cost more than the whole plan may take. Manifests that size are generated, one key per
-line, so this reads that style straight from the lines: block mappings and sequences (indented or not), keys
-that are plain words, values that are plain one-line scalars or quoted ones without escapes, blank lines and
-whole-line comments. On anything else (flow collections, anchors, tags, multi-line or block scalars, escapes,
-trailing comments, tabs, a duplicate key, odd indentation, a value the YAML constructor refuses, nesting
-deeper than ``MAX_DEPTH``…) it returns None, and the caller parses with ``located.load_located``, which
-also makes every syntax error message. No exception is the signal: each reading step returns ``_NOT_PLAIN``
-where the text leaves the subset, so a bug here is a traceback, not a silent switch to libyaml. What it returns is
-exactly what ``load_located(text, positions=False)`` returns for the same text (tested against it): plain
-scalars are resolved by the same loader code, containers carry the same start positions.
+line, so this reads that style straight from the lines, one at a time: block mappings and sequences (indented
+or not), keys that are plain words, values that are plain one-line scalars or quoted ones without escapes,
+blank lines and whole-line comments. On anything else (flow collections, anchors, tags, multi-line or block
+scalars, escapes, trailing comments, tabs, a duplicate key, odd indentation, a value the YAML constructor
+refuses, nesting deeper than ``MAX_DEPTH``…) it returns None, and the caller parses with
+``located.load_located``, which also makes every syntax error message. No exception is the signal: each
+reading step returns ``_NOT_PLAIN`` where the text leaves the subset, so a bug here is a traceback, not a
+silent switch to libyaml.
+
+What it returns is exactly what ``load_located`` returns for the same text, with or without positions (tested
+against it): plain scalars are resolved by the same loader code; containers, keys and values carry the same
+line and column.
 """
 
 from __future__ import annotations
