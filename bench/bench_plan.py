@@ -100,18 +100,24 @@ def run_plan(path: Path, as_json: bool, src: Path = REPO) -> Run:
 STAGES_CHILD = """
 import gc, json, sys, time
 t = time.process_time()
-from runner.manifest import _load_general, load_manifest
-from runner.plan import build_plan, render_json, render_table
-out = {"imports": time.process_time() - t}
-gc.disable()  # as in `plan`, which keeps the cyclic collector off for the whole command
+from runner.manifest import build_plan, render_json, render_table
+from runner.manifest.expand import expand
+from runner.manifest.issues import IssueSink
+from runner.manifest.read import parse_yaml, read_text
+from runner.manifest.schema import validate
+out = {"imports (pydantic included)": time.process_time() - t}
+gc.disable()  # as in `plan`, whose command line keeps the cyclic collector off for the command
 path = sys.argv[1]
-text = open(path, encoding="utf-8").read()
-t = time.process_time(); import runner.manifest_shape
-out["imports (pydantic: general path only)"] = time.process_time() - t
-t = time.process_time(); _load_general(text, path, "cn-beijing", "m")
-out["general path (YAML, shape, checks, expansion; alone)"] = time.process_time() - t
-t = time.process_time(); m = load_manifest(path)
-out["load_manifest"] = time.process_time() - t
+t = time.process_time(); text = read_text(path); data = parse_yaml(text, path)
+out["read: YAML"] = time.process_time() - t
+t = time.process_time(); sink = IssueSink(path, text); parts = validate(data, sink)
+out["schema (pydantic)"] = time.process_time() - t
+lines = [raw.pos[0] for raw in data["jobs"]]
+del data
+t = time.process_time(); name, jobs = expand(parts, sink, lines, "cn-beijing", "m")
+out["rules + expansion"] = time.process_time() - t
+from runner.manifest import Manifest
+m = Manifest(name, path, "cn-beijing", jobs, [], text)
 t = time.process_time(); p = build_plan(m); out["build_plan"] = time.process_time() - t
 t = time.process_time(); render_json(p); out["render_json"] = time.process_time() - t
 t = time.process_time(); render_table(p); out["render_table"] = time.process_time() - t
@@ -129,15 +135,17 @@ def stages(path: Path) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------- same output
 
 COMPARE_CHILD = """
-import argparse, hashlib, io, json, sys
-from runner.plan import plan_command
+import contextlib, hashlib, io, json, sys
+from runner.cli import main  # the command line itself: the same entry in either checkout, whatever its layout
 out = []
 for path in open(sys.argv[1], encoding="utf-8").read().splitlines():
     for region in (None, "ap-southeast-1"):
         for as_json in (False, True):
+            argv = ["plan", path, *(["--region", region] if region else []), *(["--json"] if as_json else [])]
             o, e = io.StringIO(), io.StringIO()
             try:
-                code = plan_command(argparse.Namespace(manifest=path, json=as_json, region=region), o, e)
+                with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+                    code = main(argv)
             except BaseException as x:  # a traceback is a difference too
                 code = f"raised {type(x).__name__}: {x}"
             text = o.getvalue().encode("utf-8", "surrogatepass")
@@ -262,72 +270,76 @@ def cpu_model() -> str:
 # ---------------------------------------------------------------------------------------------- report
 
 NOTES = """\
-## What changed in this round (7530080 → this commit)
+## This round (458199f → this commit): one manifest path, no speed hacks
 
-"before" in the table above is commit 7530080, the code at the start of this round, run interleaved with "now"
-in the same session (`--baseline`). Every change was checked for identical output (stdout, stderr, exit code;
-`--json` and table; cn-beijing and ap-southeast-1) with `--compare` against 7530080: 12,020 runs on 3,005
-manifests (shipped, random and mutated by `chaos_input`, written-out variants, both 100,000-job manifests), none
-different; and with a larger side corpus of 8,503 manifests (34,020 runs), none different.
-`tests/manifest/test_bulk.py` compares the new path with the general one on 1,500 generated manifests.
+"before" in the table above is commit 458199f (the code at the start of this round, `--baseline`), run
+interleaved with "now" in the same session. Issue 15 asked for one clean path, at ≤ 3 s and ≤ 300 MB if it
+can be had, and for the figure and the profile written down if it cannot; no hack comes back for speed.
 
-- **Written-out jobs in one pass** (`manifest_bulk`, the big step): the `jobs:` block is cut out of the text
-  (`manifest_fastyaml.job_section`: one `str.find`, one regex search for the next top-level line, an ASCII
-  check by `bytes.translate`), the rest of the file goes through the line reader as before, and each entry goes
-  from its lines to its `JobSpec` in one loop: its `key: value` lines split, values read by the line reader's
-  own rules, then name, prompt template, value rules, request combination, body, id and name/id claims, with
-  everything that depends only on the entry's layout (keys and value types) or on its request combination
-  worked out once. There is no dict of positions per entry, no `FlatJob`, no second pass and no `job_plans`
-  list. It only takes the path a valid job takes: on any line outside the plain style, any key or value the
-  general path would question, any error, a name or id used twice, it gives up and the manifest is loaded the
-  general way from the start, which finds and words every message as before. A prompt longer than its
-  model keeps is the one message it handles itself: the warning is the general path's, placed from the
-  entries' lines where libyaml puts the value. An entry whose keys, and the way each value is written
-  (plain, a plain decimal, double- or single-quoted), match one of the last two such shapes seen is read by one
-  regex over the whole entry (each value's pattern accepts exactly what the line-by-line reading reads as that
-  kind, and gives the same value; anything else, e.g. trailing spaces, is read line by line): ~1.2 µs instead
-  of ~4 µs an entry. `load_manifest` of the jobs manifest: ~3.0 → ~1.0–1.5 CPU s.
-- **Cheaper `JobSpec` and `PlannedJob`**: both stay the same frozen slotted dataclasses; they are made through
-  a draft class with the same slots (plain attribute stores, then `__class__` is set to the real class, which
-  Python allows between classes of the same layout), instead of the generated `__init__`'s
-  `object.__setattr__` per field: ~1.2 instead of ~3.5 µs per job here. Tested: the object is a `JobSpec`,
-  equal to one made the usual way, and still frozen.
-- **pydantic only when needed** (`manifest_shape`): the shape pass's models moved out of `manifest`, imported
-  by the general path only. A written-out manifest is planned without importing pydantic: import of
-  `runner.plan` 0.34 → 0.13 CPU s here.
-- **`build_plan`** prices the jobs in C-level passes (`map`, `attrgetter`, `Counter`; the sums still add in
-  job order, so the same floats) and `--json` writes each distinct seconds + cost tail once.
-- **A long prompt no longer costs a second parse**: the 100,000-job manifest with one prompt over 1,500
-  characters took 5.7 s and 334 MB (the general path's positioned re-parse for the warning's line); now
-  2.3 s and 173 MB, same warning.
-- **The price**: a written-out manifest with an error pays for the bulk attempt up to where it stops, then
-  the general path as before: a name used twice in the last of 100,000 jobs, 5.9 → 6.1 s.
+- **One path** (`runner/manifest/`): read (the line reader for the plain block style, else the libyaml loader)
+  → schema (pydantic, every job) → the format's rules and the API's (`rules.RequestRules`: once per distinct
+  combination of model, size, duration, …) → expansion, with one body builder (`expand.build_request`) and
+  one id function (`expand.job_id`). Gone: the one-pass `manifest_bulk` (a second validator and expander that
+  had to match the general path byte for byte), `FlatJob` (a hand-made stand-in for the pydantic model), the
+  draft classes whose `__class__` was switched to build `JobSpec` and `PlannedJob`, the private
+  `json.encoder.c_make_encoder` and the per-combination id template (ids hash the request's canonical JSON
+  made by a `JSONEncoder`; `--json` encodes 2,000 job objects per encoder call), `gc.disable` in library code
+  (the command line pauses the collector around `plan` only), exceptions as the signal to change paths.
+- **Same output**: `--compare` against 458199f (stdout, stderr, exit code; `--json` and table; cn-beijing and
+  ap-southeast-1) through `runner.cli.main` in both checkouts: 12,028 runs on 3,007 manifests (shipped, random
+  and mutated by `chaos_input`, written-out variants, both 100,000-job manifests, and the jobs manifest with a
+  long prompt and with a name used twice near its end), none different; and 36,012 runs on 9,003 manifests
+  (`--count 3000`), none different. `tests/manifest/test_written_out.py` loads 1,500 generated written-out
+  manifests through the line reader and through libyaml and finds the same jobs or the same messages.
+- **What it costs**: the jobs manifest (every job written out) takes about 2.3× the time of 458199f (2.2–2.9×
+  over this round's side-by-side runs), which read each entry's lines straight into its `JobSpec`; the matrix
+  manifest (10 jobs × 10,000 variants) 1.3–1.5×. On this machine that is within the 3-s target; on the
+  slower one of the third round (`sum(range(10_000_000))` 0.33 CPU s, about three times this one's 0.12) the same
+  ratio would put the jobs manifest near 5–6 s. Peak memory is about the same (jobs 169 → ~185 MB: the line
+  reader now reads one line at a time; a list of every line's token took ~100 MB).
+- **Messages in a big manifest**: a warning or an error needs the position of every key and value, from a
+  second parse. The line reader now keeps positions too (where libyaml puts them, tested against it), so that
+  parse of a written-out manifest no longer goes through libyaml's event stream. 100,000 jobs, one prompt
+  too long (a warning): 458199f 0.89 s, 169 MB (its one-pass path placed that one warning itself); now
+  2.68 s, 283 MB (with libyaml's positioned parse: 3.4 s, 369 MB). A name used twice in the last jobs (an
+  error): 458199f 3.10 s, 325 MB; now 2.52 s, 281 MB. (Medians of 3, interleaved, load ≈ 1.6, 2026-12-04
+  18:06 UTC.)
 
 ### Where the time goes now (jobs manifest)
 
-About 1.6–2.5 CPU s in all for the table here (`--json` ~0.3 s more), depending on the machine's load and
-speed that hour: interpreter and imports ~0.2, `load_manifest` 1.0–1.8 (the cut 0.07–0.09, the header nil,
-the entries' loop the rest), `build_plan`
-~0.15, the table ~0.2 (`--json` ~0.5: the C encoder's pass over each request dict), freeing ~0.06. The
-entries' loop by step, CPU s with a timer around each statement (the timers add ~0.4 s, spread evenly),
-measured before the entry regex:
+The stages table above is one in-process run. `rules + expansion` is the rest of the one-pass path's work,
+now spread over steps a reader can follow: ~10 µs a job, 1.04 CPU s for 100,000 (quiet machine, load 0.6).
+Sampled with pyinstrument and scaled to that; the ids and the check pass also timed by leaving them out:
 
-| step of the loop | CPU s |
+| part of rules + expansion, 100,000 jobs | CPU s |
 |---|---:|
-| read the entry: split into `key: value` pieces, values, layout (now mostly one regex, ~0.15) | 0.6 |
-| name check (regex) | 0.06 |
-| prompt: braces, strip, `format_map` with the vars | 0.17 |
-| seed and value rules, combination look-up | 0.13 |
-| body, id text, sha256 | 0.34 |
-| name and id claims | 0.13 |
-| the `JobSpec` (draft) | 0.12 |
+| job ids: the request's canonical JSON (`JSONEncoder.encode`), sha256 | 0.26 |
+| first pass: the format's checks (0.10), prompt templates (0.08), bookkeeping (0.09) | 0.28 |
+| each job's fields, defaults and its own (0.07); its combination looked up (0.08) | 0.15 |
+| request bodies (`build_request`) | 0.05 |
+| names and ids claimed once | 0.07 |
+| `JobSpec`, made by the frozen dataclass's own `__init__` | 0.07 |
+| the expansion loop itself, prompt rendering included | 0.17 |
 
-What is left is a few microseconds of Python per job, none of it above a fifth of the whole. Next steps, if
-more is ever needed: a columnar pass over the entries of the dominant layout (names, prompts and seeds as
-lists, converted and hashed by `map` in C), and, for `--json`, the request text built from the combination's
-template as the id text is.
+None of it is one large thing: what is left is Python per job, each step a fraction of a microsecond to a
+few. The one-pass path was faster because it did less (no dict per entry, no pydantic model, no second
+pass, an id from a template instead of the encoder) and more cleverly (a regex per entry layout), at the
+price of a second implementation that had to agree with the first byte for byte. If `plan` of 100,000
+written-out jobs must get faster again, the clean next steps are in the reading (0.4 s: a dict per entry)
+and in pydantic (0.2 s), not in a second path.
 
 ## Earlier rounds
+
+The rounds below built the speed-ups this round removed (the one-pass path, `FlatJob`, the draft classes, the
+private encoder, the id template, the collector paused in library code); they are kept as the record of what
+was measured.
+
+### The third round (7530080 → 458199f)
+
+One-pass path for written-out manifests (`manifest_bulk`), draft classes for `JobSpec` and `PlannedJob`,
+pydantic imported only by the general path, `build_plan` in C-level passes: jobs --json 5.45 → 2.68 s, jobs
+table 4.21 → 2.12 s, matrix --json 3.09 → 2.46 s, matrix table 2.74 → 2.37 s (median wall, 2026-12-02 23:46
+UTC, load ≈ 1, `sum(range(10_000_000))` 0.33 CPU s); peaks 198 → 169 MB (jobs).
 
 ### The second round (ff4c094 → 7530080)
 
@@ -375,6 +387,14 @@ per distinct text.
 """
 
 
+def _describe(checkout: Path | None) -> str:
+    """The baseline's commit and folder (the folder alone when it is not a git checkout)."""
+    if checkout is None:
+        return ""
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"{head.stdout.strip()} ({checkout})" if head.returncode == 0 else str(checkout)
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
@@ -397,7 +417,7 @@ def render(rows: list[Row], stage_rows: dict[str, dict[str, float]], meta: dict[
         "```",
         ".venv/bin/python -m bench.bench_plan            # writes this file",
         ".venv/bin/python -m bench.bench_plan --quick    # 10,000 jobs, one run, prints only",
-        "mkdir /tmp/base && git archive 7530080 runner | tar -x -C /tmp/base",
+        "mkdir /tmp/base && git archive 458199f runner | tar -x -C /tmp/base",
         ".venv/bin/python -m bench.bench_plan --baseline /tmp/base   # adds the 'before' rows",
         ".venv/bin/python -m bench.bench_plan --compare /tmp/base --big   # same output as that code's?",
         "```",
@@ -466,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help=f"Markdown file to write (default {DOC.relative_to(REPO)})")
     ap.add_argument("--compare", type=Path, default=None, metavar="DIR", help="check output is identical to DIR's")
     ap.add_argument("--count", type=int, default=1000, help="--compare: manifests of each generated kind")
-    ap.add_argument("--big", action="store_true", help="--compare: also both 100,000-job manifests")
+    ap.add_argument(
+        "--big", action="store_true", help="--compare: also both 100,000-job manifests, and the jobs one with a message"
+    )
     args = ap.parse_args(argv)
     if args.compare is not None:
         with tempfile.TemporaryDirectory(prefix="wb-bench-plan-") as tmp:
@@ -474,6 +496,14 @@ def main(argv: list[str] | None = None) -> int:
             for shape, write in SHAPES.items() if args.big else ():
                 extra.append(Path(tmp) / f"{shape}.yaml")
                 write(extra[-1], 100_000)
+            if args.big:  # and the jobs manifest with a message near its end: placed by a second, positioned parse
+                text = extra[0].read_text(encoding="utf-8")
+                for kind, old, new in (
+                    ("warned", "take 99990.", "take " + "x" * 1600 + "."),
+                    ("refused", "name: job-99990\n", "name: job-99989\n"),
+                ):
+                    extra.append(Path(tmp) / f"jobs-{kind}.yaml")
+                    extra[-1].write_text(text.replace(old, new, 1), encoding="utf-8")
             return compare(args.compare, args.count, extra)
     n = args.jobs or (10_000 if args.quick else 100_000)
     runs = args.runs or (1 if args.quick else 3)
@@ -486,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_before": load_average(),
-        "baseline": str(args.baseline or ""),
+        "baseline": _describe(args.baseline),
     }
     rows: list[Row] = []
     stage_rows: dict[str, dict[str, float]] = {}

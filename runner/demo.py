@@ -27,9 +27,8 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import run_in_thread
 from runner.errors import InputError, LedgerError
 from runner.ledger import LEDGER_NAME, RunLock, replay
-from runner.manifest import load_manifest
+from runner.manifest import build_plan, load_manifest, render_table
 from runner.models import DEFAULT_REGION
-from runner.plan import build_plan, render_table
 
 REPO = Path(__file__).resolve().parent.parent
 #: A key of the emulator's accepted shape (any ``sk-…``); handed to the child through its environment only.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import textwrap
 from collections.abc import Callable
@@ -12,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import Issue, ManifestError
-from runner.manifest import Manifest, load_manifest
-from runner.plan import plan_command
+from runner.manifest import Manifest, PlanSettings, load_manifest, plan_command
+from runner.models import DEFAULT_REGION
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -28,8 +27,8 @@ class PlanRun:
 
 def run_plan(path: Path | str, *, json: bool = False, region: str | None = None) -> PlanRun:
     out, err = io.StringIO(), io.StringIO()
-    args = argparse.Namespace(manifest=str(path), json=json, region=region)
-    code = plan_command(args, stdout=out, stderr=err)
+    settings = PlanSettings(manifest=str(path), region=region or DEFAULT_REGION, as_json=json)
+    code = plan_command(settings, stdout=out, stderr=err)
     return PlanRun(code, out.getvalue(), err.getvalue())
 
 

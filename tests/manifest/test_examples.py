@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.manifest import load_manifest
-from runner.plan import build_plan
+from runner.manifest import build_plan, load_manifest
 
 from .conftest import MANIFESTS, REPO, run_plan
 

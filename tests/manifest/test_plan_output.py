@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from runner.manifest import Manifest
-from runner.plan import build_plan, iter_json, iter_table, render_json, render_table
+from runner.manifest import Manifest, build_plan, iter_json, iter_table, render_json, render_table
 
 Load = Callable[..., Manifest]
 
@@ -34,7 +33,7 @@ def test_json_in_pieces_is_one_dumps(load: Load, chunk: int) -> None:
 
 
 def test_json_of_a_plan_without_jobs_is_valid() -> None:
-    from runner.plan import Plan
+    from runner.manifest import Plan
 
     plan = Plan("empty", "cn-beijing", "CNY", [], 0, 0.0, [])
     text = "".join(iter_json(plan))
@@ -72,7 +71,7 @@ def test_table_in_pieces_is_the_same_table(load: Load, chunk: int) -> None:
 def test_planned_jobs_are_frozen_planned_jobs_with_the_loops_totals(load: Load) -> None:
     import dataclasses
 
-    from runner.plan import PlannedJob
+    from runner.manifest import PlannedJob
 
     m = load(
         """

@@ -1,5 +1,6 @@
-"""The per-combination request rules (``manifest_request``): the remembered template gives exactly the body and
-canonical JSON the plain rules give, and a combination with a message is never remembered."""
+"""The API's rules once per combination (``rules.RequestRules``) and the one body builder
+(``expand.build_request``): a remembered combination gives every job the body a fresh check gives, in the API's
+order, and a combination with a message is never remembered."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import Issue
-from runner.manifest import canonical_json
-from runner.manifest_request import RequestRules
-from runner.manifest_rules import IssueSink, check_request
-from runner.models import MODELS
+from runner.manifest.expand import build_request
+from runner.manifest.issues import IssueSink
+from runner.manifest.rules import INPUT_FIELDS, PARAMETER_ORDER, RequestRules
+from runner.models import MODELS, resolve_model
 
 TEXT = st.text(alphabet=st.sampled_from('ab %s%%"\\\n\u2013🎬{}\ue000'), max_size=12)
 
@@ -48,28 +49,26 @@ def _located(values: dict[str, Any]) -> dict[str, tuple[Any, tuple[Any, ...]]]:
 
 @settings(max_examples=300, deadline=None)
 @given(values=fields(), prompts=st.lists(TEXT.filter(str.strip), min_size=1, max_size=3), seeds=st.data())
-def test_remembered_shape_gives_the_plain_body_and_canonical_text(
+def test_a_remembered_combination_gives_each_job_its_own_body(
     values: dict[str, Any], prompts: list[str], seeds: st.DataObject
 ) -> None:
-    sink = IssueSink("m.yaml", "")
-    rules = RequestRules(sink, "cn-beijing")
-    for prompt in prompts:  # the first call checks and remembers, the others reuse the template
+    rules = RequestRules(IssueSink("m.yaml", ""), "cn-beijing")
+    for prompt in prompts:  # the first call checks and remembers, the others reuse the combination
         if "seed" in values:
             values = {**values, "seed": seeds.draw(st.integers(0, 2**31 - 1))}
         f = _located(values)
-        shape = rules.shape(f, frozenset(f), prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
-        plain_sink = IssueSink("m.yaml", "")
-        checked = check_request(plain_sink, "cn-beijing", f, prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
-        if checked is None:  # e.g. a model not offered in the region
-            assert shape is None
+        combination = rules.check(f, prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
+        fresh = RequestRules(IssueSink("m.yaml", ""), "cn-beijing")
+        assert combination == fresh.check(f, prompt, ("jobs", 0, "prompt"), ("jobs", 0), None)
+        if combination is None:  # e.g. a model not offered in the region
             continue
-        assert shape is not None
-        spec, plain = checked
-        body = shape.body(f, prompt)
-        assert shape.canonical_of(f, prompt, body) == canonical_json(plain)
-        assert shape.make(f, prompt) == (body, canonical_json(plain))
-        assert body == {**plain, "model": spec.name_in("cn-beijing")}
-        assert json.dumps(body) == json.dumps({**plain, "model": spec.name_in("cn-beijing")})  # the same order
+        spec = resolve_model(values["model"])
+        assert spec is not None
+        inputs = {"prompt": prompt, **{k: values[k] for k in INPUT_FIELDS if k in values}}
+        expected: dict[str, Any] = {"model": spec.name_in("cn-beijing"), "input": inputs}
+        if any(k in values for k in PARAMETER_ORDER):
+            expected["parameters"] = {k: values[k] for k in PARAMETER_ORDER if k in values}
+        assert json.dumps(build_request(combination, f, prompt)) == json.dumps(expected)  # same values, same order
 
 
 def test_a_combination_with_a_message_is_reported_for_every_job(issues: Callable[..., list[Issue]]) -> None:

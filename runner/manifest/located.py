@@ -9,7 +9,6 @@ one, are an error here: a manifest that says ``size`` twice is a mistake, not a 
 
 from __future__ import annotations
 
-import gc
 import sys
 from typing import Any
 
@@ -79,7 +78,8 @@ class LocatedLoader(_Base):  # type: ignore[misc]
     error rather than PyYAML's silent last-one-wins.
     """
 
-    _first_chars = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
+    #: First characters of the plain scalars an implicit resolver may take for something else than a string.
+    first_chars = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
     positions = True
     mark: Any = None
 
@@ -94,7 +94,7 @@ class LocatedLoader(_Base):  # type: ignore[misc]
         if kind is ScalarNode:
             if not implicit[0]:
                 return _STR
-            if value and value[0] not in self._first_chars and None not in self.yaml_implicit_resolvers:
+            if value and value[0] not in self.first_chars and None not in self.yaml_implicit_resolvers:
                 return _STR
         return super().resolve(kind, value, implicit)
 
@@ -127,7 +127,7 @@ class LocatedLoader(_Base):  # type: ignore[misc]
             tag = event.tag
             text = event.value
             if tag is None and event.implicit[0] and text:
-                value = text if text[0] not in self._first_chars else self.plain(text, event)
+                value = text if text[0] not in self.first_chars else self.plain(text, event)
             elif tag is None and not event.implicit[0]:
                 value = text  # quoted or block scalar
             else:
@@ -168,7 +168,7 @@ class LocatedLoader(_Base):  # type: ignore[misc]
         """The value of the non-empty plain (unquoted, untagged) scalar ``text``; ``event`` is where it was
         written, for the message if it cannot be read."""
         first = text[0]
-        if first not in self._first_chars:
+        if first not in self.first_chars:
             return text
         if (
             first in _DIGITS
@@ -268,18 +268,13 @@ _PLAIN_CACHE_SIZE = 4096
 
 def load_located(text: str, *, positions: bool = True) -> Any:
     """Parse one YAML document into located objects. Raises ``yaml.YAMLError`` (with a mark when known) or
-    ``RecursionError`` for absurd nesting. The cyclic garbage collector is paused meanwhile: the objects built
-    are acyclic, and collection passes over the growing heap cost more than the parse on huge files."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    ``RecursionError`` for absurd nesting."""
     loader = LocatedLoader(text)
     loader.positions = positions
     try:
         return loader.load_document()
     finally:
         loader.dispose()
-        if was_enabled:
-            gc.enable()
 
 
 def position_of(data: Any, path: tuple[Any, ...]) -> Pos:

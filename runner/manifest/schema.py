@@ -1,20 +1,16 @@
-"""The shape pass of a manifest: pydantic models with ``extra="forbid"``, strict, for the top level, the
-defaults and each job (``manifest`` pass 2).
-
-Apart from ``manifest`` because pydantic takes ~0.2 s to import and build these models, and a manifest whose
-jobs are all written out plainly is loaded without them (``manifest_bulk``): ``manifest`` imports this module
-only when it needs the general path. Every message names the field and what is allowed.
+"""The schema of a manifest: strict pydantic models with ``extra="forbid"`` for the top level, the defaults, each
+job and each shot. ``validate`` checks the top level, then the defaults and each job apart, so one bad job does
+not hide the problems of the others; every message names the field and what is allowed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from runner import manifest_rules as rules
-from runner.manifest import JOB_KEYS, REQUEST_FIELDS, SHOT_KEYS, TOP_KEYS, Job, Shape, path_str, short
-from runner.manifest_flat import FlatJobs
+from runner.manifest.issues import IssueSink, Path, path_str, short
 
 
 class _Strict(BaseModel):
@@ -67,10 +63,31 @@ class ManifestModel(_Strict):
     jobs: list[Any]
 
 
+#: The keys of the top level, of the request fields (``defaults`` and per job), of a job and of a shot, in the
+#: models' order: what an unknown-key message lists.
+TOP_KEYS: tuple[str, ...] = tuple(ManifestModel.model_fields)
+REQUEST_FIELDS: tuple[str, ...] = tuple(RequestFields.model_fields)
+JOB_KEYS: tuple[str, ...] = tuple(JobModel.model_fields)
+SHOT_KEYS: tuple[str, ...] = tuple(f.alias or name for name, f in ShotModel.model_fields.items())
+
+
+@dataclass
+class Parts:
+    """What the schema let through: each part is None when it had an error (already reported)."""
+
+    version: int | None
+    name: str | None
+    defaults: RequestFields | None
+    vars: dict[str, Any] | None
+    matrix: dict[str, list[Any]] | None
+    jobs: list[tuple[int, JobModel]]  # the valid jobs, with their index in ``jobs``
+    complete: bool  # every part and every job is valid
+
+
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def validate_shape(data: Any, sink: rules.IssueSink) -> Shape:
+def validate(data: Any, sink: IssueSink) -> Parts:
     """Validate the top level, then ``defaults`` and each job apart; report every problem to ``sink``."""
     bad: set[Any] = set()
     try:
@@ -86,20 +103,18 @@ def validate_shape(data: Any, sink: rules.IssueSink) -> Shape:
                 parts[key] = data[key] if key in data else info.get_default(call_default_factory=True)
     defaults = _validate_part(RequestFields, parts.get("defaults"), sink, ("defaults",))
     raw_jobs = parts.get("jobs") or []
-    jobs: list[tuple[int, Job]] = []
-    flat = list(map(FlatJobs().make, raw_jobs))  # plain jobs need no pydantic (see manifest_flat)
+    jobs: list[tuple[int, JobModel]] = []
     try:  # one call for the whole list is much faster than one per job; per job only to sort out errors
-        models = iter(_JOB_LIST.validate_python([raw for raw, f in zip(raw_jobs, flat, strict=True) if f is None]))
-        jobs = [(i, f if f is not None else next(models)) for i, f in enumerate(flat)]
+        jobs = list(enumerate(_JOB_LIST.validate_python(raw_jobs)))
     except ValidationError:
         for i, raw in enumerate(raw_jobs):
-            job = flat[i] or _validate_part(JobModel, raw, sink, ("jobs", i))
+            job = _validate_part(JobModel, raw, sink, ("jobs", i))
             if job is not None:
                 jobs.append((i, job))
     except RecursionError:
         sink.error(("jobs",), "jobs", "a job refers to itself (recursive YAML alias)")
     complete = not bad and defaults is not None and len(jobs) == len(raw_jobs)
-    return Shape(
+    return Parts(
         parts.get("version"), parts.get("name"), defaults, parts.get("vars"), parts.get("matrix"), jobs, complete
     )
 
@@ -107,7 +122,7 @@ def validate_shape(data: Any, sink: rules.IssueSink) -> Shape:
 _JOB_LIST: TypeAdapter[list[JobModel]] = TypeAdapter(list[JobModel])
 
 
-def _validate_part(model: type[_M], raw: Any, sink: rules.IssueSink, base: tuple[Any, ...]) -> _M | None:
+def _validate_part(model: type[_M], raw: Any, sink: IssueSink, base: Path) -> _M | None:
     if raw is None:
         return None
     try:
@@ -121,7 +136,7 @@ def _validate_part(model: type[_M], raw: Any, sink: rules.IssueSink, base: tuple
         return None
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> tuple[str, ...] | None:
+def _allowed_keys(loc: Path) -> tuple[str, ...] | None:
     parent = loc[:-1]
     if len(parent) == 0:
         return TOP_KEYS
@@ -134,7 +149,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> tuple[str, ...] | None:
     return None
 
 
-def _report_pydantic(sink: rules.IssueSink, err: Any, base: tuple[Any, ...]) -> None:
+def _report_pydantic(sink: IssueSink, err: Any, base: Path) -> None:
     """Turn one pydantic error into a located issue that names the field and what is allowed."""
     raw_loc = tuple(err["loc"])
     loc = (*base, *(p for p in raw_loc if p != "[key]"))

@@ -9,25 +9,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.manifest_fastyaml import load_plain
-from runner.manifest_yaml import LocatedDict, LocatedList, load_located
+from runner.manifest.line_reader import load_plain
+from runner.manifest.located import LocatedDict, LocatedList, load_located
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def same(a: Any, b: Any) -> bool:
     """Equal with the same types all the way down (1 == True == 1.0 would hide a wrong type) and the same
-    container positions."""
+    positions: of each container, and (when loaded with positions) of each key, value and item."""
     if type(a) is not type(b):
         return False
     if isinstance(a, LocatedDict):
         return (
-            a.pos == b.pos
+            (a.pos, a.key_pos, a.value_pos) == (b.pos, b.key_pos, b.value_pos)
             and [(type(k), k) for k in a] == [(type(k), k) for k in b]
             and all(same(a[k], b[k]) for k in a)
         )
     if isinstance(a, LocatedList):
-        return a.pos == b.pos and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return (
+            (a.pos, a.item_pos) == (b.pos, b.item_pos)
+            and len(a) == len(b)
+            and all(same(x, y) for x, y in zip(a, b, strict=True))
+        )
     return bool(a == b)
 
 
@@ -35,6 +39,10 @@ def check(text: str) -> Any:
     fast = load_plain(text)
     if fast is not None:
         assert same(fast, load_located(text, positions=False)), text
+        placed = load_plain(text, positions=True)
+        assert placed is not None and same(placed, load_located(text, positions=True)), text
+    else:
+        assert load_plain(text, positions=True) is None, text
     return fast
 
 

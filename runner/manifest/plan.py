@@ -1,12 +1,12 @@
 """``wanbatch plan``: what a manifest will do — jobs, seconds of video, cost, time — without any network.
 
-``build_plan(manifest)`` is the library call the run engine shares; ``plan_command(args)`` is the CLI. Output is
-plain text (fast for 100,000 jobs) or the JSON object of DESIGN.md, whose ``request`` is the exact POST body.
+``build_plan(manifest)`` is the library call the run engine shares; ``plan_command(settings)`` is the command,
+given its ``PlanSettings`` by the CLI. Output is plain text (fast for 100,000 jobs) or the JSON object of
+DESIGN.md, whose ``request`` is the exact POST body, both written in pieces.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -18,7 +18,8 @@ from operator import add, attrgetter, mul
 from typing import Any, TextIO
 
 from runner.errors import ConfigError, ManifestError
-from runner.manifest import JobSpec, Manifest, gc_paused, load_manifest
+from runner.manifest.load import load_manifest
+from runner.manifest.spec import JobSpec, Manifest
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, TYPICAL_TASK_SECONDS
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -87,20 +88,6 @@ def _job_json(p: PlannedJob) -> dict[str, Any]:
     }
 
 
-class _PlannedDraft:
-    """A ``PlannedJob`` being made, as ``manifest._JobDraft`` makes a ``JobSpec``: plain slot stores, then the
-    class of the same layout (the frozen dataclass's ``__init__`` goes through ``object.__setattr__``)."""
-
-    __slots__ = PlannedJob.__slots__
-
-    def __init__(self, job: JobSpec, seconds: int, cost: float) -> None:
-        self.job, self.seconds, self.cost = job, seconds, cost
-        _set_class(self, "__class__", PlannedJob)
-
-
-_set_class = object.__setattr__
-
-
 def build_plan(manifest: Manifest) -> Plan:
     """Price every job of ``manifest`` in its region and estimate the run's wall time per model."""
     region = manifest.region
@@ -110,7 +97,7 @@ def build_plan(manifest: Manifest) -> Plan:
     # The passes over the jobs run in C (map, attrgetter, Counter); the sums add in job order, as a loop would.
     durations = list(map(attrgetter("duration"), jobs))
     costs = list(map(mul, map(unit.__getitem__, map(attrgetter("model", "tier"), jobs)), durations))
-    planned: list[PlannedJob] = list(map(_PlannedDraft, jobs, durations, costs))  # type: ignore[arg-type]
+    planned = list(map(PlannedJob, jobs, durations, costs))
     per_model = Counter(map(attrgetter("model"), jobs))
     total_seconds = sum(durations)
     total_cost = reduce(add, costs, 0.0)
@@ -208,8 +195,8 @@ def iter_table(plan: Plan, chunk: int = 2000) -> Iterator[str]:
     yield "\n".join(out) + "\n"
 
 
-#: The ``--json`` encoder: ``json.dumps``'s settings, minus the circular-reference check (a plan is a tree built
-#: here), which costs a dict insert and delete per job and request.
+#: The ``--json`` encoder: ``json.dumps``'s settings, minus the circular-reference check (a public option; a plan is
+#: a tree built here), which costs a dict insert and delete per job and request.
 _JSON = json.JSONEncoder(ensure_ascii=True, check_circular=False)
 
 
@@ -219,77 +206,46 @@ def render_json(plan: Plan) -> str:
 
 def iter_json(plan: Plan, chunk: int = 2000) -> Iterator[str]:
     """``json.dumps(plan.to_json()) + "\n"`` in pieces of ``chunk`` jobs, so 100,000 jobs never exist as one
-    list of dicts and one 30 MB string (and its encoded bytes) at once; the text is the same.
-
-    Each job's object is written by one f-string in ``_job_json``'s key order, its strings and request by the
-    same C functions ``_JSON`` uses: no dict per job, and about 40% less time than encoding the dicts."""
+    list of dicts and one 30 MB string (and its encoded bytes) at once; the text is the same. Each piece is
+    one encoder call over its jobs' objects, written without the list's brackets."""
     yield _JSON.encode(plan.to_json_head())[:-2]  # '{"name": …, "jobs": [' without ']}'
-    encode = _request_encoder()
-    text, number = _encode_ascii, _number_json
-    tails: dict[tuple[int, float], str] = {}  # the seconds and cost members, written once per distinct pair
     for start in range(0, len(plan.jobs), chunk):
-        rows = []
-        for p in plan.jobs[start : start + chunk]:
-            job = p.job
-            money = (p.seconds, p.cost)
-            tail = tails.get(money)
-            if tail is None:
-                tail = tails[money] = f'"seconds": {number(p.seconds)}, "cost": {number(round(p.cost, 6))}}}'
-            rows.append(
-                f'{{"job_id": {text(job.job_id)}, "name": {text(job.name)}, '
-                f'"request": {"".join(encode(job.request, 0))}, {tail}'
-            )
-        yield (", " if start else "") + ", ".join(rows)
+        objects = [_job_json(p) for p in plan.jobs[start : start + chunk]]
+        yield (", " if start else "") + _JSON.encode(objects)[1:-1]
     yield '], "totals": ' + _JSON.encode(plan.totals_json()) + "}\n"
 
 
-_encode_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """What ``wanbatch plan`` was asked for, made once by the CLI from its arguments."""
+
+    manifest: str  # the manifest file
+    region: str = DEFAULT_REGION
+    as_json: bool = False
 
 
-def _number_json(value: float) -> str:
-    """What ``_JSON`` writes for an int or a finite float (their repr); anything else through ``_JSON``."""
-    kind = type(value)
-    if (kind is float and math.isfinite(value)) or kind is int:
-        return repr(value)
-    return _JSON.encode(value)
+#: Lines to append to the plan's table, from its cost and currency (the CLI's ``--budget`` / ``--daily-budget``
+#: lines); raises ``ConfigError`` when they cannot be made (an unknown timezone, an unusable state folder).
+CapsText = Callable[[float, str], str]
 
 
-def _request_encoder() -> Callable[[Any, int], Any]:
-    """``_JSON``'s C encoder, built once per plan (``JSONEncoder.encode`` builds one per call): same
-    separators, ASCII escapes and no circular-reference check; the pure-Python one if C is missing."""
-    make: Any = getattr(json.encoder, "c_make_encoder", None)
-    if make is not None:
-        try:
-            encoder: Callable[[Any, int], Any] = make(
-                None, _JSON.default, _encode_ascii, None, _JSON.key_separator, _JSON.item_separator, False, False, True
-            )
-            probe = {"a": [1, 2.5, None, True, "é\n"], "b": {}}
-            if "".join(encoder(probe, 0)) == _JSON.encode(probe):
-                return encoder
-        except TypeError:  # the C encoder's signature is private
-            pass
-    return lambda value, _level: (_JSON.encode(value),)
-
-
-def plan_command(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def plan_command(
+    settings: PlanSettings,
+    *,
+    caps: CapsText | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     """``wanbatch plan MANIFEST [--json] [--region R]``: exit 0 with the plan, or 2 with every issue."""
-    # The cyclic collector stays off for the whole command and comes back only once the manifest and the plan
-    # are freed: turned on while they are alive, its first pass walks every object of 100,000 jobs (~0.2 s).
-    with gc_paused():
-        return _plan(args, stdout, stderr)
-
-
-def _plan(args: argparse.Namespace, stdout: TextIO | None, stderr: TextIO | None) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    region = getattr(args, "region", None) or DEFAULT_REGION
     try:
-        manifest = load_manifest(args.manifest, region)
+        manifest = load_manifest(settings.manifest, settings.region)
     except ManifestError as e:
         for issue in e.issues:
             print(issue, file=err)
         n = len(e.issues)
-        print(f"{args.manifest}: {n} error{'s' if n != 1 else ''}; nothing planned", file=err)
+        print(f"{settings.manifest}: {n} error{'s' if n != 1 else ''}; nothing planned", file=err)
         return EXIT_USAGE
     except ConfigError as e:
         print(f"error: {e}", file=err)
@@ -297,19 +253,15 @@ def _plan(args: argparse.Namespace, stdout: TextIO | None, stderr: TextIO | None
     for warning in manifest.warnings:
         print(warning, file=err)
     plan = build_plan(manifest)
-    as_json = getattr(args, "json", False)
     tail = ""
-    caps = (getattr(args, "budget", None), getattr(args, "daily_budget", None))
-    if not as_json and caps != (None, None):
-        from runner.budget import plan_caps  # --budget / --daily-budget: what each cap lets this plan do
-
+    if caps is not None and not settings.as_json:
         try:
-            tail = plan_caps(plan.cost, plan.currency, args)
+            tail = caps(plan.cost, plan.currency)
         except ConfigError as e:
             print(f"error: {e}", file=err)
             return EXIT_USAGE
     try:
-        for piece in iter_json(plan) if as_json else iter_table(plan):  # in pieces, never one big string
+        for piece in iter_json(plan) if settings.as_json else iter_table(plan):  # in pieces, never one big string
             out.write(piece)
         out.write(tail)
         out.flush()
