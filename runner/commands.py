@@ -123,7 +123,7 @@ def run_command(args: argparse.Namespace) -> int:
         started = time.monotonic()
         outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, claims))
         _write_gallery(out, outcome)
-    except LedgerError as e:
+    except (LedgerError, ConfigError) as e:
         _err(str(e))
         return EXIT_USAGE
     except (DiskError, OSError, BaseExceptionGroup) as e:  # the disk filled up or turned read-only mid-run
@@ -167,6 +167,11 @@ async def _run(
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     state = await asyncio.to_thread(replay, out / LEDGER_NAME)
+    if state.name and state.name != manifest.name:  # two manifests must never share a folder by accident
+        raise ConfigError(
+            f"{out} holds the run of the manifest named {state.name!r}, not {manifest.name!r}: give another --out "
+            "(a manifest keeps its folder while its name stays the same)"
+        )
     await asyncio.to_thread(_write_snapshot, out / MANIFEST_SNAPSHOT, manifest.text)
     limits = Limits(RealClock(), qps=cfg.qps, in_flight=cfg.max_in_flight, query_qps=cfg.query_qps)
     # Polls get their share of whatever query rate the run has (default or --query-qps), sweeps the same

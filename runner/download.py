@@ -44,7 +44,7 @@ from runner.errors import DiskError, DownloadError, DownloadRefused, UrlExpired,
 DEFAULT_MAX_BYTES = 2 * 1024**3
 CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NAME_UNSAFE = re.compile(r"[^\w.-]+")  # letters of any script stay (issue 17)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ says whether the part can be used.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,8 @@ from runner.manifest.schema import JOB_KEYS, REQUEST_FIELDS, JobModel, ShotModel
 
 #: Longest job or manifest name, so file names stay well under the usual 255-byte limit.
 MAX_NAME_CHARS = 100
-NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+#: Letters (any script), digits, ``_``, ``-`` and ``.``, not starting with ``.``.
+NAME_RE = re.compile(r"[\w-][\w.-]*")
 VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: A job's ``repeat`` may be at most this.
 MAX_REPEAT = 10_000
@@ -49,11 +51,16 @@ class Axis:
 
 
 def manifest_name(sink: IssueSink, given: str | None, default_name: str) -> str:
-    """The manifest's name: as given (checked), else the file's stem made safe."""
+    """The manifest's name: as given (checked), else the file's stem. A stem that is not a name as it stands
+    (a space, a symbol) is made one and marked with a short hash of the stem, so two files never share a
+    default name (and so a default output folder) by accident: ``雨`` stays ``雨``, ``my clip`` becomes
+    ``my-clip-3f2a9c``."""
     if given is not None:
         check_name(sink, given, ("name",))
         return given
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", default_name).lstrip(".-")[:MAX_NAME_CHARS]
+    name = re.sub(r"[^\w.-]+", "-", default_name).lstrip(".-")[:MAX_NAME_CHARS]
+    if name != default_name:
+        name = f"{name[: MAX_NAME_CHARS - 7] or 'manifest'}-{hashlib.sha256(default_name.encode()).hexdigest()[:6]}"
     return name or "manifest"
 
 
@@ -62,7 +69,8 @@ def check_name(sink: IssueSink, name: str, path: Path) -> bool:
         sink.error(
             path,
             path_str(path),
-            f"invalid name {short(repr(name))}: use letters, digits, '.', '_' and '-' only, not starting with '.'",
+            f"invalid name {short(repr(name))}: use letters (any script), digits, '.', '_' and '-' only, not "
+            "starting with '.'",
         )
         return False
     if len(name) > MAX_NAME_CHARS:

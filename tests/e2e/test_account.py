@@ -196,3 +196,25 @@ def test_cancel_while_a_run_holds_the_folder_and_retry_canceled(tmp_path: Path, 
     again.wait(timeout=30)
     assert emu.stats()["submitted"] == 8 + canceled  # each canceled job sent once more, nothing else
     assert states(out).get("canceled", 0) == 0, states(out)
+
+
+def test_manifests_with_non_ascii_names_never_share_a_folder(tmp_path: Path, emulator: Any) -> None:
+    emu = emulator()
+    body = (
+        'version: 1\ndefaults:\n  model: wan2.6-t2v\n  size: "1280*720"\n  duration: 2\n  prompt_extend: false\n'
+        "jobs:\n  - name: 夜景\n    prompt: {p}\n"
+    )
+    rain = tmp_path / "雨.yaml"
+    night = tmp_path / "夜街.yaml"
+    rain.write_text(body.format(p="Rain on a tin roof."), encoding="utf-8")
+    night.write_text(body.format(p="A night street in neon."), encoding="utf-8")
+    for m in (rain, night):
+        r = cli("run", str(m), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["夜街", "雨"]
+    assert [v.name.split("__")[0] for v in (tmp_path / "runs" / "雨" / "videos").glob("*.mp4")] == ["夜景"]
+    # one manifest's folder refuses another manifest's run (exit 2), and is left as it was
+    before = (tmp_path / "runs" / "雨" / "ledger.jsonl").read_bytes()
+    r = cli("run", str(night), "--out", str(tmp_path / "runs" / "雨"), "--base-url", emu.base_url, cwd=tmp_path)
+    assert r.returncode == 2 and "holds the run of the manifest named '雨'" in r.stderr, r.stderr
+    assert (tmp_path / "runs" / "雨" / "ledger.jsonl").read_bytes() == before

@@ -259,7 +259,7 @@ def test_names(issues: Issues) -> None:
       - {name: "a b", prompt: c}
       - {name: ok.name_1-2, prompt: d}
     """
-    msg = "use letters, digits, '.', '_' and '-' only, not starting with '.'"
+    msg = "use letters (any script), digits, '.', '_' and '-' only, not starting with '.'"
     assert fmt(issues(text)) == [
         f"2:7 name: invalid name 'my/run': {msg}",
         f"{at(text, '../x')} jobs[0].name: invalid name '../x': {msg}",
@@ -275,7 +275,18 @@ def test_name_length(issues: Issues) -> None:
 
 def test_default_name_is_the_safe_file_stem(write: Callable[..., Path]) -> None:
     p = write("version: 1\ndefaults: {model: wan2.6-t2v}\n" + GOOD_JOB, name="my nightly run.yaml")
+    assert load_manifest(p).name == "my-nightly-run-b7ecc0"  # made safe, so marked (issue 17)
+    p = write("version: 1\ndefaults: {model: wan2.6-t2v}\n" + GOOD_JOB, name="my-nightly-run.yaml")
     assert load_manifest(p).name == "my-nightly-run"
+
+
+def test_default_names_keep_every_script_and_never_collide(write: Callable[..., Path]) -> None:
+    names = {}
+    for stem in ("雨", "夜街", "café", "cafe", "my clip", "my-clip", "my_clip"):
+        p = write("version: 1\ndefaults: {model: wan2.6-t2v}\n" + GOOD_JOB, name=f"{stem}.yaml")
+        names[stem] = load_manifest(p).name
+    assert names["雨"] == "雨" and names["夜街"] == "夜街" and names["café"] == "café"
+    assert len(set(names.values())) == len(names), names
 
 
 def test_duplicate_job_names(issues: Issues) -> None:
