@@ -86,6 +86,12 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return cancel_command(args)
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from runner.commands import doctor_command
+
+    return doctor_command(args)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from runner.report import report_command
 
@@ -292,6 +298,14 @@ def build_parser(emulator: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
     _add_region(p)
     p.set_defaults(func=_cmd_cancel)
+
+    p = sub.add_parser("doctor", help="check the key, the host, the network, the clock and the folders (no task made)")
+    p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
+    _add_region(p)
+    p.add_argument("--out", default="runs", help="the output folder to check (default runs)")
+    p.add_argument("--state-dir", default=None, help="the state folder to check (default as for run)")
+    p.add_argument("--json", action="store_true", help="print the checks as one JSON object")
+    p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("report", help="(re)build DIR/index.html, the gallery of a run")
     p.add_argument("dir", help="the run's output folder")

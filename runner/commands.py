@@ -389,3 +389,24 @@ async def _cancel(out: Path, state: RunState, api: ApiConfig, *, write: bool = T
                 await ledger.append(CANCELED, job.job_id, task_id=job.task_id)
             canceled += 1
     return canceled, kept
+
+
+# ---------------------------------------------------------------------------------------------------- doctor
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    """``wanbatch doctor``: exit 0 when every check passes, 4 when the account or network refuses, 2 otherwise."""
+    from runner.doctor import DoctorSettings, exit_code, render, run_checks
+
+    key = os.environ.get(KEY_ENV, "").strip() or None
+    runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key] if key else [])
+    region = args.region or DEFAULT_REGION
+    try:
+        url = base_url(args.base_url, region)
+    except ConfigError as e:
+        _err(str(e))
+        return EXIT_USAGE
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    checks = run_checks(DoctorSettings(region, url, key, Path(args.out), state_dir))
+    print(render(checks, args.json))
+    return exit_code(checks)
