@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runner.budget import MoneyGuard  # noqa: E402
-from runner.spend import DayClock, SpendLedger  # noqa: E402
+from runner.schedule.budget import MoneyGuard  # noqa: E402
+from runner.schedule.spend import DayClock, SpendLedger  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks" / "budget.md"
 

@@ -39,9 +39,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runner.api import ApiConfig, DashScopeClient  # noqa: E402
-from runner.limits import FakeClock, RealClock, WindowLimiter  # noqa: E402
-from runner.poller import PollConfig, PollSchedule  # noqa: E402
+from runner.engine.api import ApiConfig, DashScopeClient  # noqa: E402
+from runner.engine.limits import FakeClock, RealClock, WindowLimiter  # noqa: E402
+from runner.engine.poller import PollConfig, PollSchedule  # noqa: E402
 
 SERVER = """
 import sys

@@ -508,7 +508,7 @@ def make_big_video(path: Path, mb: int) -> None:
 async def _download_child(root: str, files: int, out: Path) -> dict[str, float]:
     import aiohttp
 
-    from runner.download import Expect, download
+    from runner.store.download import Expect, download
 
     expect = Expect(1920, 1080, 15.0)
     async with aiohttp.ClientSession() as s:
@@ -968,7 +968,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         add(f"## Downloads: {int(downloads[0]['files'])} concurrent files on loopback")
         add("")
         add(
-            f"`runner.download.download` (stream to `.part`, sha256, Content-Length check, PyAV verification, "
+            f"`runner.store.download.download` (stream to `.part`, sha256, Content-Length check, PyAV verification, "
             f"fsync, rename) of a 1920*1080 15-s MP4 ({downloads[0]['mb_each']:.1f} MB: an emulator video grown "
             "by a trailing `free` box of random bytes, so it still decodes) served by aiohttp's `FileResponse` "
             "in another process, 20 at once in one event loop, in a fresh process; RSS growth is the peak RSS "

@@ -349,7 +349,7 @@ METHOD = """\
    the server refuses (401). Every file of the output folders, both streams, and `/proc/PID/cmdline` of the
    live runner are searched for the key. Job names such as `../../etc/passwd` go through `plan`; plain-http
    URLs to other hosts, a redirect from loopback to `http://example.com`, and an endless body against a
-   1 MB cap go through `runner.download`.
+   1 MB cap go through `runner.store.download`.
 6. **Load** (`bench/chaos_load.py`): 10,000 jobs, emulator quotas off, tasks of 0.5 s, `--qps 100000
    --max-in-flight 100000`; the runner's peak RSS comes from `wait4`, and the ledger it wrote is replayed
    and timed afterwards. The run's time includes the gallery (`index.html` with a poster frame per video)
@@ -382,7 +382,7 @@ FINDINGS = """\
 - **The download size cap** exists (`runner/download.py`, `download(max_bytes=…)`, default 2 GiB, checked on
   `Content-Length`/`Content-Range` and while streaming), but the CLI does not expose it.
 - **10,000 jobs are bound by the poll budget**: the runner keeps to 10 polls/s (half the account's 20 QPS),
-  so 10,000 tasks need 1,000 s of polling alone; the load scenario raises `runner.limits.QUERY_QPS` in the
+  so 10,000 tasks need 1,000 s of polling alone; the load scenario raises `runner.engine.limits.QUERY_QPS` in the
   child (see `bench/chaos_load.py`), as an account with raised quotas would need a flag to do."""
 
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.download import Expect, sha256_file, verify_mp4
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.errors import LedgerError
 from runner.models import parse_size
-from runner.state import EVENTS, replay
+from runner.store.download import Expect, sha256_file, verify_mp4
+from runner.store.state import EVENTS, replay
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Distinctive, so a leak is found by a plain byte search of every file and stream.

@@ -3,7 +3,7 @@ is reported, and the ledger it wrote replays in under 5 s.
 
 The runner's own query budget (10 polls/s: half the account's 20 QPS) would make 10,000 polls take 1,000 s
 alone; an account with raised quotas would raise it too. The CLI has no flag for it, so the child raises
-``runner.limits.QUERY_QPS`` and the poll schedule's ``budget_qps`` (8/s) before calling the unchanged
+``runner.engine.limits.QUERY_QPS`` and the poll schedule's ``budget_qps`` (8/s) before calling the unchanged
 ``runner.cli.main``; everything else is the CLI as shipped.
 """
 
@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_common import check_ledger, emulator, has_traceback, reap, spawn, write_manifest
-from runner.state import replay
+from runner.store.state import replay
 
 QUERY_QPS = 400
 _CHILD = """
 import dataclasses, sys
-import runner.commands, runner.limits, runner.poller
+import runner.commands, runner.engine.limits, runner.engine.poller
 qps = float(sys.argv.pop(1))
-runner.limits.QUERY_QPS = qps
+runner.engine.limits.QUERY_QPS = qps
 
 @dataclasses.dataclass(frozen=True)
-class RaisedPolls(runner.poller.PollConfig):
+class RaisedPolls(runner.engine.poller.PollConfig):
     budget_qps: float = qps * 0.8
 
 runner.commands.PollConfig = RaisedPolls

@@ -12,9 +12,9 @@ import aiohttp
 from aiohttp import web
 
 from bench.chaos_common import FAST, KEY, emulator, has_traceback, reap, run_cli, runner_argv, spawn, write_manifest
-from runner.download import check_url, download, video_filename
 from runner.emulator.config import EmulatorConfig
 from runner.errors import DownloadRefused
+from runner.store.download import check_url, download, video_filename
 
 ESCAPES = ["../../etc/passwd", "/etc/passwd", "..", "a/../../b", "..\\..\\win", "~/x", "a\x00b", "./../x"]
 

@@ -30,7 +30,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class MoneyCaps:
-    """``--budget``, ``--daily-budget`` and where the daily spend is kept (the attributes ``runner.budget`` reads)."""
+    """``--budget``, ``--daily-budget`` and where the daily spend is kept (what ``runner.schedule.budget`` reads)."""
 
     budget: float | None
     daily_budget: float | None
@@ -42,7 +42,7 @@ class MoneyCaps:
 
     def plan_lines(self, cost: float, currency: str) -> str:
         """The plan's lines about the caps (``ConfigError`` for an unknown timezone or unusable state folder)."""
-        from runner.budget import plan_caps  # only when a cap is given: the spend ledger's imports
+        from runner.schedule.budget import plan_caps  # only when a cap is given: the spend ledger's imports
 
         return plan_caps(cost, currency, self)
 
@@ -69,7 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from runner.schedule import schedule_command
+    from runner.schedule.cron import schedule_command
 
     return schedule_command(args, run_options_parser()._actions)
 
@@ -93,7 +93,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from runner.report import report_command
+    from runner.report.gallery import report_command
 
     return report_command(args)
 

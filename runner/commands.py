@@ -22,19 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from runner import log as runlog
-from runner.api import ApiConfig, DashScopeClient
-from runner.budget import MoneyGuard, guard_from_args
-from runner.claims import Claims
-from runner.context import PipelineConfig
+from runner.engine.api import ApiConfig, DashScopeClient
+from runner.engine.context import PipelineConfig
+from runner.engine.limits import Limits, RealClock
+from runner.engine.pipeline import Outcome, Pipeline
+from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
 from runner.errors import ApiError, ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
-from runner.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
-from runner.limits import Limits, RealClock
 from runner.models import DEFAULT_REGION, REGIONS
-from runner.notify import notify_after_run
-from runner.pipeline import Outcome, Pipeline
-from runner.poller import POLL_SHARE, PollConfig, PollSchedule
-from runner.spend import default_state_dir
-from runner.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
+from runner.schedule.budget import MoneyGuard, guard_from_args
+from runner.schedule.notify import notify_after_run
+from runner.schedule.spend import default_state_dir
+from runner.store.claims import Claims
+from runner.store.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
+from runner.store.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 KEY_ENV = "DASHSCOPE_API_KEY"
@@ -206,7 +206,7 @@ async def _run(
         view_done = asyncio.Event()
         view_task: asyncio.Task[None] | None = None
         if interactive:
-            from runner.progress import ProgressView
+            from runner.report.progress import ProgressView
 
             view = ProgressView(state, {j.job_id for j in manifest.jobs}, name=manifest.name)
             view_task = asyncio.create_task(view.run(view_done))
@@ -233,10 +233,10 @@ def _write_gallery(out: Path, outcome: Outcome) -> None:
     if outcome.interrupted:
         logger.info("report.skipped", reason="interrupted")
         return
-    from runner.download import release_heap  # loaded by the run already (the downloader)
+    from runner.store.download import release_heap  # loaded by the run already (the downloader)
 
     try:
-        from runner.report import write_report
+        from runner.report.gallery import write_report
 
         index = write_report(out)
     except Exception as e:  # any failure of the gallery is only logged

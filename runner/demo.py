@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import run_in_thread
 from runner.errors import InputError, LedgerError
-from runner.ledger import LEDGER_NAME, RunLock, replay
 from runner.manifest import build_plan, load_manifest, render_table
 from runner.models import DEFAULT_REGION
+from runner.store.ledger import LEDGER_NAME, RunLock, replay
 
 REPO = Path(__file__).resolve().parent.parent
 #: A key of the emulator's accepted shape (any ``sk-…``); handed to the child through its environment only.
@@ -126,7 +126,7 @@ def run_one(name: str, manifest: Path, out: Path, base_url: str, env: dict[str, 
     status_code, text = _run_cli(["status", _show(out)], env, quiet)
     _say(text.rstrip())
     if not (out / "index.html").is_file() and (out / LEDGER_NAME).is_file():
-        from runner.report import write_report
+        from runner.report.gallery import write_report
 
         write_report(out)
     return code or status_code

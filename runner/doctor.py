@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from runner.api import ApiConfig, DashScopeClient, Timeouts, classify
+from runner.engine.api import ApiConfig, DashScopeClient, Timeouts, classify
 from runner.errors import ApiError, refusal_scope, what_to_check
 from runner.models import REGIONS
 

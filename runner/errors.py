@@ -23,7 +23,7 @@
     └── DiskError                   the output folder cannot be written (full, read-only): the run stops
 
 Whether an ApiError is retried, never retried, or (for a create) ambiguous is decided in ONE place,
-``runner.api.classify``. Messages never contain the API key: nothing here is ever given it.
+``runner.engine.api.classify``. Messages never contain the API key: nothing here is ever given it.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def refusal_scope(exc: ApiError) -> str | None:
     """``"account"`` when ``exc`` is the account refusing work rather than this request being wrong (one of
     ``ACCOUNT_CODES``, or any other 401 or 403), ``"model"`` when it refuses one model (``MODEL_CODES``, or 400
     InvalidParameter "Model not exist."), None for an answer about the request itself. The one place that tells
-    them apart; ``runner.api.classify`` turns it into its verdict."""
+    them apart; ``runner.engine.api.classify`` turns it into its verdict."""
     if exc.code == "InvalidParameter" and "model not exist" in (exc.message or "").lower():
         return "model"
     if exc.code in MODEL_CODES:

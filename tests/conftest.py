@@ -1,5 +1,5 @@
 """Every test gets its own state folder (``$XDG_STATE_HOME``): the daily spend, the host's register of claimed
-tasks (``runner.claims``) and learned task times never leak from one test, or from the developer's machine,
+tasks (``runner.store.claims``) and learned task times never leak from one test, or from the developer's machine,
 into another. Child processes inherit it through the environment."""
 
 from __future__ import annotations

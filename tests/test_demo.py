@@ -10,7 +10,7 @@ import pytest
 
 from runner.demo import clear_previous, main
 from runner.errors import InputError
-from runner.state import replay
+from runner.store.state import replay
 
 
 def _task_ids(out: Path) -> set[str]:

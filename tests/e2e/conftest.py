@@ -14,11 +14,11 @@ import pytest
 
 from bench import chaos_common
 from bench.chaos_common import child_env
-from runner.download import Expect, sha256_file, sidecar_path, verify_mp4
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.models import parse_size
-from runner.state import replay
+from runner.store.download import Expect, sha256_file, sidecar_path, verify_mp4
+from runner.store.state import replay
 
 #: A distinctive key: the tests grep every output for it.
 KEY = "sk-e2eSECRETkey7c1d0f9a2b"

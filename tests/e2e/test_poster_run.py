@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.poster import poster_path
+from runner.report.poster import poster_path
 
 from .conftest import FAST, assert_complete, cli, ledger_lines, write_manifest
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from runner.progress import ProgressView
-from runner.state import replay_lines
+from runner.report.progress import ProgressView
+from runner.store.state import replay_lines
 
 USAGE = {"duration": 5, "size": "1280*720", "output_video_duration": 5, "video_count": 1}
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner.api import (
+from runner.engine.api import (
     CREATE_PATH,
     Action,
     ApiConfig,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.api import (
+from runner.engine.api import (
     RETRYABLE_TASK_CODES,
     Action,
     Backoff,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.limits import Adapt, FakeClock, InFlight, Limits, RealClock, WindowLimiter
+from runner.engine.limits import Adapt, FakeClock, InFlight, Limits, RealClock, WindowLimiter
 
 
 def max_in_any_window(times: list[float], window: float = 1.0) -> int:

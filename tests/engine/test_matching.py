@@ -1,4 +1,4 @@
-"""The one definition of look-alike jobs and the matching rule (runner.matching)."""
+"""The one definition of look-alike jobs and the matching rule (runner.engine.matching)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.matching import ECHOED_FIELDS, lookalike_key, matches, normal_prompt, same_prompt
+from runner.engine.matching import ECHOED_FIELDS, lookalike_key, matches, normal_prompt, same_prompt
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.poller import FINAL_STATUSES, DurationStats, Expectation, PollConfig, PollSchedule
+from runner.engine.poller import FINAL_STATUSES, DurationStats, Expectation, PollConfig, PollSchedule
 
 
 class ManualClock:

@@ -1,10 +1,10 @@
-"""The server's clock from Date headers (runner.server_clock): bounds, narrowing, a stepped clock."""
+"""The server's clock from Date headers (runner.engine.server_clock): bounds, narrowing, a stepped clock."""
 
 from __future__ import annotations
 
 import email.utils
 
-from runner.server_clock import ServerClock
+from runner.engine.server_clock import ServerClock
 
 
 def date(epoch: float) -> str:

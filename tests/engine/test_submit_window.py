@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.context import Job, PipelineConfig, RunContext
-from runner.ledger import LedgerWriter
-from runner.state import PLANNED, SUBMITTED, SUBMITTING, RunState
+from runner.engine.context import Job, PipelineConfig, RunContext
+from runner.store.ledger import LedgerWriter
+from runner.store.state import PLANNED, SUBMITTED, SUBMITTING, RunState
 
 
 @dataclass(frozen=True)

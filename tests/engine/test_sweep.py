@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.poller import PollConfig, PollSchedule
+from runner.engine.poller import PollConfig, PollSchedule
 
 from .test_poller import ManualClock
 

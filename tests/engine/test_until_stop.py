@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from runner.context import Flag, RunContext
-from runner.state import RunState
+from runner.engine.context import Flag, RunContext
+from runner.store.state import RunState
 
 
 def _ctx() -> RunContext:

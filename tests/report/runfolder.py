@@ -1,4 +1,4 @@
-"""A realistic run output folder for the gallery tests: a ledger written by ``runner.ledger.LedgerWriter``,
+"""A realistic run output folder for the gallery tests: a ledger written by ``runner.store.ledger.LedgerWriter``,
 real small H.264 MP4s made with PyAV, and sidecars — including two failure codes, a canceled, an expired,
 a running job, a rewritten prompt and a prompt carrying HTML.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import av
 import numpy as np
 
-from runner.ledger import LedgerWriter
 from runner.models import MODELS
+from runner.store.ledger import LedgerWriter
 
 XSS_PROMPT = '<script>alert(1)</script> A cat on a <b>piano</b> & "friends" in <img src=x onerror=alert(2)>'
 REGION = "cn-beijing"

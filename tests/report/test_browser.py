@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runner.report import build_gallery, write_report
+from runner.report.gallery import build_gallery, write_report
 from tests.report.runfolder import JOBS, XSS_PROMPT
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")

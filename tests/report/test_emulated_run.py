@@ -15,7 +15,7 @@ from runner.cli import build_parser
 from runner.commands import run_command
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
-from runner.report import build_gallery, write_report
+from runner.report.gallery import build_gallery, write_report
 from tests.report.dom import parse
 
 MANIFEST = """\

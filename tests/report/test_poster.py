@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from runner.poster import ensure_poster, poster_jpeg, poster_path
+from runner.report.poster import ensure_poster, poster_jpeg, poster_path
 
 
 def _ramp(path: Path, width: int, height: int, frames: int = 48, fps: int = 12, keyint: int = 250) -> None:

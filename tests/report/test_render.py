@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from runner.cli import main as cli_main
 from runner.errors import LedgerError
-from runner.ledger import STATES
-from runner.report import (
+from runner.report.gallery import (
     Card,
     Gallery,
     RunInfo,
@@ -30,6 +29,7 @@ from runner.report import (
     report_command,
     write_report,
 )
+from runner.store.ledger import STATES
 from tests.report.dom import Node, parse
 from tests.report.runfolder import JOBS, XSS_PROMPT, build_run
 

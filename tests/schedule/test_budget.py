@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.budget import EPS, MoneyGuard, Snapshot, caps_lines
 from runner.errors import ConfigError
-from runner.spend import DayClock, SpendLedger, default_state_dir, parse_timezone
+from runner.schedule.budget import EPS, MoneyGuard, Snapshot, caps_lines
+from runner.schedule.spend import DayClock, SpendLedger, default_state_dir, parse_timezone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

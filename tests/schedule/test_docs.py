@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import build_parser
-from runner.schedule import parse_cron
+from runner.schedule.cron import parse_cron
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "SCHEDULING.md"
 _FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from runner import commands
-from runner.budget import MoneyGuard, Snapshot
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
-from runner.ledger import LOCK_NAME
-from runner.state import replay
+from runner.schedule.budget import MoneyGuard, Snapshot
+from runner.store.ledger import LOCK_NAME
+from runner.store.state import replay
 
 from .conftest import FAST, JOB_COST, HookServer, calm_timezone, ledger, wanbatch, write_manifest
 

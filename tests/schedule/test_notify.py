@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runner.notify import build_summary, deliver, post_json, run_hook
+from runner.schedule.notify import build_summary, deliver, post_json, run_hook
 
 STATUS = {
     "name": "nightly",

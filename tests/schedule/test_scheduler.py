@@ -19,7 +19,7 @@ import pytest
 from runner.cli import build_parser, run_options_parser
 from runner.emulator.server import ThreadedEmulator
 from runner.errors import ConfigError
-from runner.schedule import Scheduler, next_time, options_argv, parse_cron
+from runner.schedule.cron import Scheduler, next_time, options_argv, parse_cron
 
 from .clock import FakeClock, settle
 from .conftest import FAST, KEY, ledger, wanbatch, write_manifest

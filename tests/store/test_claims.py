@@ -1,4 +1,4 @@
-"""The host's register of intents and claimed tasks (runner.claims): two runs, one file."""
+"""The host's register of intents and claimed tasks (runner.store.claims): two runs, one file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.claims import FILE_NAME, Claims
+from runner.store.claims import FILE_NAME, Claims
 
 URL = "http://127.0.0.1:1/api/v1"
 
@@ -75,7 +75,7 @@ def test_an_unusable_state_folder_is_never_fatal(tmp_path: Path) -> None:
 
 
 def test_old_lines_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.claims as claims
+    import runner.store.claims as claims
 
     now = [1_000_000.0]
     c = Claims(tmp_path, tmp_path / "a", URL, now=lambda: now[0])

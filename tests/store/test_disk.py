@@ -9,9 +9,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from runner.download import Expect, download, write_sidecar
 from runner.errors import DiskError, LedgerError, disk_trouble
-from runner.ledger import RunLock
+from runner.store.download import Expect, download, write_sidecar
+from runner.store.ledger import RunLock
 
 
 async def test_a_download_into_an_unwritable_folder_is_a_disk_error(storage, mp4: bytes, tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from runner.download import (
+from runner.errors import DownloadError, DownloadRefused, UrlExpired, VerifyError
+from runner.store.download import (
     DownloadResult,
     Expect,
     Retry,
@@ -22,7 +23,6 @@ from runner.download import (
     video_filename,
     write_sidecar,
 )
-from runner.errors import DownloadError, DownloadRefused, UrlExpired, VerifyError
 from tests.store.conftest import make_mp4
 
 EXPECT = Expect(320, 180, 2.0)

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runner.download import Expect, download
 from runner.errors import VerifyError
+from runner.store.download import Expect, download
 
 
 class CountingExecutor(ThreadPoolExecutor):

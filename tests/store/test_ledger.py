@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from runner.errors import LedgerError, LockHeld
-from runner.ledger import (
+from runner.store.ledger import (
     DOWNLOADED,
     FAILED,
     PLANNED,
@@ -32,7 +32,7 @@ from runner.ledger import (
     RunLock,
     replay,
 )
-from runner.state import CANCELED, EXPIRED, sound_length
+from runner.store.state import CANCELED, EXPIRED, sound_length
 
 PLAN = {
     "name": "detective",
@@ -422,7 +422,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_with_a_log_line(tmp_path: Pa
 
 CHILD = """
 import sys, time
-from runner.ledger import RunLock
+from runner.store.ledger import RunLock
 lock = RunLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)
@@ -458,7 +458,7 @@ def test_two_processes_cannot_both_hold_it(tmp_path: Path) -> None:
 
 
 def test_apply_dict_skips_unknown_and_bills_a_download_failure() -> None:
-    from runner.state import RunState
+    from runner.store.state import RunState
 
     s = RunState()
     s.apply_dict(PLANNED_LINE)
@@ -478,7 +478,7 @@ def test_apply_dict_skips_unknown_and_bills_a_download_failure() -> None:
 
 
 def test_an_answered_intent_clears_submitting_since() -> None:
-    from runner.state import RunState
+    from runner.store.state import RunState
 
     s = RunState()
     for obj in (PLANNED_LINE, SUBMITTING_LINE):

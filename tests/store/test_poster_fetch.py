@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import structlog
 
-from runner.context import Job, PipelineConfig, RunContext
-from runner.fetcher import fetch_one, poster_then_trim, video_path
-from runner.ledger import LedgerWriter
-from runner.poster import ensure_poster, poster_path
-from runner.state import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED, RunState
+from runner.engine.context import Job, PipelineConfig, RunContext
+from runner.engine.fetcher import fetch_one, poster_then_trim, video_path
+from runner.report.poster import ensure_poster, poster_path
+from runner.store.ledger import LedgerWriter
+from runner.store.state import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED, RunState
 
 
 @dataclass(frozen=True)

@@ -40,21 +40,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runner.admission import submitter
-from runner.api import DashScopeClient, valid_task_id
-from runner.claims import Claims
-from runner.context import Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
-from runner.download import sha256_file
+from runner.engine.admission import submitter
+from runner.engine.api import DashScopeClient, valid_task_id
+from runner.engine.context import Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
+from runner.engine.fetcher import fetcher
+from runner.engine.limits import Limits
+from runner.engine.poller import PollSchedule
+from runner.engine.reconcile import reconcile
+from runner.engine.recovery import planned_fields, recover
+from runner.engine.refusal import Breaker, Refusal
+from runner.engine.tracker import tracker
 from runner.errors import ApiError
-from runner.fetcher import fetcher
-from runner.limits import Limits
 from runner.models import RETENTION_SECONDS
-from runner.poller import PollSchedule
-from runner.reconcile import reconcile
-from runner.recovery import planned_fields, recover
-from runner.refusal import Breaker, Refusal
-from runner.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED, JobState, RunState
-from runner.tracker import tracker
+from runner.store.claims import Claims
+from runner.store.download import sha256_file
+from runner.store.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED, JobState, RunState
 
 __all__ = ["Outcome", "Pipeline", "PipelineConfig"]
 

@@ -7,11 +7,11 @@ A run adopts only a task it can prove is its own (issue 13; ARCHITECTURE.md "Rec
 1. **The window.** The task was made between the intent (written before the request left) and the
    moment the answer failed (or, after a crash, shortly after the dead run's last line) — on the server's
    clock: the host times are moved by the offset the answers' ``Date`` headers measured
-   (``runner.server_clock``), widened by that offset's error and ``reconcile_slack``.
+   (``runner.engine.server_clock``), widened by that offset's error and ``reconcile_slack``.
 2. **The candidates.** The model's tasks listed in that window (both readings of the list's time zone,
-   API.md decision 9), minus the tasks this ledger or any run on this host claims (``runner.claims``),
+   API.md decision 9), minus the tasks this ledger or any run on this host claims (``runner.store.claims``),
    minus those that cost nothing (FAILED, CANCELED, UNKNOWN). Unfinished ones carry no prompt and are
-   followed until they end; then a candidate matches when ``runner.matching.matches`` says so.
+   followed until they end; then a candidate matches when ``runner.engine.matching.matches`` says so.
 3. **The rivals.** Other unanswered creates of the same look-alike group whose windows overlap: older
    ledgers' siblings, and other folders' open intents in the register. The submitter lets a group have one
    unanswered create at a time, so a run of this version makes none itself.
@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from runner.api import ListedTask, TaskInfo
-from runner.claims import Register
-from runner.context import Job, RunContext, Stopped, log
+from runner.engine.api import ListedTask, TaskInfo
+from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.matching import matches
+from runner.engine.submitter import on_submitted, submit
 from runner.errors import ApiError
-from runner.matching import matches
 from runner.models import RETENTION_SECONDS
-from runner.state import EXPIRED, UNDECIDED
-from runner.submitter import on_submitted, submit
+from runner.store.claims import Register
+from runner.store.state import EXPIRED, UNDECIDED
 
 #: Statuses of tasks that cost nothing and are never adopted.
 _NOT_ADOPTABLE = frozenset({"FAILED", "CANCELED", "UNKNOWN"})

@@ -12,9 +12,9 @@ other groups go on meanwhile.
 
 from __future__ import annotations
 
-from runner.context import Job, RunContext, Stopped
-from runner.reconcile import reconcile
-from runner.submitter import submit
+from runner.engine.context import Job, RunContext, Stopped
+from runner.engine.reconcile import reconcile
+from runner.engine.submitter import submit
 
 
 async def submitter(ctx: RunContext, model: str) -> None:

@@ -4,7 +4,7 @@ The gallery must show a picture for every clip without loading the videos, and w
 library: PyAV decodes the frame at the middle of the clip (the first frame of a generated video is often a
 fade from black), scales it to a thumbnail and encodes it with FFmpeg's ``mjpeg`` encoder.
 
-A run makes each poster as its video lands (``runner.fetcher``, on the verify thread), so the gallery at the
+A run makes each poster as its video lands (``runner.engine.fetcher``, on the verify thread), so the gallery at the
 end of the run finds them all fresh; ``wanbatch report`` makes whichever are missing.
 """
 

@@ -20,13 +20,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from runner.api import Action, TaskInfo, TaskPage, classify, classify_task_failure, parse_task_time
-from runner.context import Job, RunContext, Stopped, log
+from runner.engine.api import Action, TaskInfo, TaskPage, classify, classify_task_failure, parse_task_time
+from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.poller import PollSchedule
+from runner.engine.reconcile import reconcile
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
-from runner.poller import PollSchedule
-from runner.reconcile import reconcile
-from runner.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED
+from runner.store.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED
 
 #: Longest wait between two queries of a task the API keeps failing to answer about.
 _MAX_ERROR_DELAY = 60.0

@@ -23,16 +23,16 @@ from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
-from runner.api import Action, DashScopeClient, Op, classify
-from runner.budget import MoneyGuard
-from runner.claims import Claims
-from runner.download import DEFAULT_MAX_BYTES
+from runner.engine.api import Action, DashScopeClient, Op, classify
+from runner.engine.limits import Limits
+from runner.engine.matching import lookalike_key
+from runner.engine.refusal import Breaker, Refusal, Refusals
+from runner.engine.server_clock import ServerClock
 from runner.errors import ApiError, RateLimited, what_to_check
-from runner.limits import Limits
-from runner.matching import lookalike_key
-from runner.refusal import Breaker, Refusal, Refusals
-from runner.server_clock import ServerClock
-from runner.state import FINAL_STATES, RUN_REFUSED, JobState, Line, RunState
+from runner.schedule.budget import MoneyGuard
+from runner.store.claims import Claims
+from runner.store.download import DEFAULT_MAX_BYTES
+from runner.store.state import FINAL_STATES, RUN_REFUSED, JobState, Line, RunState
 
 log = structlog.get_logger("wanbatch.run")
 
@@ -81,7 +81,7 @@ class Flag(asyncio.Event):
 
 
 class Ledger(Protocol):
-    """The part of ``runner.ledger.LedgerWriter`` the run uses."""
+    """The part of ``runner.store.ledger.LedgerWriter`` the run uses."""
 
     def prepare(self, event: str, job_id: str | None, fields: dict[str, Any]) -> tuple[bytes, Line]: ...
 
@@ -167,7 +167,7 @@ class Job:
 
     @cached_property
     def group(self) -> str:
-        """The look-alike group (``runner.matching``): at most one of its creates is unanswered at a time."""
+        """The look-alike group (``runner.engine.matching``): at most one of its creates is unanswered at a time."""
         return lookalike_key(self.spec)
 
     @property

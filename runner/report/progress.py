@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from runner.state import STATES, RunState
+from runner.store.state import STATES, RunState
 
 _STYLE = {"downloaded": "green", "failed": "red", "running": "cyan", "pending": "yellow", "expired": "magenta"}
 

@@ -34,6 +34,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from runner.engine.poller import FINAL_STATUSES
+from runner.engine.server_clock import ServerClock
 from runner.errors import (
     ApiError,
     ConnectionLost,
@@ -45,8 +47,6 @@ from runner.errors import (
     TransientError,
     refusal_scope,
 )
-from runner.poller import FINAL_STATUSES
-from runner.server_clock import ServerClock
 
 __all__ = [
     "CREATE_PATH",

@@ -242,7 +242,7 @@ def options_argv(actions: Sequence[argparse.Action], args: argparse.Namespace) -
 def schedule_command(args: argparse.Namespace, run_actions: Sequence[argparse.Action]) -> int:
     """``wanbatch schedule``: check everything once at the start (exit 2 on bad input), then run forever."""
     from runner import log as runlog
-    from runner.spend import parse_timezone
+    from runner.schedule.spend import parse_timezone
 
     def err(message: str) -> int:
         print(f"wanbatch: {message}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The download stage: fetch each succeeded job's video, soonest-expiring URL first, and record it.
 
 A few workers share one credential-free ``aiohttp`` session (object storage never gets the API key,
-API.md decision 11). ``runner.download`` streams, hashes and verifies; this stage decides what to do
+API.md decision 11). ``runner.store.download`` streams, hashes and verifies; this stage decides what to do
 when that fails: an expired URL is refreshed by querying the task again (never by generating again); a
 broken transfer or a video that fails verification is tried again a few times, then the job is
 ``failed`` at the download stage — it stays billed and its task id stays in the ledger.
@@ -22,14 +22,14 @@ from typing import Any
 
 import aiohttp
 
-from runner.context import Job, RunContext, Stopped, log
-from runner.download import Expect, Retry, download, release_heap, video_filename, write_sidecar
+from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.submitter import fail
+from runner.engine.tracker import on_unknown
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
-from runner.poster import ensure_poster
-from runner.state import DOWNLOADED, NOT_SAVED, SUCCEEDED
-from runner.submitter import fail
-from runner.tracker import on_unknown
+from runner.report.poster import ensure_poster
+from runner.store.download import Expect, Retry, download, release_heap, video_filename, write_sidecar
+from runner.store.state import DOWNLOADED, NOT_SAVED, SUCCEEDED
 
 VIDEOS = "videos"
 #: A URL this close to its expiry is refreshed before the download starts.
@@ -56,7 +56,7 @@ def video_path(job: Job) -> Path:
 
 async def fetcher(ctx: RunContext) -> None:
     """Run the download workers until the run stops or every job is settled. Every MP4 check of the run
-    runs on one thread of its own (see ``runner.download.download``: RSS stays flat over 10,000 videos), and
+    runs on one thread of its own (see ``runner.store.download.download``: RSS stays flat over 10,000 videos), and
     so does every poster. Work still queued there when the run stops is dropped (an interrupt waits for the
     one in progress only); a finished run has none, every job awaits its own."""
     verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanbatch-verify")

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import structlog
 
 from runner.errors import ConfigError
-from runner.spend import DayClock, SpendLedger, default_state_dir, parse_timezone
+from runner.schedule.spend import DayClock, SpendLedger, default_state_dir, parse_timezone
 
 log = structlog.get_logger("wanbatch.budget")
 
@@ -69,7 +69,7 @@ class Refusal:
 
 
 class JobView(Protocol):
-    """What the guard reads of a job's ledger state (``runner.state.JobState``)."""
+    """What the guard reads of a job's ledger state (``runner.store.state.JobState``)."""
 
     @property
     def state(self) -> str: ...

@@ -36,8 +36,8 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from runner.limits import Clock
-from runner.task_times import DurationStats, Expectation
+from runner.engine.limits import Clock
+from runner.engine.task_times import DurationStats, Expectation
 
 __all__ = [
     "FINAL_STATUSES",

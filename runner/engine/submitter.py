@@ -3,7 +3,7 @@
 The job holds an in-flight slot and its look-alike group (``RunContext.open_group``: no other create of the
 group is unanswered), and its first attempt may already hold its submit-limiter token. ``submit`` writes the
 ``submitting`` intent (with the server clock's offset) and waits until it is durable, notes it in the host's
-register (``runner.claims``), then POSTs. The answer decides:
+register (``runner.store.claims``), then POSTs. The answer decides:
 
 * a task id → ``submitted``; the group opens for the next look-alike; the job goes to the tracker;
 * RETRY (a 429, or a failure before the request left: nothing was made) → slow down, wait, send again;
@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from runner.api import Action, classify
-from runner.context import Job, RunContext, Stopped, log
+from runner.engine.api import Action, classify
+from runner.engine.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError, PermanentError, RateLimited
-from runner.state import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT
+from runner.store.state import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT
 
 
 async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
@@ -137,7 +137,7 @@ async def fail(
     *,
     kind: str,
 ) -> None:
-    """Record the job as failed (``kind``: what it means for money, ``runner.state``), free its slot and its
+    """Record the job as failed (``kind``: what it means for money, ``runner.store.state``), free its slot and its
     group, and end the run's work on it."""
     await ctx.record(
         job, FAILED, stage=stage, code=code, message=message, request_id=request_id, task_id=task_id, kind=kind

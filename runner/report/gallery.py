@@ -27,8 +27,8 @@ import jinja2
 from markupsafe import Markup
 
 from runner.errors import LedgerError
-from runner.ledger import LEDGER_NAME, STATES, Failure, JobState, replay
-from runner.poster import ensure_poster
+from runner.report.poster import ensure_poster
+from runner.store.ledger import LEDGER_NAME, STATES, Failure, JobState, replay
 
 INDEX_NAME = "index.html"
 #: States in which the job has not ended: its cost is still an estimate.
@@ -240,7 +240,7 @@ def build_gallery(out_dir: Path, *, posters: bool = True, now: datetime | None =
 
 
 def _asset(name: str) -> str:
-    return resources.files("runner").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("runner.report").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _csp_hash(text: str) -> str:
@@ -249,7 +249,7 @@ def _csp_hash(text: str) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("runner", "templates"),
+        loader=jinja2.PackageLoader("runner.report", "templates"),
         autoescape=True,  # every {{ }} is escaped whatever the file's extension
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

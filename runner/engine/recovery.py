@@ -4,7 +4,7 @@ Issue 14: a folder whose ledger was emptied, its videos and sidecars still there
 Two records survive a lost ledger:
 
 * each saved video's sidecar (``videos/<name>.json``) holds its job id, task id, request, usage and sha256;
-* the host's register (``runner.claims``) holds every task this folder claimed, saved or not yet.
+* the host's register (``runner.store.claims``) holds every task this folder claimed, saved or not yet.
 
 For every job of the manifest one of them names, the ledger gets back the lines that say so: ``planned``,
 ``submitting``, ``submitted`` (adopted) and, when the video is there with its sha256, ``succeeded`` and
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.context import RunContext, Spec, log
-from runner.download import sha256_file
+from runner.engine.context import RunContext, Spec, log
 from runner.models import MODELS
-from runner.state import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
+from runner.store.download import sha256_file
+from runner.store.state import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
 
 VIDEOS = "videos"
 

@@ -202,8 +202,8 @@ def notify_after_run(
     if not urls and not hooks:
         return
     try:
-        from runner.ledger import LEDGER_NAME
-        from runner.state import replay
+        from runner.store.ledger import LEDGER_NAME
+        from runner.store.state import replay
 
         status = replay(out_dir / LEDGER_NAME).summary()
         summary = build_summary(

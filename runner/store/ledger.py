@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 
 from runner.errors import DiskError, LedgerError, LockHeld
-from runner.state import (
+from runner.store.state import (
     CANCELED,
     DOWNLOADED,
     EVENTS,
