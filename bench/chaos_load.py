@@ -19,7 +19,7 @@ from runner.store.state import replay
 QUERY_QPS = 400
 _CHILD = """
 import dataclasses, sys
-import runner.commands, runner.engine.limits, runner.engine.poller
+import runner.commands.run, runner.engine.limits, runner.engine.poller
 qps = float(sys.argv.pop(1))
 runner.engine.limits.QUERY_QPS = qps
 
@@ -27,7 +27,7 @@ runner.engine.limits.QUERY_QPS = qps
 class RaisedPolls(runner.engine.poller.PollConfig):
     budget_qps: float = qps * 0.8
 
-runner.commands.PollConfig = RaisedPolls
+runner.commands.run.PollConfig = RaisedPolls
 from runner.cli import main
 raise SystemExit(main())
 """

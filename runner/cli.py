@@ -63,7 +63,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from runner.commands import run_command
+    from runner.commands.run import run_command
 
     return run_command(args)
 
@@ -75,19 +75,19 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from runner.commands import status_command
+    from runner.commands.folder import status_command
 
     return status_command(args)
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    from runner.commands import cancel_command
+    from runner.commands.folder import cancel_command
 
     return cancel_command(args)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from runner.commands import doctor_command
+    from runner.commands.doctor import doctor_command
 
     return doctor_command(args)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import build_parser
-from runner.commands import run_command
+from runner.commands.run import run_command
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.report.gallery import build_gallery, write_report

@@ -1,10 +1,4 @@
-"""The ``run``, ``status`` and ``cancel`` commands: build the run's objects from arguments and environment,
-hand over to the pipeline, and turn the outcome into an exit code (0 done, 1 some jobs failed or left,
-2 bad input, 3 folder locked, 130 interrupted).
-
-The API key is read from ``DASHSCOPE_API_KEY`` only (never argv, never the manifest) and handed to the API
-client and the log redactor; nothing here prints, logs or writes it.
-"""
+"""``wanbatch run MANIFEST``: start or resume the run in its output folder, and say how it ended."""
 
 from __future__ import annotations
 
@@ -12,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -22,47 +15,33 @@ from pathlib import Path
 from typing import Any
 
 from runner import log as runlog
+from runner.commands import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    api_key,
+    base_url,
+    print_error,
+)
 from runner.engine.api import ApiConfig, DashScopeClient
 from runner.engine.context import PipelineConfig
 from runner.engine.limits import Limits, RealClock
 from runner.engine.pipeline import Outcome, Pipeline
 from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
-from runner.errors import ApiError, ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
+from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.models import DEFAULT_REGION, REGIONS
 from runner.schedule.budget import MoneyGuard, guard_from_args
 from runner.schedule.notify import notify_after_run
 from runner.schedule.spend import default_state_dir
 from runner.store.claims import Claims
 from runner.store.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
-from runner.store.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-KEY_ENV = "DASHSCOPE_API_KEY"
-BASE_URL_ENV = "DASHSCOPE_HTTP_BASE_URL"
-MANIFEST_SNAPSHOT = "manifest.yaml"
-
-
-def _err(message: str) -> None:
-    print(f"wanbatch: {message}", file=sys.stderr)
-
-
-def api_key() -> str:
-    """The key from the environment; ConfigError (exit 2) when it is missing."""
-    key = os.environ.get(KEY_ENV, "").strip()
-    if not key:
-        raise ConfigError(f"set the API key in the environment variable {KEY_ENV} (it is never read from arguments)")
-    return key
-
-
-def base_url(arg: str | None, region: str, recorded: str | None = None) -> str:
-    """``--base-url``, else ``DASHSCOPE_HTTP_BASE_URL``, else the URL a run recorded, else the region's host."""
-    url = arg or os.environ.get(BASE_URL_ENV) or recorded or REGIONS[region].base_url
-    if not url:
-        raise ConfigError(f"region {region} has only workspace hosts: give --base-url or {BASE_URL_ENV}")
-    return url.rstrip("/")
-
+from runner.store.state import RUN_STARTED
 
 # ---------------------------------------------------------------------------------------------------- run
+
+MANIFEST_SNAPSHOT = "manifest.yaml"
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -85,13 +64,13 @@ def run_command(args: argparse.Namespace) -> int:
         lock = RunLock(out)
         lock.acquire()
     except LockHeld as e:
-        _err(str(e))
+        print_error(str(e))
         return EXIT_LOCKED
     except (InputError, LedgerError) as e:
-        _err(str(e))
+        print_error(str(e))
         return EXIT_USAGE
     except DiskError as e:
-        _err(f"{e}; the output folder must be writable")
+        print_error(f"{e}; the output folder must be writable")
         return EXIT_USAGE
     try:
         expected = getattr(args, "expected_task_time", None)
@@ -124,13 +103,13 @@ def run_command(args: argparse.Namespace) -> int:
         outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, claims))
         _write_gallery(out, outcome)
     except (LedgerError, ConfigError) as e:
-        _err(str(e))
+        print_error(str(e))
         return EXIT_USAGE
     except (DiskError, OSError, BaseExceptionGroup) as e:  # the disk filled up or turned read-only mid-run
         trouble = disk_trouble(e)
         if trouble is None:
             raise
-        _err(
+        print_error(
             f"{trouble}; the run stopped with its state saved: free space (or make {out} writable) "
             "and run the same command again"
         )
@@ -142,7 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
     note = None
     if guard is not None and guard.stopped:  # a cap stopped the run: say which, and what is left
         note = guard.stop_message(len({job for job, _ in guard.refusals}))
-        _err(note)
+        print_error(note)
         code = code if code != EXIT_OK else EXIT_FAILED
     notify_after_run(
         args,
@@ -289,124 +268,3 @@ def _print_outcome(outcome: Outcome, out: Path) -> None:
         print("interrupted: state saved; run the same command again to resume", file=sys.stderr)
     elif outcome.exit_code != EXIT_OK and outcome.left:
         print(f"  not done: {len(outcome.left)} job(s); see `wanbatch status {out}`")
-
-
-# ---------------------------------------------------------------------------------------------------- status
-
-
-def _load_state(folder: str) -> RunState:
-    path = Path(folder) / LEDGER_NAME
-    if not path.is_file():
-        raise ConfigError(f"{folder}: no {LEDGER_NAME} here; is this a run's output folder?")
-    return replay(path)
-
-
-def status_command(args: argparse.Namespace) -> int:
-    """``wanbatch status DIR [--json]``: the run's summary from its ledger alone (no network)."""
-    try:
-        state = _load_state(args.dir)
-    except (InputError, LedgerError) as e:
-        _err(str(e))
-        return EXIT_USAGE
-    summary = state.summary()
-    if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
-        return EXIT_OK
-    print(f"{summary['name'] or args.dir}: {summary['jobs']} jobs")
-    for st, n in summary["states"].items():
-        if n:
-            print(f"  {st:<11} {n}")
-    print(f"  billed      {summary['seconds']} s, {summary['cost']:.2f} {summary['currency']}")
-    for f in summary["failures"]:
-        rid = f" (request_id {f['request_id']})" if f.get("request_id") else ""
-        print(f"  failed: {f['name']}: {f['code']}: {f['message']}{rid}")
-    for u in summary["undecided"]:
-        tasks = f" (tasks {', '.join(u['candidates'])})" if u["candidates"] else ""
-        print(f"  undecided (may be paid, not yet saved): {u['name']}: {u['reason']}{tasks}")
-    if summary["orphans"]:
-        print(f"  no longer in the manifest (a paid task is still saved): {', '.join(summary['orphans'][:20])}")
-    return EXIT_OK
-
-
-# ---------------------------------------------------------------------------------------------------- cancel
-
-
-def cancel_command(args: argparse.Namespace) -> int:
-    """``wanbatch cancel DIR``: cancel the run's PENDING tasks (RUNNING ones cannot be cancelled).
-
-    Exit 0 when every task the ledger knows as PENDING was cancelled, 1 when some could not be (it had
-    started meanwhile: that job is left running), 2 bad input. While a run holds the folder, its PENDING tasks
-    are cancelled on the server only; the live run sees them CANCELED and records it (issue 17)."""
-    try:
-        key = api_key()
-        runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key])
-        state = _load_state(args.dir)
-        region = args.region or state.region or DEFAULT_REGION
-        url = base_url(args.base_url, region, state.base_url)
-    except (InputError, LedgerError) as e:
-        _err(str(e))
-        return EXIT_USAGE
-    lock = RunLock(args.dir)
-    try:
-        lock.acquire()
-        live = False
-    except LockHeld:
-        live = True  # the run's own ledger writer owns the file: only the server is asked
-    running = sum(1 for j in state.jobs.values() if j.state == "running")
-    try:
-        canceled, kept = asyncio.run(_cancel(Path(args.dir), state, ApiConfig(url, key), write=not live))
-    finally:
-        if not live:
-            lock.release()
-    print(f"{args.dir}: canceled {canceled} task(s); {kept} could not be canceled (already running or done)")
-    if live:
-        print("  a run holds the folder: it records the cancelled tasks as it sees them")
-    if running:
-        print(f"  {running} task(s) were already RUNNING (the API cancels PENDING tasks only); they will finish")
-    return EXIT_OK if kept == 0 else EXIT_FAILED
-
-
-async def _cancel(out: Path, state: RunState, api: ApiConfig, *, write: bool = True) -> tuple[int, int]:
-    """Cancel the PENDING tasks; ``write``: record what happened (not while a live run owns the ledger)."""
-    canceled = kept = 0
-    targets = [j for j in state.jobs.values() if j.state == "pending" and j.task_id]
-    async with contextlib.AsyncExitStack() as stack:
-        client = await stack.enter_async_context(DashScopeClient(api))
-        ledger = await stack.enter_async_context(LedgerWriter(out / LEDGER_NAME)) if write else None
-        for job in targets:
-            assert job.task_id is not None
-            try:
-                await client.cancel(job.task_id)
-            except ApiError as e:
-                kept += 1
-                with contextlib.suppress(ApiError):
-                    info = await client.get(job.task_id)
-                    if ledger is not None and info.status in ("PENDING", "RUNNING") and info.status != job.task_status:
-                        await ledger.append(TASK_STATUS, job.job_id, task_id=job.task_id, status=info.status)
-                runlog.get_logger("wanbatch.cancel").info("cancel.refused", job_id=job.job_id, error=str(e))
-                continue
-            if ledger is not None:
-                await ledger.append(CANCELED, job.job_id, task_id=job.task_id)
-            canceled += 1
-    return canceled, kept
-
-
-# ---------------------------------------------------------------------------------------------------- doctor
-
-
-def doctor_command(args: argparse.Namespace) -> int:
-    """``wanbatch doctor``: exit 0 when every check passes, 4 when the account or network refuses, 2 otherwise."""
-    from runner.doctor import DoctorSettings, exit_code, render, run_checks
-
-    key = os.environ.get(KEY_ENV, "").strip() or None
-    runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key] if key else [])
-    region = args.region or DEFAULT_REGION
-    try:
-        url = base_url(args.base_url, region)
-    except ConfigError as e:
-        _err(str(e))
-        return EXIT_USAGE
-    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    checks = run_checks(DoctorSettings(region, url, key, Path(args.out), state_dir))
-    print(render(checks, args.json))
-    return exit_code(checks)

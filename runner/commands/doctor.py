@@ -8,6 +8,7 @@ Exit 0 when every check passes, 4 when the account (or the network) refuses work
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -18,9 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from runner import log as runlog
+from runner.commands import EXIT_USAGE, KEY_ENV, base_url, print_error
 from runner.engine.api import ApiConfig, DashScopeClient, Timeouts, classify
-from runner.errors import ApiError, refusal_scope, what_to_check
-from runner.models import REGIONS
+from runner.errors import ApiError, ConfigError, refusal_scope, what_to_check
+from runner.models import DEFAULT_REGION, REGIONS
+from runner.schedule.spend import default_state_dir
 
 #: Less free space than this in the output folder is a problem (videos are 1–50 MB each).
 MIN_FREE_BYTES = 1 << 30
@@ -172,3 +176,19 @@ def _disk(folder: Path) -> Check:
     if free < MIN_FREE_BYTES:
         return Check("disk", LOCAL, f"{gib:.2f} GiB free at {folder}", "free space: a night of videos needs gigabytes")
     return Check("disk", OK, f"{gib:.1f} GiB free at {folder}")
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    """``wanbatch doctor``: exit 0 when every check passes, 4 when the account or network refuses, 2 otherwise."""
+    key = os.environ.get(KEY_ENV, "").strip() or None
+    runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key] if key else [])
+    region = args.region or DEFAULT_REGION
+    try:
+        url = base_url(args.base_url, region)
+    except ConfigError as e:
+        print_error(str(e))
+        return EXIT_USAGE
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    checks = run_checks(DoctorSettings(region, url, key, Path(args.out), state_dir))
+    print(render(checks, args.json))
+    return exit_code(checks)
