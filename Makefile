@@ -25,6 +25,7 @@ lint: venv
 	$(BIN)/ruff check runner tests bench
 	$(BIN)/ruff format --check runner tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python -m bench

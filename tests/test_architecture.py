@@ -139,3 +139,15 @@ def test_the_import_check_sees_every_kind_of_import(tmp_path: Path) -> None:
     finally:
         MODULES[name] = original
     assert found == {"runner.manifest.schema", "runner.manifest.issues", "runner.manifest.read", "runner.manifest.load"}
+
+
+def test_the_dependency_rule_holds() -> None:
+    """import-linter's contracts (pyproject.toml): entry points -> features -> store -> base, features independent,
+    the emulator importing only the model table. Also run by ``make lint``; here so that CI checks them too."""
+    import subprocess
+    import sys
+
+    lint = Path(sys.executable).with_name("lint-imports")
+    r = subprocess.run([str(lint)], cwd=RUNNER.parent, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "0 broken" in r.stdout

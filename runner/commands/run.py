@@ -32,6 +32,7 @@ from runner.engine.pipeline import Outcome, Pipeline
 from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
 from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.models import DEFAULT_REGION, REGIONS
+from runner.report.poster import background_poster
 from runner.schedule.budget import MoneyGuard, guard_from_args
 from runner.schedule.notify import notify_after_run
 from runner.schedule.spend import default_state_dir
@@ -165,6 +166,7 @@ async def _run(
             cfg, manifest.jobs, client=client, ledger=ledger, state=state, limits=limits, schedule=schedule,
             claims=claims,
         )  # fmt: skip
+        pipeline.ctx.poster = background_poster  # the engine is handed the report's poster maker
         if guard is not None:
             pipeline.ctx.guard = guard
             guard.start(state.jobs.items())

@@ -29,7 +29,6 @@ from runner.engine.matching import lookalike_key
 from runner.engine.refusal import Breaker, Refusal, Refusals
 from runner.engine.server_clock import ServerClock
 from runner.errors import ApiError, RateLimited, what_to_check
-from runner.schedule.budget import MoneyGuard
 from runner.store.claims import Claims
 from runner.store.download import DEFAULT_MAX_BYTES
 from runner.store.state import FINAL_STATES, RUN_REFUSED, JobState, Line, RunState
@@ -78,6 +77,21 @@ class Flag(asyncio.Event):
 
     def remove_watcher(self, fn: Callable[[], None]) -> None:
         self._watchers.pop(fn, None)
+
+
+class MoneyGuard(Protocol):
+    """The part of the run's money guard (``runner.schedule.budget.MoneyGuard``) the engine uses: a reservation
+    before each create, and every durable ledger event to settle or release by. The engine is handed one; it
+    never imports the schedule package."""
+
+    def reserve(self, job_id: str, cost: float) -> bool: ...
+
+    def observe(self, event: str, job_id: str | None, st: Any, fields: dict[str, Any]) -> None: ...
+
+
+#: Makes the poster of a downloaded video (its path, or None when the video does not decode for one). Blocking:
+#: it runs on the run's verify thread. Handed to the engine (``runner.report.poster.background_poster``).
+PosterMaker = Callable[[Path], Path | None]
 
 
 class Ledger(Protocol):
@@ -198,7 +212,8 @@ class RunContext:
     throttled: int = 0  # 429 answers seen
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[], None] | None = None  # the progress display's hook
-    guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/budget.py): settles from the events
+    guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/schedule/budget.py): settles from the events
+    poster: PosterMaker | None = None  # makes each video's gallery poster as it lands (None: no posters)
     claims: Claims | None = None  # the host's register of intents and claimed tasks (runner/claims.py)
     refusals: Refusals = field(default_factory=Refusals)  # what the account refused (runner/refusal.py)
     breaker: Breaker | None = None  # repeated server trouble pauses a model (runner/refusal.py)

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.context import Job, PosterMaker, RunContext, Stopped, log
 from runner.engine.submitter import fail
 from runner.engine.tracker import on_unknown
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
-from runner.report.poster import ensure_poster
 from runner.store.download import Expect, Retry, download, release_heap, video_filename, write_sidecar
 from runner.store.state import DOWNLOADED, NOT_SAVED, SUCCEEDED
 
@@ -37,10 +35,6 @@ _EXPIRY_MARGIN = 5.0
 #: Queries that may answer an already-expired URL (clock skew, a lagging store) before the job is failed;
 #: more would loop forever on a task whose video is gone.
 _STALE_REFRESHES = 1
-
-
-#: Makes the poster of a video (its path, or None when the video cannot be decoded for one). Blocking.
-PosterMaker = Callable[[Path], Path | None]
 
 
 def _expired(ctx: RunContext, expires: float | None) -> bool:
@@ -75,14 +69,9 @@ async def _worker(ctx: RunContext, session: aiohttp.ClientSession, verifier: Exe
             return
         job = ctx.jobs[item[2]]
         try:
-            await fetch_one(ctx, session, job, verifier)
+            await fetch_one(ctx, session, job, verifier, ctx.poster)
         except Stopped:
             return
-
-
-def background_poster(video: Path) -> Path | None:
-    """The run's poster maker: FFmpeg decodes on the calling (verify) thread alone, see ``poster_jpeg``."""
-    return ensure_poster(video, codec_threads=False)
 
 
 async def fetch_one(
@@ -90,10 +79,10 @@ async def fetch_one(
     session: aiohttp.ClientSession,
     job: Job,
     verifier: Executor | None = None,
-    poster: PosterMaker | None = background_poster,
+    poster: PosterMaker | None = None,
 ) -> None:
-    """Download, verify and record one job's video, then make its poster (see the module docstring).
-    ``poster=None`` makes none."""
+    """Download, verify and record one job's video, then make its poster with ``poster`` (see the module
+    docstring); None makes none."""
     rel = video_path(job)
     dest = ctx.cfg.out_dir / rel
     width, height = parse_size(job.spec.size)

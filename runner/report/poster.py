@@ -87,3 +87,9 @@ def poster_jpeg(video: Path, width: int = POSTER_WIDTH, *, codec_threads: bool =
     encoder.options = {"qscale": "3"}
     packets = [*encoder.encode(small), *encoder.encode(None)]
     return b"".join(bytes(p) for p in packets)
+
+
+def background_poster(video: Path) -> Path | None:
+    """The run's poster maker (handed to the engine): FFmpeg decodes on the calling (verify) thread alone, see
+    ``poster_jpeg``."""
+    return ensure_poster(video, codec_threads=False)
