@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.store.ledger import PLANNED, SUBMITTING, LedgerWriter
+from runner.store.events import PLANNED, SUBMITTING
+from runner.store.ledger import LedgerWriter
 
 PROMPT = (
     "A thrilling detective chase story with cinematic storytelling. Shot 1 [0–3 s]: Wide shot of a rainy New "
@@ -81,7 +82,7 @@ REPLAY_CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 t0 = time.perf_counter()
-from runner.store.ledger import replay
+from runner.store.replay import replay
 t1, c1 = time.perf_counter(), time.process_time()
 s = replay(sys.argv[1])
 t2, c2 = time.perf_counter(), time.process_time()

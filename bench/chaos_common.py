@@ -27,7 +27,8 @@ from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.errors import LedgerError
 from runner.models import parse_size
 from runner.store.download import Expect, sha256_file, verify_mp4
-from runner.store.state import EVENTS, replay
+from runner.store.events import EVENTS
+from runner.store.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Distinctive, so a leak is found by a plain byte search of every file and stream.

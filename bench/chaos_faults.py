@@ -103,7 +103,7 @@ def fault_run(
             attempts[obj["job_id"]] += 1
         elif obj["event"] == "failed":
             codes[str(obj.get("code"))] += 1
-    from runner.store.state import replay
+    from runner.store.replay import replay
 
     state = replay(out / "ledger.jsonl")
     final_codes: Counter[str] = Counter()

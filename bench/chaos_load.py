@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_common import check_ledger, emulator, has_traceback, reap, spawn, write_manifest
-from runner.store.state import replay
+from runner.store.replay import replay
 
 QUERY_QPS = 400
 _CHILD = """

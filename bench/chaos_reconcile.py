@@ -19,7 +19,7 @@ from typing import Any
 from bench.chaos_common import FAST, child_env, emulator, runner_argv, witness, write_manifest
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import parse_fault
-from runner.store.state import replay
+from runner.store.replay import replay
 
 PROMPT = "A lighthouse at dusk, waves rolling in, cinematic."
 

@@ -28,7 +28,9 @@ from runner.emulator.server import run_in_thread
 from runner.errors import InputError, LedgerError
 from runner.manifest import build_plan, load_manifest, render_table
 from runner.models import DEFAULT_REGION
-from runner.store.ledger import LEDGER_NAME, RunLock, replay
+from runner.store.ledger import LEDGER_NAME
+from runner.store.lock import RunLock
+from runner.store.replay import replay
 
 REPO = Path(__file__).resolve().parent.parent
 #: A key of the emulator's accepted shape (any ``sk-…``); handed to the child through its environment only.

@@ -10,7 +10,7 @@ import pytest
 
 from runner.demo import clear_previous, main
 from runner.errors import InputError
-from runner.store.state import replay
+from runner.store.replay import replay
 
 
 def _task_ids(out: Path) -> set[str]:

@@ -20,8 +20,11 @@ from runner.commands import (
 from runner.engine.api import ApiConfig, DashScopeClient
 from runner.errors import ApiError, ConfigError, InputError, LedgerError, LockHeld
 from runner.models import DEFAULT_REGION
-from runner.store.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
-from runner.store.state import CANCELED, TASK_STATUS, RunState
+from runner.store.events import CANCELED, TASK_STATUS
+from runner.store.ledger import LEDGER_NAME, LedgerWriter
+from runner.store.lock import RunLock
+from runner.store.replay import replay
+from runner.store.state import RunState
 
 # ---------------------------------------------------------------------------------------------------- status
 

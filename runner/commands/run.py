@@ -37,8 +37,10 @@ from runner.schedule.budget import MoneyGuard, guard_from_args
 from runner.schedule.notify import notify_after_run
 from runner.schedule.spend import default_state_dir
 from runner.store.claims import Claims
-from runner.store.ledger import LEDGER_NAME, LedgerWriter, RunLock, replay
-from runner.store.state import RUN_STARTED
+from runner.store.events import RUN_STARTED
+from runner.store.ledger import LEDGER_NAME, LedgerWriter
+from runner.store.lock import RunLock
+from runner.store.replay import replay
 
 # ---------------------------------------------------------------------------------------------------- run
 

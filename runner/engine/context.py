@@ -31,7 +31,9 @@ from runner.engine.server_clock import ServerClock
 from runner.errors import ApiError, RateLimited, what_to_check
 from runner.store.claims import Claims
 from runner.store.download import DEFAULT_MAX_BYTES
-from runner.store.state import FINAL_STATES, RUN_REFUSED, JobState, Line, RunState
+from runner.store.events import FINAL_STATES, RUN_REFUSED, Line
+from runner.store.job import JobState
+from runner.store.state import RunState
 
 log = structlog.get_logger("wanbatch.run")
 

@@ -27,7 +27,7 @@ from runner.engine.tracker import on_unknown
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
 from runner.store.download import Expect, Retry, download, release_heap, video_filename, write_sidecar
-from runner.store.state import DOWNLOADED, NOT_SAVED, SUCCEEDED
+from runner.store.events import DOWNLOADED, NOT_SAVED, SUCCEEDED
 
 VIDEOS = "videos"
 #: A URL this close to its expiry is refreshed before the download starts.

@@ -54,7 +54,9 @@ from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.claims import Claims
 from runner.store.download import sha256_file
-from runner.store.state import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED, JobState, RunState
+from runner.store.events import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED
+from runner.store.job import JobState
+from runner.store.state import RunState
 
 __all__ = ["Outcome", "Pipeline", "PipelineConfig"]
 

@@ -39,7 +39,7 @@ from runner.engine.submitter import on_submitted, submit
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.claims import Register
-from runner.store.state import EXPIRED, UNDECIDED
+from runner.store.events import EXPIRED, UNDECIDED
 
 #: Statuses of tasks that cost nothing and are never adopted.
 _NOT_ADOPTABLE = frozenset({"FAILED", "CANCELED", "UNKNOWN"})

@@ -22,7 +22,7 @@ from typing import Any
 from runner.engine.context import RunContext, Spec, log
 from runner.models import MODELS
 from runner.store.download import sha256_file
-from runner.store.state import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
+from runner.store.events import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
 
 VIDEOS = "videos"
 

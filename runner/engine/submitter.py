@@ -21,7 +21,7 @@ import time
 from runner.engine.api import Action, classify
 from runner.engine.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError, PermanentError, RateLimited
-from runner.store.state import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT
+from runner.store.events import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT
 
 
 async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:

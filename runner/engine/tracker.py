@@ -26,7 +26,7 @@ from runner.engine.poller import PollSchedule
 from runner.engine.reconcile import reconcile
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
-from runner.store.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED
+from runner.store.events import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED
 
 #: Longest wait between two queries of a task the API keeps failing to answer about.
 _MAX_ERROR_DELAY = 60.0

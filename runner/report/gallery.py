@@ -28,7 +28,10 @@ from markupsafe import Markup
 
 from runner.errors import LedgerError
 from runner.report.poster import ensure_poster
-from runner.store.ledger import LEDGER_NAME, STATES, Failure, JobState, replay
+from runner.store.events import STATES
+from runner.store.job import Failure, JobState
+from runner.store.ledger import LEDGER_NAME
+from runner.store.replay import replay
 
 INDEX_NAME = "index.html"
 #: States in which the job has not ended: its cost is still an estimate.

@@ -16,7 +16,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from runner.store.state import STATES, RunState
+from runner.store.events import STATES
+from runner.store.state import RunState
 
 _STYLE = {"downloaded": "green", "failed": "red", "running": "cyan", "pending": "yellow", "expired": "magenta"}
 

@@ -203,7 +203,7 @@ def notify_after_run(
         return
     try:
         from runner.store.ledger import LEDGER_NAME
-        from runner.store.state import replay
+        from runner.store.replay import replay
 
         status = replay(out_dir / LEDGER_NAME).summary()
         summary = build_summary(

@@ -18,7 +18,7 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.models import parse_size
 from runner.store.download import Expect, sha256_file, sidecar_path, verify_mp4
-from runner.store.state import replay
+from runner.store.replay import replay
 
 #: A distinctive key: the tests grep every output for it.
 KEY = "sk-e2eSECRETkey7c1d0f9a2b"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runner.emulator.config import EmulatorConfig
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import FAST, KEY, assert_complete, assert_no_key, assert_witness, cli, env, output, spawn, write_manifest
 

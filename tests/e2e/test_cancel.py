@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import cli, ledger_lines, output, spawn, write_manifest
 from .test_interrupt import _wait_for

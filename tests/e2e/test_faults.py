@@ -10,7 +10,7 @@ from typing import Any
 
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import REQUEST_KINDS
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import FAST, assert_never_paid_twice, assert_no_key, cli, ledger_lines, write_manifest
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.emulator.config import EmulatorConfig
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import (
     FAST,

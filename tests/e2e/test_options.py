@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import FAST, cli, write_manifest
 

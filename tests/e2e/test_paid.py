@@ -14,7 +14,7 @@ from typing import Any
 
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import parse_fault
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import FAST, assert_witness, cli, ledger_lines, output, spawn, write_manifest
 

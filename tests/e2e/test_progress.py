@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from runner.report.progress import ProgressView
-from runner.store.state import replay_lines
+from runner.store.replay import replay_lines
 
 USAGE = {"duration": 5, "size": "1280*720", "output_video_duration": 5, "video_count": 1}
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from runner.emulator.config import EmulatorConfig
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import FAST, assert_no_key, assert_witness, cli, ledger_lines, output, spawn, write_manifest
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runner.store.ledger import RunLock
-from runner.store.state import STATES
+from runner.store.events import STATES
+from runner.store.lock import RunLock
 
 from .conftest import FAST, assert_complete, assert_no_key, cli, env, ledger_lines, write_manifest
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine.context import Job, PipelineConfig, RunContext
+from runner.store.events import PLANNED, SUBMITTED, SUBMITTING
 from runner.store.ledger import LedgerWriter
-from runner.store.state import PLANNED, SUBMITTED, SUBMITTING, RunState
+from runner.store.state import RunState
 
 
 @dataclass(frozen=True)

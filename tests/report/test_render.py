@@ -29,7 +29,7 @@ from runner.report.gallery import (
     report_command,
     write_report,
 )
-from runner.store.ledger import STATES
+from runner.store.events import STATES
 from tests.report.dom import Node, parse
 from tests.report.runfolder import JOBS, XSS_PROMPT, build_run
 

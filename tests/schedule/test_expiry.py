@@ -17,7 +17,7 @@ import pytest
 from runner.emulator.clock import ManualClock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import run_in_thread
-from runner.store.state import replay
+from runner.store.replay import replay
 
 from .conftest import FAST, KEY, ledger, wanbatch, write_manifest
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from runner import commands
+from runner.commands import run as commands
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.schedule.budget import MoneyGuard, Snapshot
-from runner.store.ledger import LOCK_NAME
-from runner.store.state import replay
+from runner.store.lock import LOCK_NAME
+from runner.store.replay import replay
 
 from .conftest import FAST, JOB_COST, HookServer, calm_timezone, ledger, wanbatch, write_manifest
 

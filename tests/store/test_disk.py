@@ -11,7 +11,7 @@ import pytest
 
 from runner.errors import DiskError, LedgerError, disk_trouble
 from runner.store.download import Expect, download, write_sidecar
-from runner.store.ledger import RunLock
+from runner.store.lock import RunLock
 
 
 async def test_a_download_into_an_unwritable_folder_is_a_disk_error(storage, mp4: bytes, tmp_path: Path) -> None:

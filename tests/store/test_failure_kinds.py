@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from runner.store.state import NOT_SAVED, REFUSED, TASK_FAILED, replay_lines
+from runner.store.events import NOT_SAVED, REFUSED, TASK_FAILED
+from runner.store.replay import replay_lines
 
 T = 1_764_000_000.0
 BEFORE_SENT = "create: connection failed before the request was sent"

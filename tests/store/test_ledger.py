@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from runner.errors import LedgerError, LockHeld
-from runner.store.ledger import (
+from runner.store.events import (
+    CANCELED,
     DOWNLOADED,
+    EXPIRED,
     FAILED,
     PLANNED,
     RUN_FINISHED,
@@ -28,11 +30,10 @@ from runner.store.ledger import (
     SUBMITTING,
     SUCCEEDED,
     TASK_STATUS,
-    LedgerWriter,
-    RunLock,
-    replay,
 )
-from runner.store.state import CANCELED, EXPIRED, sound_length
+from runner.store.ledger import LedgerWriter
+from runner.store.lock import RunLock
+from runner.store.replay import replay, sound_length
 
 PLAN = {
     "name": "detective",
@@ -422,7 +423,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_with_a_log_line(tmp_path: Pa
 
 CHILD = """
 import sys, time
-from runner.store.ledger import RunLock
+from runner.store.lock import RunLock
 lock = RunLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)

@@ -15,8 +15,9 @@ import structlog
 from runner.engine.context import Job, PipelineConfig, RunContext
 from runner.engine.fetcher import fetch_one, poster_then_trim, video_path
 from runner.report.poster import ensure_poster, poster_path
+from runner.store.events import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
 from runner.store.ledger import LedgerWriter
-from runner.store.state import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED, RunState
+from runner.store.state import RunState
 
 
 @dataclass(frozen=True)
