@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from runner import log as runlog
 from runner.commands import EXIT_USAGE, KEY_ENV, base_url, print_error
-from runner.engine.api import ApiConfig, DashScopeClient, Timeouts, classify
+from runner.engine.api import ApiConfig, DashScopeClient, Timeouts
+from runner.engine.classify import classify
 from runner.errors import ApiError, ConfigError, refusal_scope, what_to_check
 from runner.models import DEFAULT_REGION, REGIONS
 from runner.schedule.spend import default_state_dir

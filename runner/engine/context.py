@@ -23,11 +23,13 @@ from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
-from runner.engine.api import Action, DashScopeClient, Op, classify
+from runner.engine.api import DashScopeClient
+from runner.engine.classify import Action, classify
 from runner.engine.limits import Limits
 from runner.engine.matching import lookalike_key
 from runner.engine.refusal import Breaker, Refusal, Refusals
 from runner.engine.server_clock import ServerClock
+from runner.engine.wire import Op
 from runner.errors import ApiError, RateLimited, what_to_check
 from runner.store.claims import Claims
 from runner.store.download import DEFAULT_MAX_BYTES

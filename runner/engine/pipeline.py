@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine.admission import submitter
-from runner.engine.api import DashScopeClient, valid_task_id
+from runner.engine.api import DashScopeClient
 from runner.engine.context import Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
 from runner.engine.fetcher import fetcher
 from runner.engine.limits import Limits
@@ -50,6 +50,7 @@ from runner.engine.reconcile import reconcile
 from runner.engine.recovery import planned_fields, recover
 from runner.engine.refusal import Breaker, Refusal
 from runner.engine.tracker import tracker
+from runner.engine.wire import valid_task_id
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.claims import Claims

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from runner.engine.api import ListedTask, TaskInfo
 from runner.engine.context import Job, RunContext, Stopped, log
 from runner.engine.matching import matches
 from runner.engine.submitter import on_submitted, submit
+from runner.engine.wire import ListedTask, TaskInfo
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.claims import Register

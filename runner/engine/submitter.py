@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from runner.engine.api import Action, classify
+from runner.engine.classify import Action, classify
 from runner.engine.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError, PermanentError, RateLimited
 from runner.store.events import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT

@@ -20,10 +20,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from runner.engine.api import Action, TaskInfo, TaskPage, classify, classify_task_failure, parse_task_time
+from runner.engine.classify import Action, classify, classify_task_failure
 from runner.engine.context import Job, RunContext, Stopped, log
 from runner.engine.poller import PollSchedule
 from runner.engine.reconcile import reconcile
+from runner.engine.wire import TaskInfo, TaskPage, parse_task_time
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.events import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED

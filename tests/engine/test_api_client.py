@@ -16,17 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner.engine.api import (
-    CREATE_PATH,
-    Action,
-    ApiConfig,
-    Created,
-    DashScopeClient,
-    ListedTask,
-    TaskInfo,
-    Timeouts,
-    classify,
-)
+from runner.engine.api import CREATE_PATH, ApiConfig, DashScopeClient, Timeouts
+from runner.engine.classify import Action, classify
+from runner.engine.wire import Created, ListedTask, TaskInfo
 from runner.errors import (
     ApiError,
     ConnectionLost,

@@ -8,18 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.engine.api import (
-    RETRYABLE_TASK_CODES,
-    Action,
-    Backoff,
-    Verdict,
-    classify,
-    classify_task_failure,
-    format_list_time,
-    parse_retry_after,
-    parse_task_time,
-    url_expires,
-)
+from runner.engine.classify import RETRYABLE_TASK_CODES, Action, Backoff, Verdict, classify, classify_task_failure
+from runner.engine.wire import format_list_time, parse_retry_after, parse_task_time, url_expires
 from runner.errors import (
     ApiError,
     ConnectionLost,

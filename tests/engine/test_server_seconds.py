@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.engine.api import TaskInfo
 from runner.engine.tracker import server_seconds
+from runner.engine.wire import TaskInfo
 
 
 def test_server_seconds_is_end_minus_submit() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from runner.engine.api import ListedTask, TaskPage
 from runner.engine.tracker import running_tasks
+from runner.engine.wire import ListedTask, TaskPage
 
 
 def pages(statuses: list[str], size: int) -> dict[int, TaskPage]:
