@@ -26,10 +26,10 @@ from runner.commands import (
     print_error,
 )
 from runner.engine.api import ApiConfig, DashScopeClient
-from runner.engine.context import PipelineConfig
 from runner.engine.limits import Limits, RealClock
 from runner.engine.pipeline import Outcome, Pipeline
 from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
+from runner.engine.settings import PipelineConfig
 from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.models import DEFAULT_REGION, REGIONS
 from runner.report.poster import background_poster

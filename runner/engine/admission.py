@@ -12,9 +12,11 @@ other groups go on meanwhile.
 
 from __future__ import annotations
 
-from runner.engine.context import Job, RunContext, Stopped
+from runner.engine.context import RunContext
+from runner.engine.job import Job
 from runner.engine.reconcile import reconcile
 from runner.engine.submitter import submit
+from runner.engine.waiting import Stopped
 
 
 async def submitter(ctx: RunContext, model: str) -> None:

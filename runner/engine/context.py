@@ -10,29 +10,27 @@ progress display from memory always agree.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import structlog
 
 from runner.engine.api import DashScopeClient
 from runner.engine.classify import Action, classify
+from runner.engine.hooks import Ledger, MoneyGuard, PosterMaker
+from runner.engine.job import Job
 from runner.engine.limits import Limits
-from runner.engine.matching import lookalike_key
 from runner.engine.refusal import Breaker, Refusal, Refusals
 from runner.engine.server_clock import ServerClock
+from runner.engine.settings import PipelineConfig
+from runner.engine.waiting import Flag, Shutdown, Stopped, opened_flag
 from runner.engine.wire import Op
 from runner.errors import ApiError, RateLimited, what_to_check
 from runner.store.claims import Claims
-from runner.store.download import DEFAULT_MAX_BYTES
 from runner.store.events import FINAL_STATES, RUN_REFUSED, Line
 from runner.store.job import JobState
 from runner.store.state import RunState
@@ -42,160 +40,8 @@ log = structlog.get_logger("wanbatch.run")
 T = TypeVar("T")
 
 
-class Stopped(Exception):
-    """The run stopped (interrupt or done) while a stage waited; the stage ends quietly."""
-
-
-class Flag(asyncio.Event):
-    """An ``asyncio.Event`` that also calls registered watchers (soon, from the loop) once it is set.
-
-    ``RunContext.until_stop`` runs several times per job and thousands of jobs may wait at once; watching
-    ``stop``/``done`` through ``Event.wait()`` cost a task per event per call (four or five tasks per
-    await, ~15 % of the CPU at 400 submissions/s), and done-callbacks on one shared future cost an O(n)
-    removal each (quadratic with 10,000 waiters). Watchers live in a dict: adding and removing are O(1).
-    They are called from a loop callback, never inside ``set()``, so a task that sets the flag is not
-    interrupted by its own watcher.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._watchers: dict[Callable[[], None], None] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def set(self) -> None:
-        super().set()
-        if self._watchers and self._loop is not None:
-            self._loop.call_soon(self._fire)
-
-    def _fire(self) -> None:
-        watchers, self._watchers = self._watchers, {}
-        for fn in watchers:
-            fn()
-
-    def add_watcher(self, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` soon after the flag is set (soon, if it is set already)."""
-        self._loop = asyncio.get_running_loop()
-        self._watchers[fn] = None
-        if self.is_set():
-            self._loop.call_soon(self._fire)
-
-    def remove_watcher(self, fn: Callable[[], None]) -> None:
-        self._watchers.pop(fn, None)
-
-
-class MoneyGuard(Protocol):
-    """The part of the run's money guard (``runner.schedule.budget.MoneyGuard``) the engine uses: a reservation
-    before each create, and every durable ledger event to settle or release by. The engine is handed one; it
-    never imports the schedule package."""
-
-    def reserve(self, job_id: str, cost: float) -> bool: ...
-
-    def observe(self, event: str, job_id: str | None, st: Any, fields: dict[str, Any]) -> None: ...
-
-
-#: Makes the poster of a downloaded video (its path, or None when the video does not decode for one). Blocking:
-#: it runs on the run's verify thread. Handed to the engine (``runner.report.poster.background_poster``).
-PosterMaker = Callable[[Path], Path | None]
-
-
-class Ledger(Protocol):
-    """The part of ``runner.store.ledger.LedgerWriter`` the run uses."""
-
-    def prepare(self, event: str, job_id: str | None, fields: dict[str, Any]) -> tuple[bytes, Line]: ...
-
-    async def append_raw(self, data: bytes) -> None: ...
-
-
-class Spec(Protocol):
-    """The part of ``runner.manifest.JobSpec`` the run uses."""
-
-    @property
-    def job_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def request(self) -> dict[str, Any]: ...
-    @property
-    def size(self) -> str: ...
-    @property
-    def duration(self) -> int: ...
-    @property
-    def seed(self) -> int | None: ...
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Settings of one run (the command line, resolved). Times are real seconds."""
-
-    out_dir: Path
-    region: str
-    qps: float | None = None  # submissions per second per model; None: the model's quota
-    max_in_flight: int | None = None  # tasks in flight per model; None: the model's quota
-    query_qps: float | None = None  # status queries per second for the run; None: half the account's 20
-    max_video_bytes: int = DEFAULT_MAX_BYTES  # a download over this is stopped (--max-video-mb)
-    max_jobs: int | None = None  # new jobs submitted this run at most
-    retry_failed: bool = False
-    retry_canceled: bool = False
-    regenerate_expired: bool = False  # expired jobs (paid, video lost) are generated again only when asked
-    drain: bool = False
-    poll_interval: float = 6.0  # between two queries of a task followed by reconcile
-    reconcile_delay: float = 1.0  # wait after an ambiguous create before listing (the list may lag)
-    reconcile_slack: float = 1.0  # seconds added on each side of an intent's window, beyond the clock's error
-    crash_window: float = 5.0  # an intent whose run died: its task was made at most this long after the run's last line
-    undecided_rounds: int = 4  # reconciles that found look-alikes it could not tell apart, before the user is told
-    max_outage: float = 1800.0  # seconds a job waits on an unreachable list/query API before the run leaves it
-    task_retries: int = 2  # retryable task failures resubmitted inside the run
-    download_retries: int = 4
-    download_workers: int = 4
-    shutdown_grace: float = 1.5  # seconds the stages get to stop after an interrupt
-    # Jobs admitted to submission whose create is not answered yet (their intents, once written), at most.
-    # Without it a run with quotas off admitted every job at once: 10,000 intents ahead of 10,000 queued
-    # creates (all of them to reconcile after a crash, and ~10 KB of memory each). 64 keeps the create
-    # gate's 24 connections busy at 500+ submissions/s with intents and answers in their group commits.
-    submit_window: int = 64
-
-
 @dataclass
-class Job:
-    """One job of this run: its spec and what the run knows of it beyond the ledger."""
-
-    spec: Spec
-    state: JobState
-    slot: bool = False  # holds an in-flight slot of its model
-    submit_errors: int = 0  # consecutive failed create attempts of the current submission
-    task_failures: int = 0
-    download_failures: int = 0
-    stalled: bool = False
-    submitted_at: float | None = None  # limiter-clock time of the current task's submission (poll schedule)
-    unanswered: bool = False  # admitted by take_slot, its create not answered yet (counts in the window)
-    reconciling: bool = False  # a reconcile of this job is under way (one at a time)
-    seen: bool = False  # a query answered about the current task this run (its id is real)
-
-    @property
-    def id(self) -> str:
-        return self.spec.job_id
-
-    @cached_property
-    def body_digest(self) -> str:
-        """sha256 of the request body (sorted keys): two runs' intents with equal digests ask for the same video."""
-        text = json.dumps(self.spec.request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    @cached_property
-    def group(self) -> str:
-        """The look-alike group (``runner.engine.matching``): at most one of its creates is unanswered at a time."""
-        return lookalike_key(self.spec)
-
-    @property
-    def model(self) -> str:
-        """The model's name as sent on the wire (the request's spelling)."""
-        return str(self.spec.request.get("model", self.spec.model))
-
-
-@dataclass
-class RunContext:
+class RunContext(Shutdown):
     """Everything the stages share. Not frozen: it is the run's working state, owned by one event loop."""
 
     cfg: PipelineConfig
@@ -208,9 +54,6 @@ class RunContext:
     poll_inbox: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)  # tasks to follow
     fetch_inbox: asyncio.PriorityQueue[tuple[float, int, str]] = field(default_factory=asyncio.PriorityQueue)
     known_tasks: set[str] = field(default_factory=set)  # every task id some job owns (reconcile skips them)
-    stop: Flag = field(default_factory=Flag)  # interrupt: every loop ends now
-    draining: Flag = field(default_factory=Flag)  # no new submissions; finish the rest
-    done: Flag = field(default_factory=Flag)  # every job reached a final state
     open_jobs: set[str] = field(default_factory=set)  # jobs this run still works on
     left: set[str] = field(default_factory=set)  # jobs this run will not touch (max-jobs, drain, failed)
     throttled: int = 0  # 429 answers seen
@@ -227,7 +70,7 @@ class RunContext:
     _group_waiters: dict[str, deque[tuple[Job, asyncio.Future[None]]]] = field(default_factory=dict)  # to reconcile
     _seq: int = 0
     _unanswered: int = 0  # jobs with ``unanswered`` set
-    _window_open: Flag = field(default_factory=lambda: _set(Flag()))  # set while _unanswered < submit_window
+    _window_open: Flag = field(default_factory=lambda: opened_flag())  # set while _unanswered < submit_window
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
 
     @property
@@ -447,145 +290,5 @@ class RunContext:
         log.info("job.left", job_id=job.id, name=job.spec.name, reason=why)
         self.settle(job)
 
-    @property
-    def stopping(self) -> bool:
-        return self.stop.is_set() or self.done.is_set()
-
-    async def sleep(self, seconds: float) -> bool:
-        """Sleep unless the run stops first; True when the full time passed."""
-        if self.stopping:
-            return False
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return not self.stopping
-        loop = asyncio.get_running_loop()
-        timer = loop.create_future()
-        handle = loop.call_later(seconds, _resolve, timer)
-        try:
-            await _wait_first([timer], [self.stop, self.done])
-        finally:
-            handle.cancel()
-        return timer.done() and not self.stopping
-
-    async def until_stop(self, aw: Awaitable[Any], *also: asyncio.Event) -> tuple[bool, Any]:
-        """Await ``aw`` unless the run stops (or one of ``also`` is set) first: (True, result), or (False, None)
-        with ``aw`` cancelled (not started at all when the run already stopped). Cancelling the caller
-        cancels ``aw`` too.
-
-        ``aw`` runs in the caller's own task: a stop cancels that task (and ``uncancel``s it here, as
-        ``asyncio.timeout`` does), so a wait costs no task and no wake-up hop. This runs four or five times
-        per job; a task per call (and, before, a task per watched event) was a fifth of the CPU at scale."""
-        flags = (self.stop, self.done, *also)
-        if any(f.is_set() for f in flags):
-            _discard(aw)
-            return False, None
-        task = asyncio.current_task()
-        if task is None or not all(isinstance(f, Flag) for f in also):
-            return await self._until_stop_in_task(aw, also)
-        watch = _Interrupt(task)
-        for f in flags:
-            cast(Flag, f).add_watcher(watch)
-        try:
-            result = await aw
-        except BaseException as exc:
-            if not watch.interrupted:
-                raise
-            if task.uncancel() > watch.cancelling:  # cancelled from outside too: that one goes on
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                raise asyncio.CancelledError from None
-            return False, None  # our stop: whatever ``aw`` raised while unwinding does not matter any more
-        finally:
-            watch.active = False
-            for f in flags:
-                cast(Flag, f).remove_watcher(watch)
-        if watch.interrupted:  # ``aw`` swallowed the cancellation and returned: the run stopped all the same
-            task.uncancel()
-            return False, None
-        return True, result
-
-    async def _until_stop_in_task(self, aw: Awaitable[Any], also: tuple[asyncio.Event, ...]) -> tuple[bool, Any]:
-        """``until_stop`` with ``aw`` in a task of its own (a plain ``asyncio.Event`` among ``also``, or no
-        current task to interrupt)."""
-        task = asyncio.ensure_future(aw)
-        flags = [self.stop, self.done, *(e for e in also if isinstance(e, Flag))]
-        helpers = [asyncio.ensure_future(e.wait()) for e in also if not isinstance(e, Flag)]
-        try:
-            await _wait_first([task, *helpers], flags)
-        except BaseException:
-            task.cancel()
-            raise
-        finally:
-            for h in helpers:
-                h.cancel()
-        if task.done():
-            return True, task.result()
-        task.cancel()
-        await asyncio.wait({task})  # let it unwind; never re-raises, so our own cancellation stays ours
-        if not task.cancelled():
-            task.exception()  # retrieved: an error after the stop does not matter any more
-        return False, None
-
     def is_final(self, job: Job) -> bool:
         return job.state.state in FINAL_STATES
-
-
-def _set(flag: Flag) -> Flag:
-    flag.set()
-    return flag
-
-
-class _Interrupt:
-    """The watcher ``until_stop`` puts on the stop flags: cancels the waiting task once, and only while that
-    wait lasts (a flag set during the wait schedules the call; it may run after the wait ended)."""
-
-    __slots__ = ("active", "cancelling", "interrupted", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.cancelling = task.cancelling()
-        self.active = True
-        self.interrupted = False
-
-    def __call__(self) -> None:
-        if self.active and not self.interrupted:
-            self.interrupted = True
-            self.task.cancel()
-
-
-def _discard(aw: Awaitable[Any]) -> None:
-    """Drop an awaitable that will not be awaited: close a coroutine (no "never awaited" warning), cancel a
-    future."""
-    if asyncio.iscoroutine(aw):
-        aw.close()
-    elif asyncio.isfuture(aw):
-        aw.cancel()
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-async def _wait_first(futures: list[asyncio.Future[Any]], flags: list[Flag]) -> None:
-    """Return once one of ``futures`` is done or one of ``flags`` is set (``asyncio.wait(FIRST_COMPLETED)``
-    without its set-up cost); every callback and watcher comes off again."""
-    if any(f.done() for f in futures) or any(f.is_set() for f in flags):
-        return
-    waiter = asyncio.get_running_loop().create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    for fut in futures:
-        fut.add_done_callback(wake)
-    for flag in flags:
-        flag.add_watcher(wake)
-    try:
-        await waiter
-    finally:
-        for fut in futures:
-            fut.remove_done_callback(wake)
-        for flag in flags:
-            flag.remove_watcher(wake)

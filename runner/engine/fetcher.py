@@ -21,9 +21,12 @@ from typing import Any
 
 import aiohttp
 
-from runner.engine.context import Job, PosterMaker, RunContext, Stopped, log
+from runner.engine.context import RunContext, log
+from runner.engine.hooks import PosterMaker
+from runner.engine.job import Job
 from runner.engine.submitter import fail
 from runner.engine.tracker import on_unknown
+from runner.engine.waiting import Stopped
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
 from runner.store.download import Expect, Retry, download, release_heap, video_filename, write_sidecar

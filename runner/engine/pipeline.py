@@ -42,14 +42,18 @@ from typing import Any
 
 from runner.engine.admission import submitter
 from runner.engine.api import DashScopeClient
-from runner.engine.context import Job, Ledger, PipelineConfig, RunContext, Spec, Stopped, log
+from runner.engine.context import RunContext, log
 from runner.engine.fetcher import fetcher
+from runner.engine.hooks import Ledger
+from runner.engine.job import Job, Spec
 from runner.engine.limits import Limits
 from runner.engine.poller import PollSchedule
 from runner.engine.reconcile import reconcile
 from runner.engine.recovery import planned_fields, recover
 from runner.engine.refusal import Breaker, Refusal
+from runner.engine.settings import PipelineConfig
 from runner.engine.tracker import tracker
+from runner.engine.waiting import Stopped
 from runner.engine.wire import valid_task_id
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS

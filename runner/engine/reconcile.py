@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.context import RunContext, log
+from runner.engine.job import Job
 from runner.engine.matching import matches
 from runner.engine.submitter import on_submitted, submit
+from runner.engine.waiting import Stopped
 from runner.engine.wire import ListedTask, TaskInfo
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.engine.context import RunContext, Spec, log
+from runner.engine.context import RunContext, log
+from runner.engine.job import Spec
 from runner.models import MODELS
 from runner.store.download import sha256_file
 from runner.store.events import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED

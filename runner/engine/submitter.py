@@ -19,7 +19,9 @@ import asyncio
 import time
 
 from runner.engine.classify import Action, classify
-from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.context import RunContext, log
+from runner.engine.job import Job
+from runner.engine.waiting import Stopped
 from runner.errors import ApiError, PermanentError, RateLimited
 from runner.store.events import FAILED, REFUSED, SUBMITTED, SUBMITTING, UNANSWERED, UNSENT
 

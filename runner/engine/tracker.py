@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from runner.engine.classify import Action, classify, classify_task_failure
-from runner.engine.context import Job, RunContext, Stopped, log
+from runner.engine.context import RunContext, log
+from runner.engine.job import Job
 from runner.engine.poller import PollSchedule
 from runner.engine.reconcile import reconcile
+from runner.engine.waiting import Stopped
 from runner.engine.wire import TaskInfo, TaskPage, parse_task_time
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS

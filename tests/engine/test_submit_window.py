@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.engine.context import Job, PipelineConfig, RunContext
+from runner.engine.context import RunContext
+from runner.engine.job import Job
+from runner.engine.settings import PipelineConfig
 from runner.store.events import PLANNED, SUBMITTED, SUBMITTING
 from runner.store.ledger import LedgerWriter
 from runner.store.state import RunState

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from runner.engine.context import Flag, RunContext
+from runner.engine.context import RunContext
+from runner.engine.waiting import Flag
 from runner.store.state import RunState
 
 

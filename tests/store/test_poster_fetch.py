@@ -12,8 +12,10 @@ from typing import Any
 import aiohttp
 import structlog
 
-from runner.engine.context import Job, PipelineConfig, RunContext
+from runner.engine.context import RunContext
 from runner.engine.fetcher import fetch_one, poster_then_trim, video_path
+from runner.engine.job import Job
+from runner.engine.settings import PipelineConfig
 from runner.report.poster import ensure_poster, poster_path
 from runner.store.events import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
 from runner.store.ledger import LedgerWriter
