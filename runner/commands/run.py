@@ -26,7 +26,8 @@ from runner.commands import (
     print_error,
 )
 from runner.engine.api import ApiConfig, DashScopeClient
-from runner.engine.limits import Limits, RealClock
+from runner.engine.clock import RealClock
+from runner.engine.limits import Limits
 from runner.engine.pipeline import Outcome, Pipeline
 from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
 from runner.engine.settings import PipelineConfig

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from runner.engine.limits import Clock
+from runner.engine.clock import Clock
 from runner.engine.task_times import DurationStats, Expectation
 
 __all__ = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runner.engine.limits import Clock
+from runner.engine.clock import Clock
 
 __all__ = ["Breaker", "Refusal", "Refusals"]
 

@@ -4,7 +4,8 @@ sent together, the holders still count the other refused ones: one cut per refus
 
 from __future__ import annotations
 
-from runner.engine.limits import FakeClock, InFlight
+from runner.engine.limits import InFlight
+from tests.engine.clock import FakeClock
 
 
 async def test_refusals_of_one_burst_cut_the_cap_once_and_later_ones_refine_it() -> None:

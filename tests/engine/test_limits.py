@@ -10,7 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.engine.limits import Adapt, FakeClock, InFlight, Limits, RealClock, WindowLimiter
+from runner.engine.clock import RealClock
+from runner.engine.limits import Adapt, InFlight, Limits, WindowLimiter
+from tests.engine.clock import FakeClock
 
 
 def max_in_any_window(times: list[float], window: float = 1.0) -> int:
