@@ -148,7 +148,6 @@ class LedgerWriter:
         """Append one event; return once it is durable (written and fsync'd)."""
         await self.append_raw(self.encode(event, job_id, fields))
 
-    record = append  # the name ARCHITECTURE.md's readers may look for
 
     async def append_raw(self, data: bytes) -> None:
         """Append pre-encoded line bytes (from ``encode``, one line or several joined); return once durable."""
