@@ -508,7 +508,8 @@ def make_big_video(path: Path, mb: int) -> None:
 async def _download_child(root: str, files: int, out: Path) -> dict[str, float]:
     import aiohttp
 
-    from runner.store.download import Expect, download
+    from runner.store.download import download
+    from runner.store.mp4 import Expect
 
     expect = Expect(1920, 1080, 15.0)
     async with aiohttp.ClientSession() as s:

@@ -26,8 +26,9 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.errors import LedgerError
 from runner.models import parse_size
-from runner.store.download import Expect, sha256_file, verify_mp4
 from runner.store.events import EVENTS
+from runner.store.files import sha256_file
+from runner.store.mp4 import Expect, verify_mp4
 from runner.store.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]

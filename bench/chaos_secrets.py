@@ -14,7 +14,8 @@ from aiohttp import web
 from bench.chaos_common import FAST, KEY, emulator, has_traceback, reap, run_cli, runner_argv, spawn, write_manifest
 from runner.emulator.config import EmulatorConfig
 from runner.errors import DownloadRefused
-from runner.store.download import check_url, download, video_filename
+from runner.store.download import check_url, download
+from runner.store.files import video_filename
 
 ESCAPES = ["../../etc/passwd", "/etc/passwd", "..", "a/../../b", "..\\..\\win", "~/x", "a\x00b", "./../x"]
 

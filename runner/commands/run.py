@@ -217,7 +217,7 @@ def _write_gallery(out: Path, outcome: Outcome) -> None:
     if outcome.interrupted:
         logger.info("report.skipped", reason="interrupted")
         return
-    from runner.store.download import release_heap  # loaded by the run already (the downloader)
+    from runner.store.mp4 import release_heap  # loaded by the run already (the downloader)
 
     try:
         from runner.report.gallery import write_report

@@ -64,6 +64,7 @@ class RunContext(Shutdown):
     claims: Claims | None = None  # the host's register of intents and claimed tasks (runner/claims.py)
     refusals: Refusals = field(default_factory=Refusals)  # what the account refused (runner/refusal.py)
     breaker: Breaker | None = None  # repeated server trouble pauses a model (runner/refusal.py)
+    server_clock: ServerClock = field(default_factory=ServerClock)  # the client's: learned from every answer
     last_seen: float | None = None  # ts of the ledger's last job line before this run (when a dead run last wrote)
     open_groups: dict[str, str] = field(default_factory=dict)  # look-alike group -> the job whose create is open
     _parked: dict[str, deque[Job]] = field(default_factory=dict)  # jobs waiting for their group, to submit
@@ -72,10 +73,6 @@ class RunContext(Shutdown):
     _unanswered: int = 0  # jobs with ``unanswered`` set
     _window_open: Flag = field(default_factory=lambda: opened_flag())  # set while _unanswered < submit_window
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
-
-    @property
-    def server_clock(self) -> ServerClock:
-        return self.client.server_clock
 
     def task_age(self, st: JobState) -> float:
         """Seconds since the job's current task was answered, by the server's clock (the retention's): the host

@@ -29,8 +29,10 @@ from runner.engine.tracker import on_unknown
 from runner.engine.waiting import Stopped
 from runner.errors import ApiError, DownloadError, DownloadRefused, UrlExpired
 from runner.models import parse_size
-from runner.store.download import Expect, Retry, download, release_heap, video_filename, write_sidecar
+from runner.store.download import Retry, download
 from runner.store.events import DOWNLOADED, NOT_SAVED, SUCCEEDED
+from runner.store.files import video_filename, write_sidecar
+from runner.store.mp4 import Expect, release_heap
 
 VIDEOS = "videos"
 #: A URL this close to its expiry is refreshed before the download starts.
@@ -110,8 +112,9 @@ async def fetch_one(
             continue
         try:
             fetch = download(
-                session, url, dest, expect=expect, retry=retry, max_bytes=ctx.cfg.max_video_bytes, verifier=verifier
-            )
+                session, url, dest, expect=expect, retry=retry, max_bytes=ctx.cfg.max_video_bytes, verifier=verifier,
+                now=ctx.server_clock.now,  # a URL's Expires is the server's time
+            )  # fmt: skip
             ok, result = await ctx.until_stop(fetch)
         except UrlExpired:
             log.info("download.url_expired", job_id=job.id, name=job.spec.name)

@@ -58,8 +58,8 @@ from runner.engine.wire import valid_task_id
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.claims import Claims
-from runner.store.download import sha256_file
 from runner.store.events import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED
+from runner.store.files import sha256_file
 from runner.store.job import JobState
 from runner.store.state import RunState
 
@@ -102,7 +102,7 @@ class Pipeline:
     ) -> None:
         self.ctx = RunContext(
             cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims,
-            breaker=Breaker(limits.clock),
+            breaker=Breaker(limits.clock), server_clock=client.server_clock,
         )  # fmt: skip
         self.specs = list(specs)
         self.schedule = schedule

@@ -22,8 +22,8 @@ from typing import Any
 from runner.engine.context import RunContext, log
 from runner.engine.job import Spec
 from runner.models import MODELS
-from runner.store.download import sha256_file
 from runner.store.events import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
+from runner.store.files import sha256_file
 
 VIDEOS = "videos"
 

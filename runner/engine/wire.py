@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,6 +24,7 @@ from runner.errors import (
     RequestTimeout,
     ServerError,
 )
+from runner.store.download import url_expiry
 
 #: The kinds of request, as timeouts, limiters and ``classify`` tell them apart.
 Op = Literal["create", "get", "list", "cancel"]
@@ -68,9 +68,9 @@ class TaskInfo:
         return self.status in TERMINAL_STATUSES
 
     @property
-    def url_expires(self) -> int | None:
-        """Epoch seconds at which ``video_url`` stops working, when the URL says so."""
-        return url_expires(self.video_url)
+    def url_expires(self) -> float | None:
+        """Epoch seconds (the server's clock) at which ``video_url`` stops working, when the URL says so."""
+        return url_expiry(self.video_url) if self.video_url else None
 
 
 @dataclass(frozen=True)
@@ -105,19 +105,6 @@ def parse_task_time(text: str | None) -> datetime | None:
         except ValueError:
             continue
     return None
-
-
-def url_expires(url: str | None) -> int | None:
-    """The ``Expires=`` epoch seconds of a signed OSS URL, or None."""
-    if not url:
-        return None
-    values = parse_qs(urlsplit(url).query).get("Expires")
-    if not values:
-        return None
-    try:
-        return int(values[0])
-    except ValueError:
-        return None
 
 
 def format_list_time(moment: datetime) -> str:

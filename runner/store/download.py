@@ -19,42 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import functools
 import hashlib
 import ipaddress
-import json
 import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import aiofiles
 import aiohttp
 from yarl import URL
 
-from runner.errors import DiskError, DownloadError, DownloadRefused, UrlExpired, VerifyError
+from runner.errors import DiskError, DownloadError, DownloadRefused, UrlExpired
+from runner.store.files import fsync_dir
+from runner.store.mp4 import Expect, verify_and_trim
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_NAME_UNSAFE = re.compile(r"[^\w.-]+")  # letters of any script stay (issue 17)
-
-
-@dataclass(frozen=True)
-class Expect:
-    """What the video must be: the requested size and duration (seconds), within ``tolerance`` seconds."""
-
-    width: int
-    height: int
-    duration: float
-    tolerance: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -124,133 +111,6 @@ def url_expiry(url: str) -> float | None:
     return None
 
 
-def expiry_order(items: list[tuple[float | None, Any]]) -> list[Any]:
-    """Payloads ordered by URL expiry, soonest first; unknown expiry last (the downloader's queue order)."""
-    return [item for _, item in sorted(items, key=lambda p: (p[0] is None, p[0] or 0.0))]
-
-
-def video_filename(name: str, size: str, duration: int | float, seed: int | None, job_id: str) -> str:
-    """``<name>__<W>x<H>__<dur>s__<seed|rnd>__<id8>.mp4`` (DESIGN.md "Output folder"), safe as a file name."""
-    safe = _NAME_UNSAFE.sub("-", name).strip(".-") or "job"
-    dur = int(duration) if float(duration).is_integer() else duration
-    return f"{safe[:100]}__{size.replace('*', 'x')}__{dur}s__{'rnd' if seed is None else seed}__{job_id[:8]}.mp4"
-
-
-def sidecar_path(video: str | os.PathLike[str]) -> Path:
-    """``videos/x.mp4`` → ``videos/x.json``."""
-    return Path(video).with_suffix(".json")
-
-
-def write_sidecar(video: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
-    """Write the JSON sidecar next to a video atomically (temp file, fsync, rename). Blocking: call it
-    through ``asyncio.to_thread`` from the event loop."""
-    path = sidecar_path(video)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    text = json.dumps(dict(data), ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise DiskError(str(path), e) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file on disk (resume checks a downloaded video against the ledger). Blocking."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_mp4(path: str | os.PathLike[str], expect: Expect) -> None:
-    """Raise ``VerifyError`` unless ``path`` decodes as an MP4 of the expected width, height and duration.
-
-    Opens the container, decodes the first video frame and demuxes every packet (which catches a
-    truncated file) without decoding them all. Blocking: run it in a thread.
-    """
-    import av  # imported here: PyAV is heavy and only the downloader needs it
-
-    name = Path(path).name
-    try:
-        with av.open(str(path), mode="r") as container:
-            fmt = container.format.name or ""
-            if "mp4" not in fmt.split(","):
-                raise VerifyError(f"{name}: not an MP4 (container {fmt!r})")
-            if not container.streams.video:
-                raise VerifyError(f"{name}: no video stream")
-            stream = container.streams.video[0]
-            width, height = stream.codec_context.width, stream.codec_context.height
-            if container.duration:
-                duration = container.duration / 1_000_000
-            elif stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = 0.0
-            frame = next(iter(container.decode(stream)), None)
-            if frame is None:
-                raise VerifyError(f"{name}: the video stream has no decodable frame")
-            for _ in container.demux(stream):
-                pass
-    except VerifyError:
-        raise
-    except (av.FFmpegError, OSError, ValueError, EOFError) as e:
-        raise VerifyError(f"{name}: does not decode as MP4: {e}") from None
-    if (width, height) != (expect.width, expect.height):
-        raise VerifyError(f"{name}: video is {width}x{height}, expected {expect.width}x{expect.height}")
-    if abs(duration - expect.duration) > expect.tolerance:
-        raise VerifyError(f"{name}: video lasts {duration:.2f} s, expected {expect.duration:g} s")
-
-
-def _verify_and_trim(path: Path, expect: Expect) -> None:
-    """``verify_mp4``, then hand the freed heap back to the OS: FFmpeg frees its frame and codec buffers
-    (MBs per video) into malloc's free lists, which glibc does not return by itself; over 10,000 videos
-    that was most of a run's RSS growth (2,000 checks on one thread: 60 -> 73 MB without, flat at 62 MB
-    with; ``malloc_trim`` runs in this worker thread, without the GIL)."""
-    try:
-        verify_mp4(path, expect)
-    finally:
-        release_heap()
-
-
-def release_heap() -> None:
-    """Give the heap's free pages back to the OS (glibc ``malloc_trim``; nothing where there is none).
-    Called after each FFmpeg job of the verify thread and after the end-of-run gallery (~1.5 ms)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where there is none (macOS, musl)."""
-    try:
-        return cast(Callable[[int], int], ctypes.CDLL(None).malloc_trim)
-    except (OSError, AttributeError):
-        return None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -302,7 +162,7 @@ async def download(
     if "Authorization" in session.headers or session.auth is not None:
         raise DownloadRefused("the download session carries credentials; object storage must not get them")
     expires = url_expiry(url)
-    if expires is not None and expires <= now():
+    if expires is not None and expires <= now():  # ``now``: the server's clock, as the run measures it
         raise UrlExpired(f"the video URL expired at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(expires))}Z")
 
     final = Path(dest)
@@ -393,7 +253,7 @@ async def _download(
             await f.flush()
         await asyncio.to_thread(_fsync_path, part)
         if expect is not None:
-            await asyncio.get_running_loop().run_in_executor(verifier, _verify_and_trim, part, expect)
+            await asyncio.get_running_loop().run_in_executor(verifier, verify_and_trim, part, expect)
         await asyncio.to_thread(_rename, part, final)
         done = True
     finally:
@@ -430,7 +290,7 @@ async def _get(
 
 def _rename(part: Path, final: Path) -> None:
     os.replace(part, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
 def _describe(e: BaseException) -> str:

@@ -39,6 +39,7 @@ from runner.store.events import (
     Line,
     validate_line,
 )
+from runner.store.files import fsync_dir
 from runner.store.replay import sound_length
 
 LEDGER_NAME = "ledger.jsonl"
@@ -113,7 +114,7 @@ class LedgerWriter:
                 os.ftruncate(fd, keep)
                 self._fsync(fd)
             if keep == 0 and size == 0:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except BaseException:
             os.close(fd)
             raise
@@ -147,7 +148,6 @@ class LedgerWriter:
     async def append(self, event: str, job_id: str | None = None, **fields: Any) -> None:
         """Append one event; return once it is durable (written and fsync'd)."""
         await self.append_raw(self.encode(event, job_id, fields))
-
 
     async def append_raw(self, data: bytes) -> None:
         """Append pre-encoded line bytes (from ``encode``, one line or several joined); return once durable."""
@@ -243,17 +243,3 @@ class LedgerWriter:
 def _consume(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a new directory entry durable (a fresh ledger, a renamed file)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -17,7 +17,8 @@ from bench.chaos_common import child_env
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 from runner.models import parse_size
-from runner.store.download import Expect, sha256_file, sidecar_path, verify_mp4
+from runner.store.files import sha256_file, sidecar_path
+from runner.store.mp4 import Expect, verify_mp4
 from runner.store.replay import replay
 
 #: A distinctive key: the tests grep every output for it.

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.engine.classify import RETRYABLE_TASK_CODES, Action, Backoff, Verdict, classify, classify_task_failure
-from runner.engine.wire import format_list_time, parse_retry_after, parse_task_time, url_expires
+from runner.engine.wire import format_list_time, parse_retry_after, parse_task_time
 from runner.errors import (
     ApiError,
     ConnectionLost,
@@ -224,14 +224,6 @@ def test_parse_task_time_is_utc8() -> None:
     assert parse_task_time(None) is None
     assert parse_task_time("") is None
     assert parse_task_time("yesterday") is None
-
-
-def test_url_expires() -> None:
-    assert url_expires("https://h.oss-cn-beijing.aliyuncs.com/a.mp4?Expires=1759213419&OSSAccessKeyId=x") == 1759213419
-    assert url_expires("https://h/a.mp4?x=1") is None
-    assert url_expires("https://h/a.mp4?Expires=never") is None
-    assert url_expires(None) is None
-    assert url_expires("") is None
 
 
 def test_format_list_time() -> None:

@@ -10,8 +10,10 @@ import aiohttp
 import pytest
 
 from runner.errors import DiskError, LedgerError, disk_trouble
-from runner.store.download import Expect, download, write_sidecar
+from runner.store.download import download
+from runner.store.files import write_sidecar
 from runner.store.lock import RunLock
+from runner.store.mp4 import Expect
 
 
 async def test_a_download_into_an_unwritable_folder_is_a_disk_error(storage, mp4: bytes, tmp_path: Path) -> None:

@@ -10,19 +10,9 @@ import aiohttp
 import pytest
 
 from runner.errors import DownloadError, DownloadRefused, UrlExpired, VerifyError
-from runner.store.download import (
-    DownloadResult,
-    Expect,
-    Retry,
-    check_url,
-    download,
-    expiry_order,
-    sha256_file,
-    url_expiry,
-    verify_mp4,
-    video_filename,
-    write_sidecar,
-)
+from runner.store.download import DownloadResult, Retry, check_url, download, url_expiry
+from runner.store.files import sha256_file, video_filename, write_sidecar
+from runner.store.mp4 import Expect, verify_mp4
 from tests.store.conftest import make_mp4
 
 EXPECT = Expect(320, 180, 2.0)
@@ -259,7 +249,6 @@ def test_url_expiry_and_order() -> None:
     assert url_expiry("https://h/x.mp4?OSSAccessKeyId=a&Expires=1764065931&Signature=s%3D") == 1764065931.0
     assert url_expiry("https://h/x.mp4") is None
     assert url_expiry("https://h/x.mp4?Expires=soon") is None
-    assert expiry_order([(30.0, "c"), (None, "z"), (10.0, "a"), (20.0, "b")]) == ["a", "b", "c", "z"]
 
 
 def test_video_filename() -> None:

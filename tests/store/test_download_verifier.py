@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from runner.errors import VerifyError
-from runner.store.download import Expect, download
+from runner.store.download import download
+from runner.store.mp4 import Expect
 
 
 class CountingExecutor(ThreadPoolExecutor):
@@ -33,7 +34,7 @@ async def test_the_check_runs_in_the_given_executor(storage, mp4: bytes, tmp_pat
             res = await download(session, st.url(server, "/v.mp4"), tmp_path / "a.mp4",
                                  expect=Expect(320, 180, 2.0), verifier=ex)  # fmt: skip
     assert res.path.read_bytes() == mp4
-    assert ex.calls == ["_verify_and_trim"]
+    assert ex.calls == ["verify_and_trim"]
 
 
 async def test_a_failed_check_in_the_executor_leaves_no_file(storage, mp4: bytes, tmp_path: Path) -> None:
@@ -44,5 +45,5 @@ async def test_a_failed_check_in_the_executor_leaves_no_file(storage, mp4: bytes
             with pytest.raises(VerifyError):
                 await download(session, st.url(server, "/v.mp4"), tmp_path / "a.mp4",
                                expect=Expect(640, 360, 2.0), verifier=ex)  # fmt: skip
-    assert ex.calls == ["_verify_and_trim"]
+    assert ex.calls == ["verify_and_trim"]
     assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "a.mp4.part").exists()
