@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from runner.emulator.app import STATE, create_app
+from runner.emulator.answers import STATE
+from runner.emulator.app import create_app
 from runner.emulator.clock import Clock, system_clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.state import EmulatorState
@@ -77,7 +78,7 @@ class ThreadedEmulator:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
-        self._error: BaseException | None = None
+        self.error_answer: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="emulator", daemon=True)
 
     @property
@@ -111,7 +112,7 @@ class ThreadedEmulator:
         try:
             await self._server.start()
         except BaseException as e:
-            self._error = e
+            self.error_answer = e
             self._ready.set()
             return
         self._ready.set()
@@ -123,8 +124,8 @@ class ThreadedEmulator:
     def start(self) -> ThreadedEmulator:
         self._thread.start()
         self._ready.wait(timeout=30)
-        if self._error is not None:
-            raise RuntimeError(f"emulator failed to start: {self._error}") from self._error
+        if self.error_answer is not None:
+            raise RuntimeError(f"emulator failed to start: {self.error_answer}") from self.error_answer
         return self
 
     def stop(self) -> None:
