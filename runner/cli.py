@@ -13,8 +13,10 @@ import gc
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runner.models import DEFAULT_REGION, REGIONS
+from runner.version import version
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -256,6 +258,19 @@ def run_options_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Quieter(argparse.Action):
+    """``-q``: one step less log output (the same counter ``-v`` raises)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, opt: Any = None) -> None:
+        setattr(ns, self.dest, (getattr(ns, self.dest, 0) or 0) - 1)
+
+
+def _add_global(p: argparse.ArgumentParser, *, default: Any) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=default, help="more log output (repeatable)")
+    p.add_argument("-q", "--quiet", action=_Quieter, nargs=0, dest="verbose", default=default,
+                   help="less log output: warnings and errors only")  # fmt: skip
+
+
 def build_parser(emulator: bool = True) -> argparse.ArgumentParser:
     """The whole command line. ``emulator=False`` leaves the emulator's options out: defining them imports
     the emulator package (~0.1 s of every ``wanbatch plan``), and only ``wanbatch emulator`` needs them."""
@@ -263,8 +278,18 @@ def build_parser(emulator: bool = True) -> argparse.ArgumentParser:
         prog="wanbatch",
         description="Batch runner for DashScope's Wan text-to-video API.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    _add_global(parser, default=0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # the global options are accepted after the command too (``wanbatch run -v …``)
+    sub_add = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub_add(name, **kw)
+        _add_global(p, default=argparse.SUPPRESS)
+        return p
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("plan", help="expand and validate a manifest, estimate seconds and cost (no network)")
     p.add_argument("manifest", help="the manifest YAML file")

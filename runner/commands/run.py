@@ -42,6 +42,7 @@ from runner.store.events import RUN_STARTED
 from runner.store.ledger import LEDGER_NAME, LedgerWriter
 from runner.store.lock import RunLock
 from runner.store.replay import replay
+from runner.version import version
 
 # ---------------------------------------------------------------------------------------------------- run
 
@@ -182,7 +183,7 @@ async def _run(
             region=cfg.region,
             base_url=api.base_url,
             pid=os.getpid(),
-            version=_version(),
+            version=version(),
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -235,15 +236,6 @@ def _write_snapshot(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("wanbatch")
-    except metadata.PackageNotFoundError:
-        return "0"
 
 
 def _print_outcome(outcome: Outcome, out: Path) -> None:

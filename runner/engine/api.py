@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from importlib import metadata
 from types import SimpleNamespace, TracebackType
 from typing import Any, TypeVar, get_args
 from urllib.parse import quote
@@ -54,6 +53,7 @@ from runner.errors import (
     ServerError,
     TransientError,
 )
+from runner.version import version
 
 CREATE_PATH = "/services/aigc/video-generation/video-synthesis"
 
@@ -63,15 +63,8 @@ LIST_WINDOW_MAX = timedelta(hours=24)
 _E = TypeVar("_E", bound=ApiError)
 
 
-def _version() -> str:
-    try:
-        return metadata.version("wanbatch")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "0"
-
-
 USER_AGENT = (
-    f"wanbatch/{_version()} (aiohttp/{aiohttp.__version__}; python/{platform.python_version()}; "
+    f"wanbatch/{version()} (aiohttp/{aiohttp.__version__}; python/{platform.python_version()}; "
     f"{platform.system().lower()})"
 )
 

@@ -46,6 +46,7 @@ class Job:
     submitted_at: float | None = None  # limiter-clock time of the current task's submission (poll schedule)
     unanswered: bool = False  # admitted by take_slot, its create not answered yet (counts in the window)
     reconciling: bool = False  # a reconcile of this job is under way (one at a time)
+    resends: int = 0  # creates sent again this run after reconcile found none (bounded: cfg.max_resends)
     seen: bool = False  # a query answered about the current task this run (its id is real)
 
     @property

@@ -120,6 +120,11 @@ async def _reconcile(ctx: RunContext, job: Job) -> None:
             return
         if decision.kind == "resend":
             log.info("reconcile.none", job_id=job.id, name=job.spec.name)
+            job.resends += 1
+            if job.resends > ctx.cfg.max_resends:  # every answer proved nothing: stop paying into the dark
+                await _leave_undecided(ctx, job, f"its create was sent {job.resends} times this run and no answer "
+                                       "proved a task (lost, or naming tasks the server does not know)", [])  # fmt: skip
+                return
             if await submit(ctx, job):
                 return
             delay = ctx.cfg.reconcile_delay  # this create's answer proved nothing either: decide it too

@@ -27,6 +27,7 @@ class PipelineConfig:
     reconcile_delay: float = 1.0  # wait after an ambiguous create before listing (the list may lag)
     reconcile_slack: float = 1.0  # seconds added on each side of an intent's window, beyond the clock's error
     crash_window: float = 5.0  # an intent whose run died: its task was made at most this long after the run's last line
+    max_resends: int = 3  # creates sent again after "none found", per job and run, before it is left undecided
     undecided_rounds: int = 4  # reconciles that found look-alikes it could not tell apart, before the user is told
     max_outage: float = 1800.0  # seconds a job waits on an unreachable list/query API before the run leaves it
     task_retries: int = 2  # retryable task failures resubmitted inside the run
