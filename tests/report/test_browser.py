@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,6 +105,17 @@ class Browser:
         self.context.close()
 
 
+def wait_true(page: Any, expression: str, timeout: float = 15.0) -> None:
+    """Wait until ``expression`` is true in the page, polled from here. ``page.evaluate`` goes through the
+    DevTools protocol, which the gallery's CSP does not govern; ``wait_for_function``'s own polling builds a
+    ``Function`` inside the page, which the CSP (no unsafe-eval) refuses whenever the first try is false — the
+    flake of issue 15. The page keeps its CSP."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def browser(playwright: Any, chromium: Path, tmp_path: Path) -> Iterator[Browser]:
     b = Browser(playwright, chromium, tmp_path / "profile")
@@ -129,7 +141,7 @@ def test_every_card_shows_and_the_html_prompt_stays_text(browser: Browser, page_
 def test_posters_load_from_the_folder(browser: Browser, page_url: str) -> None:
     page = browser.open(page_url)
     page.set_viewport_size({"width": 1400, "height": 4000})  # every lazy poster in view
-    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    wait_true(page, "Array.from(document.images).every(i => i.complete)")
     widths = page.eval_on_selector_all("article.card img", "is => is.map(i => i.naturalWidth)")
     assert len(widths) == sum(j.end == "downloaded" for j in JOBS)
     assert all(w > 0 for w in widths)
@@ -159,7 +171,7 @@ def test_filter_hides_and_shows_cards(browser: Browser, page_url: str) -> None:
     assert browser.visible_names() == ["old-city-tour"]
     bad = JOBS[6].job_id
     page.click(f'#failures a[href="#job-{bad}"]')  # a failure's link finds its card although the filter hid it
-    page.wait_for_function(f"!document.getElementById('job-{bad}').hidden")
+    wait_true(page, f"!document.getElementById('job-{bad}').hidden")
     assert browser.visible_names() == everyone
 
 
@@ -184,7 +196,7 @@ def test_a_click_plays_the_video(browser: Browser, page_url: str) -> None:
     page.click(f"#job-{JOBS[0].job_id} a.play")
     assert page.locator("#player").is_visible()
     assert page.locator("#player-title").inner_text() == JOBS[0].name
-    page.wait_for_function("document.getElementById('player-video').readyState >= 1")
+    wait_true(page, "document.getElementById('player-video').readyState >= 1")
     assert page.evaluate("document.getElementById('player-video').duration") == pytest.approx(2.0, abs=0.2)
     page.click("#player-close")
     assert not page.locator("#player").is_visible()
@@ -208,9 +220,10 @@ def test_without_javascript_every_card_is_readable(
 def test_screenshot_for_the_docs(browser: Browser, page_url: str) -> None:
     """Saves docs/screenshots/gallery.png (rewritten only when the pixels' encoding changed)."""
     page = browser.open(page_url)
-    page.wait_for_function(
+    wait_true(
+        page,
         "Array.from(document.images).filter(i => i.getBoundingClientRect().top < 1300)"
-        ".every(i => i.complete && i.naturalWidth > 0)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
     )
     png: bytes = page.screenshot(full_page=False)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
