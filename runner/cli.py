@@ -12,7 +12,6 @@ import contextlib
 import gc
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from runner.models import DEFAULT_REGION, REGIONS
@@ -23,30 +22,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 13
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from runner.manifest import PlanSettings, plan_command
+    from runner.schedule.budget import MoneyCaps
 
     settings = PlanSettings(manifest=args.manifest, region=args.region or DEFAULT_REGION, as_json=args.json)
     caps = MoneyCaps(args.budget, args.daily_budget, args.state_dir, args.timezone)
     with _gc_paused():
         return plan_command(settings, caps=caps.plan_lines if caps.any() else None)
-
-
-@dataclass(frozen=True)
-class MoneyCaps:
-    """``--budget``, ``--daily-budget`` and where the daily spend is kept (what ``runner.schedule.budget`` reads)."""
-
-    budget: float | None
-    daily_budget: float | None
-    state_dir: str | None
-    timezone: str | None
-
-    def any(self) -> bool:
-        return self.budget is not None or self.daily_budget is not None
-
-    def plan_lines(self, cost: float, currency: str) -> str:
-        """The plan's lines about the caps (``ConfigError`` for an unknown timezone or unusable state folder)."""
-        from runner.schedule.budget import plan_caps  # only when a cap is given: the spend ledger's imports
-
-        return plan_caps(cost, currency, self)
 
 
 @contextlib.contextmanager

@@ -34,8 +34,8 @@ from runner.engine.settings import PipelineConfig
 from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.models import DEFAULT_REGION, REGIONS
 from runner.report.poster import background_poster
-from runner.schedule.budget import MoneyGuard, guard_from_args
-from runner.schedule.notify import notify_after_run
+from runner.schedule.budget import MoneyCaps, MoneyGuard
+from runner.schedule.notify import NotifySettings, notify_after_run
 from runner.schedule.spend import default_state_dir
 from runner.store.claims import Claims
 from runner.store.events import RUN_STARTED
@@ -65,7 +65,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(str(issue), file=sys.stderr)
         url = base_url(args.base_url, region)
         out = Path(args.out) if args.out else Path("runs") / manifest.name
-        guard = guard_from_args(args, out, REGIONS[region].currency)
+        guard = money_caps(args).guard(out, REGIONS[region].currency)
         lock = RunLock(out)
         lock.acquire()
     except LockHeld as e:
@@ -129,7 +129,7 @@ def run_command(args: argparse.Namespace) -> int:
         print_error(note)
         code = code if code != EXIT_OK else EXIT_FAILED
     notify_after_run(
-        args,
+        NotifySettings(tuple(getattr(args, "notify", None) or ()), tuple(getattr(args, "on_finish", None) or ())),
         out,
         code,
         left=len(outcome.left),
@@ -265,3 +265,13 @@ def _print_outcome(outcome: Outcome, out: Path) -> None:
         print("interrupted: state saved; run the same command again to resume", file=sys.stderr)
     elif outcome.exit_code != EXIT_OK and outcome.left:
         print(f"  not done: {len(outcome.left)} job(s); see `wanbatch status {out}`")
+
+
+def money_caps(args: argparse.Namespace) -> MoneyCaps:
+    """The run's money settings from its arguments."""
+    return MoneyCaps(
+        getattr(args, "budget", None),
+        getattr(args, "daily_budget", None),
+        getattr(args, "state_dir", None),
+        getattr(args, "timezone", None),
+    )

@@ -122,8 +122,8 @@ async def _reconcile(ctx: RunContext, job: Job) -> None:
             log.info("reconcile.none", job_id=job.id, name=job.spec.name)
             job.resends += 1
             if job.resends > ctx.cfg.max_resends:  # every answer proved nothing: stop paying into the dark
-                await _leave_undecided(ctx, job, f"its create was sent {job.resends} times this run and no answer "
-                                       "proved a task (lost, or naming tasks the server does not know)", [])  # fmt: skip
+                why = f"its create was sent {job.resends} times this run and no answer proved a task"
+                await _leave_undecided(ctx, job, why + " (lost, or naming tasks the server does not know)", [])
                 return
             if await submit(ctx, job):
                 return

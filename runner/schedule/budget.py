@@ -356,37 +356,44 @@ def caps_lines(
     return out
 
 
-def guard_from_args(args: Any, out_dir: str | os.PathLike[str], currency: str) -> MoneyGuard | None:
-    """The run's guard from ``--budget`` / ``--daily-budget`` / ``--state-dir`` / ``--timezone``; None when
-    no cap is given. ``ConfigError`` (exit 2) when the timezone is unknown or the state folder unusable."""
-    cap = getattr(args, "budget", None)
-    daily = getattr(args, "daily_budget", None)
-    if cap is None and daily is None:
-        return None
-    return MoneyGuard(
-        cap=cap,
-        daily_cap=daily,
-        spend=spend_from_args(args) if daily is not None else None,
-        scope=out_dir,
-        currency=currency,
-    )
+@dataclass(frozen=True)
+class MoneyCaps:
+    """``--budget``, ``--daily-budget``, and where (``--state-dir``) and by which day (``--timezone``) the daily
+    spend is kept: the command line's money settings, made once by the CLI."""
 
+    budget: float | None = None
+    daily_budget: float | None = None
+    state_dir: str | None = None
+    timezone: str | None = None
 
-def spend_from_args(args: Any) -> SpendLedger:
-    """The daily spend ledger the arguments name (checked: it can be read)."""
-    tz = parse_timezone(getattr(args, "timezone", None))
-    state_dir = getattr(args, "state_dir", None)
-    spend = SpendLedger(Path(state_dir) if state_dir else default_state_dir(), DayClock(tz))
-    try:
-        spend.totals()
-    except OSError as e:
-        raise ConfigError(f"cannot use the state folder {spend.dir}: {e.strerror or e}") from None
-    return spend
+    def any(self) -> bool:
+        return self.budget is not None or self.daily_budget is not None
 
+    def guard(self, out_dir: str | os.PathLike[str], currency: str) -> MoneyGuard | None:
+        """The run's guard; None when no cap is given. ``ConfigError`` (exit 2) when the timezone is unknown or
+        the state folder unusable."""
+        if not self.any():
+            return None
+        return MoneyGuard(
+            cap=self.budget,
+            daily_cap=self.daily_budget,
+            spend=self.spend() if self.daily_budget is not None else None,
+            scope=out_dir,
+            currency=currency,
+        )
 
-def plan_caps(cost: float, currency: str, args: Any) -> str:
-    """The ``plan`` command's lines about ``--budget`` and ``--daily-budget`` (text to append)."""
-    daily = getattr(args, "daily_budget", None)
-    spend = spend_from_args(args) if daily is not None else None
-    lines = caps_lines(cost, currency, getattr(args, "budget", None), daily, spend)
-    return "".join(line + "\n" for line in lines)
+    def spend(self) -> SpendLedger:
+        """The daily spend ledger these settings name (checked: it can be read)."""
+        tz = parse_timezone(self.timezone)
+        spend = SpendLedger(Path(self.state_dir) if self.state_dir else default_state_dir(), DayClock(tz))
+        try:
+            spend.totals()
+        except OSError as e:
+            raise ConfigError(f"cannot use the state folder {spend.dir}: {e.strerror or e}") from None
+        return spend
+
+    def plan_lines(self, cost: float, currency: str) -> str:
+        """The ``plan`` command's lines about the caps (text to append)."""
+        spend = self.spend() if self.daily_budget is not None else None
+        lines = caps_lines(cost, currency, self.budget, self.daily_budget, spend)
+        return "".join(line + "\n" for line in lines)

@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -191,14 +192,21 @@ async def deliver(
     return all(r is True for r in results)
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """``--notify URL`` (repeatable) and ``--on-finish CMD`` (repeatable), made once by the CLI."""
+
+    urls: tuple[str, ...] = ()
+    hooks: tuple[str, ...] = ()
+
+
 def notify_after_run(
-    args: Any, out_dir: Path, exit_code: int, *, left: int = 0, orphans: int = 0, wall_seconds: float = 0.0,
-    budget: str | None = None,
+    settings: NotifySettings, out_dir: Path, exit_code: int, *, left: int = 0, orphans: int = 0,
+    wall_seconds: float = 0.0, budget: str | None = None,
 ) -> None:  # fmt: skip
     """The ``run`` command's last step: when ``--notify`` / ``--on-finish`` were given, read the run's
     summary from its ledger and deliver it. Any error is logged, never raised."""
-    urls = list(getattr(args, "notify", None) or [])
-    hooks = list(getattr(args, "on_finish", None) or [])
+    urls, hooks = list(settings.urls), list(settings.hooks)
     if not urls and not hooks:
         return
     try:

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from runner.commands import run as commands
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
-from runner.schedule.budget import MoneyGuard, Snapshot
+from runner.schedule.budget import MoneyCaps, MoneyGuard, Snapshot
 from runner.store.lock import LOCK_NAME
 from runner.store.replay import replay
 
@@ -43,7 +42,7 @@ def _committed_timeline(lines: list[dict[str, object]]) -> list[float]:
 def moments(monkeypatch: pytest.MonkeyPatch) -> list[Snapshot]:
     """Every change of the run's money guard, as the guard saw it (it calls ``on_change`` under its lock)."""
     seen: list[Snapshot] = []
-    real = commands.guard_from_args
+    real = MoneyCaps.guard
 
     def watched(*a: Any, **kw: Any) -> MoneyGuard | None:
         guard = real(*a, **kw)
@@ -51,7 +50,7 @@ def moments(monkeypatch: pytest.MonkeyPatch) -> list[Snapshot]:
             guard.on_change = seen.append
         return guard
 
-    monkeypatch.setattr(commands, "guard_from_args", watched)
+    monkeypatch.setattr(MoneyCaps, "guard", watched)
     return seen
 
 
