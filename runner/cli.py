@@ -52,9 +52,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    from runner.schedule.cron import schedule_command
+    from runner.commands.schedule import schedule_command
 
-    return schedule_command(args, run_options_parser()._actions)
+    return schedule_command(args, run_options_parser().recorded)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -171,9 +171,23 @@ def _duration(text: str) -> float:
     return value
 
 
-def run_options_parser() -> argparse.ArgumentParser:
+class _RecordingParser(argparse.ArgumentParser):
+    """A parser that keeps the actions it was given (``recorded``): ``schedule`` writes its run options back
+    as arguments for each run it starts, and argparse has no public list of a parser's actions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recorded: list[argparse.Action] = []
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.recorded.append(action)
+        return action
+
+
+def run_options_parser() -> _RecordingParser:
     """The options of ``run``, shared by ``schedule`` (which hands them to each run it starts)."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = _RecordingParser(add_help=False)
     p.add_argument("--out", default=None, help="output folder (default runs/<manifest name>)")
     _add_region(p)
     p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")

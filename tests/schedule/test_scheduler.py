@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from runner.cli import build_parser, run_options_parser
+from runner.commands.schedule import options_argv
 from runner.emulator.server import ThreadedEmulator
 from runner.errors import ConfigError
-from runner.schedule.cron import Scheduler, next_time, options_argv, parse_cron
+from runner.schedule.cron import Scheduler, next_time, parse_cron
 
 from .clock import FakeClock, settle
 from .conftest import FAST, KEY, ledger, wanbatch, write_manifest
@@ -104,7 +105,7 @@ def test_run_options_are_handed_to_each_run() -> None:
         ["schedule", "--cron", "0 2 * * *", "a.yaml", "--max-jobs", "50", "--budget", "20", "--retry-failed",
          "--notify", "http://h/1", "--notify", "http://h/2", "--timezone", "UTC"]
     )  # fmt: skip
-    argv = options_argv(run_options_parser()._actions, args)
+    argv = options_argv(run_options_parser().recorded, args)
     assert argv == ["--max-jobs", "50", "--retry-failed", "--budget", "20.0", "--timezone", "UTC",
                     "--notify", "http://h/1", "--notify", "http://h/2"]  # fmt: skip
     again = build_parser().parse_args(["run", "a.yaml", *argv])
