@@ -284,7 +284,7 @@ class RunContext(Shutdown):
     def leave(self, job: Job, why: str) -> None:
         """Leave ``job`` untouched this run (it stays in its state for a later run)."""
         self.left.add(job.id)
-        log.info("job.left", job_id=job.id, name=job.spec.name, reason=why)
+        job.log.info("job.left", reason=why)
         self.settle(job)
 
     def is_final(self, job: Job) -> bool:

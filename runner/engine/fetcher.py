@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from runner.engine.context import RunContext, log
+from runner.engine.context import RunContext
 from runner.engine.hooks import PosterMaker
 from runner.engine.job import Job
 from runner.engine.submitter import fail
@@ -117,7 +117,7 @@ async def fetch_one(
             )  # fmt: skip
             ok, result = await ctx.until_stop(fetch)
         except UrlExpired:
-            log.info("download.url_expired", job_id=job.id, name=job.spec.name)
+            job.log.info("download.url_expired")
             failures += 1
             if failures > ctx.cfg.download_retries:
                 await fail(
@@ -132,7 +132,7 @@ async def fetch_one(
         except DownloadError as exc:
             failures += 1
             final = isinstance(exc, DownloadRefused) or failures > ctx.cfg.download_retries
-            log.warning("download.error", job_id=job.id, name=job.spec.name, error=str(exc), final=final)
+            job.log.warning("download.error", error=str(exc), final=final)
             if final:
                 await fail(
                     ctx, job, "download", type(exc).__name__, str(exc), task_id=job.state.task_id, kind=NOT_SAVED
@@ -146,7 +146,7 @@ async def fetch_one(
         break
     await asyncio.to_thread(write_sidecar, dest, sidecar(job, result.sha256, result.bytes))
     await ctx.record(job, DOWNLOADED, path=rel.as_posix(), bytes=result.bytes, sha256=result.sha256)
-    log.info("job.downloaded", job_id=job.id, name=job.spec.name, path=rel.as_posix(), bytes=result.bytes)
+    job.log.info("job.downloaded", path=rel.as_posix(), bytes=result.bytes)
     if poster is not None:
         # before settle: the last job's settle ends the run, and the gallery must find this poster made
         await make_poster(job, dest, poster, verifier)
@@ -161,7 +161,7 @@ async def make_poster(job: Job, video: Path, poster: PosterMaker, verifier: Exec
     except Exception as e:  # the executor itself refused (shut down): still only a poster
         why = f"{type(e).__name__}: {e}"
     if why is not None:
-        log.info("poster.failed", job_id=job.id, name=job.spec.name, path=video.name, error=why)
+        job.log.info("poster.failed", path=video.name, error=why)
 
 
 def poster_then_trim(poster: PosterMaker, video: Path) -> str | None:
@@ -190,7 +190,7 @@ async def refresh(ctx: RunContext, job: Job) -> bool:
             break
         except ApiError as exc:
             errors += 1
-            log.warning("download.refresh_error", job_id=job.id, name=job.spec.name, errors=errors, error=str(exc))
+            job.log.warning("download.refresh_error", errors=errors, error=str(exc))
             if not await ctx.sleep(min(60.0, 2.0**errors)):
                 raise Stopped from None
     if info.status == "SUCCEEDED" and info.video_url:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
+import structlog
+
 from runner.engine.matching import lookalike_key
 from runner.store.job import JobState
 
@@ -63,6 +65,11 @@ class Job:
     def group(self) -> str:
         """The look-alike group (``runner.engine.matching``): at most one of its creates is unanswered at a time."""
         return lookalike_key(self.spec)
+
+    @cached_property
+    def log(self) -> Any:
+        """The run's logger with this job's context (its id and name) bound once (structlog ``bind``)."""
+        return structlog.get_logger("wanbatch.run").bind(job_id=self.id, name=self.spec.name)
 
     @property
     def model(self) -> str:

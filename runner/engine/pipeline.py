@@ -215,7 +215,7 @@ class Pipeline:
                 ctx.open_jobs.add(job.id)
                 ctx.queue_download(job)
             elif state == "downloaded" and not await _file_ok(cfg.out_dir, job.state):
-                log.info("job.file_missing", job_id=job.id, name=job.spec.name, path=job.state.path)
+                job.log.info("job.file_missing", path=job.state.path)
                 ctx.open_jobs.add(job.id)
                 ctx.queue_download(job)
         log.info("run.resumed" if resumed else "run.placed",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from runner.engine.context import RunContext, log
+from runner.engine.context import RunContext
 from runner.engine.job import Job
 from runner.engine.matching import matches
 from runner.engine.submitter import on_submitted, submit
@@ -106,7 +106,7 @@ async def _reconcile(ctx: RunContext, job: Job) -> None:
                 await _leave_undecided(ctx, job, f"the task list could not be read for {now - failing_since:.0f} s: "
                                        f"{exc}", [])  # fmt: skip
                 return
-            log.warning("reconcile.error", job_id=job.id, name=job.spec.name, error=str(exc))
+            job.log.warning("reconcile.error", error=str(exc))
             delay = min(60.0, max(ctx.cfg.reconcile_delay, 2 * delay))
             continue
         failing_since = None
@@ -115,11 +115,11 @@ async def _reconcile(ctx: RunContext, job: Job) -> None:
             continue
         if decision.kind == "adopt":
             assert decision.task_id is not None
-            log.info("reconcile.adopted", job_id=job.id, name=job.spec.name, task_id=decision.task_id)
+            job.log.info("reconcile.adopted", task_id=decision.task_id)
             await on_submitted(ctx, job, decision.task_id, None, adopted=True)
             return
         if decision.kind == "resend":
-            log.info("reconcile.none", job_id=job.id, name=job.spec.name)
+            job.log.info("reconcile.none")
             job.resends += 1
             if job.resends > ctx.cfg.max_resends:  # every answer proved nothing: stop paying into the dark
                 why = f"its create was sent {job.resends} times this run and no answer proved a task"
@@ -130,14 +130,14 @@ async def _reconcile(ctx: RunContext, job: Job) -> None:
             delay = ctx.cfg.reconcile_delay  # this create's answer proved nothing either: decide it too
             continue
         if decision.kind == "expired":
-            log.warning("reconcile.expired", job_id=job.id, name=job.spec.name, reason=decision.reason)
+            job.log.warning("reconcile.expired", reason=decision.reason)
             await ctx.record(job, EXPIRED, task_id=None, reason=decision.reason)
             await ctx.free_slot(job)
             ctx.close_group(job)
             ctx.settle(job)
             return
         undecided += 1
-        log.warning("reconcile.undecided", job_id=job.id, name=job.spec.name, reason=decision.reason,
+        job.log.warning("reconcile.undecided", reason=decision.reason,
                     candidates=decision.candidates, round=undecided)  # fmt: skip
         if undecided >= ctx.cfg.undecided_rounds:
             await _leave_undecided(ctx, job, decision.reason, decision.candidates)
@@ -187,7 +187,7 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
     listed = await _listed(ctx, job, w)
     taken = ctx.known_tasks | register.claimed.keys()
     following = [t.task_id for t in sorted(listed, key=lambda t: _created(t) or 0.0) if t.task_id not in taken]
-    log.info("reconcile.candidates", job_id=job.id, name=job.spec.name, count=len(following))
+    job.log.info("reconcile.candidates", count=len(following))
     found: list[TaskInfo] = []
     while following:
         for task_id in list(following):

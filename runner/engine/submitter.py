@@ -19,7 +19,7 @@ import asyncio
 import time
 
 from runner.engine.classify import Action, classify
-from runner.engine.context import RunContext, log
+from runner.engine.context import RunContext
 from runner.engine.job import Job
 from runner.engine.waiting import Stopped
 from runner.errors import ApiError, PermanentError, RateLimited
@@ -86,7 +86,7 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
             if verdict.action is not Action.AMBIGUOUS:  # nothing was made: wait and send again
                 # (an outage that lasts is the run's to judge: it stops after --max-outage, blaming nobody)
                 delay = verdict.delay if verdict.action is Action.RETRY else min(60.0, 2.0 ** min(attempt, 6))
-                log.info("job.retry", job_id=job.id, name=job.spec.name, reason=verdict.reason,
+                job.log.info("job.retry", reason=verdict.reason,
                          delay=round(delay, 3))  # fmt: skip
                 ok, _ = await ctx.until_stop(asyncio.sleep(delay), ctx.draining)
                 if not ok:  # the last answer proved nothing was made: the job is as it was before
@@ -94,7 +94,7 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
                     await _left_by_drain(ctx, job)
                     return True
                 continue
-            log.warning("job.ambiguous", job_id=job.id, name=job.spec.name, reason=verdict.reason)
+            job.log.warning("job.ambiguous", reason=verdict.reason)
             await ctx.record(job, UNANSWERED, reason=verdict.reason, until=time.time())
             return False
         if not ok:
@@ -124,7 +124,7 @@ async def on_submitted(ctx: RunContext, job: Job, task_id: str, request_id: str 
     job.seen = False
     await ctx.record(job, SUBMITTED, task_id=task_id, request_id=request_id, adopted=adopted)
     ctx.close_group(job)
-    log.info("job.submitted", job_id=job.id, name=job.spec.name, task_id=task_id, adopted=adopted)
+    job.log.info("job.submitted", task_id=task_id, adopted=adopted)
     ctx.poll_inbox.put_nowait(job)
 
 
@@ -144,7 +144,7 @@ async def fail(
     await ctx.record(
         job, FAILED, stage=stage, code=code, message=message, request_id=request_id, task_id=task_id, kind=kind
     )
-    log.warning("job.failed", job_id=job.id, name=job.spec.name, stage=stage, code=code, message=message)
+    job.log.warning("job.failed", stage=stage, code=code, message=message)
     await ctx.free_slot(job)
     ctx.close_group(job)
     ctx.settle(job)

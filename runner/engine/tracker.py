@@ -62,8 +62,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
                 return
             errors[task_id] = n + 1
             delay = verdict.delay if verdict.action is Action.RETRY else min(_MAX_ERROR_DELAY, 2.0 ** min(n, 6))
-            (log.warning if n and n % 10 == 0 else log.info)(
-                "task.poll_error", job_id=job.id, task_id=task_id, errors=n + 1, error=str(exc)
+            (job.log.warning if n and n % 10 == 0 else job.log.info)(
+                "task.poll_error", task_id=task_id, errors=n + 1, error=str(exc)
             )
             schedule.poll_failed(task_id, min(_MAX_ERROR_DELAY, delay))
             return
@@ -83,7 +83,7 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             await on_final(ctx, job, info)
             return
         if schedule.observe(task_id, info.status):
-            log.warning("task.stalled", job_id=job.id, name=job.spec.name, task_id=task_id, status=info.status)
+            job.log.warning("task.stalled", task_id=task_id, status=info.status)
         if sweeping and not schedule.sweeping:
             log.warning("poll.sweep_off", error="the list showed running tasks as ended")
         if info.status != job.state.task_status:
@@ -112,7 +112,7 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
         for task_id in result.stalled:
             job = tasks.get(task_id)
             if job is not None:
-                log.warning("task.stalled", job_id=job.id, name=job.spec.name, task_id=task_id, status="RUNNING")
+                job.log.warning("task.stalled", task_id=task_id, status="RUNNING")
         for task_id in result.running:
             job = tasks.get(task_id)
             if job is not None and job.state.task_id == task_id and job.state.task_status != "RUNNING":
@@ -200,7 +200,7 @@ async def on_final(ctx: RunContext, job: Job, info: TaskInfo) -> None:
             scheduled_time=info.scheduled_time,
             end_time=info.end_time,
         )
-        log.info("task.succeeded", job_id=job.id, name=job.spec.name, task_id=task_id)
+        job.log.info("task.succeeded", task_id=task_id)
         if ctx.breaker is not None:
             ctx.breaker.succeeded(job.spec.model)
         ctx.queue_download(job)
@@ -208,7 +208,7 @@ async def on_final(ctx: RunContext, job: Job, info: TaskInfo) -> None:
         await _failed(ctx, job, task_id, info.code, info.message, info.request_id)
     elif info.status == "CANCELED":
         await ctx.record(job, CANCELED, task_id=task_id)
-        log.info("task.canceled", job_id=job.id, name=job.spec.name, task_id=task_id)
+        job.log.info("task.canceled", task_id=task_id)
         ctx.settle(job)
     else:  # UNKNOWN: older than the retention, an id that was never a task, or not visible to this key
         await on_unknown(ctx, job, task_id)
@@ -220,11 +220,11 @@ async def on_unknown(ctx: RunContext, job: Job, task_id: str) -> None:
     answered = st.answered_at if st.answered_at is not None else st.updated
     if ctx.task_age(st) >= _YOUNG:
         await ctx.record(job, EXPIRED, task_id=task_id)
-        log.warning("task.unknown", job_id=job.id, name=job.spec.name, task_id=task_id)
+        job.log.warning("task.unknown", task_id=task_id)
         ctx.settle(job)
         return
     if not (st.confirmed or job.seen):  # the answer named a task that does not exist: it proved nothing
-        log.warning("task.never_existed", job_id=job.id, name=job.spec.name, task_id=task_id)
+        job.log.warning("task.never_existed", task_id=task_id)
         ctx.adopt_slot(job)  # the real task, if the create made one, is in flight on the server
         await ctx.record(job, UNANSWERED, reason="the answer named a task the server does not know",
                          task_id=task_id, until=answered)  # fmt: skip
@@ -247,7 +247,7 @@ async def _failed(
         if pause is not None:
             log.warning("model.paused", model=job.spec.model, code=code, seconds=round(pause, 1),
                         reason=f"{ctx.breaker.threshold} tasks failed in a row with {code}")  # fmt: skip
-    log.warning("task.failed", job_id=job.id, name=job.spec.name, task_id=task_id, code=code, retry=retry)
+    job.log.warning("task.failed", task_id=task_id, code=code, retry=retry)
     if not retry or ctx.draining.is_set():
         ctx.settle(job)
         return
