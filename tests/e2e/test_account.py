@@ -174,12 +174,16 @@ def test_cancel_while_a_run_holds_the_folder_and_retry_canceled(tmp_path: Path, 
     proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST,
                  "--max-in-flight", "8", "--qps", "20", cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and emu.stats()["tasks_by_status"]["PENDING"] < 3:
-        time.sleep(0.05)
+    while time.monotonic() < deadline and not (
+        sum(x["event"] == "submitted" for x in _lines(out)) == 8
+        and emu.stats()["tasks_by_status"]["RUNNING"] == 5
+        and emu.stats()["tasks_by_status"]["PENDING"] == 3
+    ):
+        time.sleep(0.05)  # every task's id is in the ledger, five run, three wait
     c = cli("cancel", str(out), cwd=tmp_path)
     assert c.returncode in (0, 1), c.stderr[-2000:]
     assert "a run holds the folder" in c.stdout
-    assert emu.stats()["canceled"] >= 3
+    assert emu.stats()["canceled"] == 3
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and states(out).get("canceled", 0) < emu.stats()["canceled"]:
         time.sleep(0.1)  # the live run records the cancellations as it sees them
@@ -218,3 +222,8 @@ def test_manifests_with_non_ascii_names_never_share_a_folder(tmp_path: Path, emu
     r = cli("run", str(night), "--out", str(tmp_path / "runs" / "雨"), "--base-url", emu.base_url, cwd=tmp_path)
     assert r.returncode == 2 and "holds the run of the manifest named '雨'" in r.stderr, r.stderr
     assert (tmp_path / "runs" / "雨" / "ledger.jsonl").read_bytes() == before
+
+
+def _lines(out: Path) -> list[dict[str, Any]]:
+    path = out / "ledger.jsonl"
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x] if path.exists() else []
