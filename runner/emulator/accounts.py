@@ -84,7 +84,7 @@ def _whole(name: str, setting: str, value: str) -> int:
     try:
         return int(value.strip())
     except ValueError:
-        raise AccountSyntaxError(f"account {name!r}: {setting} must be a whole number, not {value.strip()!r}") from None
+        raise AccountSyntaxError(f"account {name!r}: {setting} must be a whole number") from None  # value not echoed
 
 
 def parse_account(text: str) -> AccountSpec:
