@@ -1,5 +1,6 @@
 """The API's routes (API.md §1–§3): create, query, list and cancel, each wrapped to count it, inject its faults,
-check the key and apply the 20 QPS of query, list and cancel."""
+check the key and apply the 20 QPS of query, list and cancel. Each request acts for the account of its key: its
+quotas, its tasks (another account's task answers as an unknown id), its counters."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from runner.emulator.accounts import Account
 from runner.emulator.answers import (
     FILE_PREFIX,
     LIST_WINDOW,
@@ -60,13 +62,12 @@ async def _request_fault(state: EmulatorState, request: web.Request, route: str)
         return None
     if fault == "reset":
         raise Reset
-    rid = str(uuid.uuid4())
     if fault == "429":
-        return error_answer(state, throttle(state, 1.0), rid)
+        raise throttle(state, 1.0)
     if fault == "500":
-        return error_answer(state, ApiFailure(500, "InternalError", INTERNAL_ERROR), rid)
+        raise ApiFailure(500, "InternalError", INTERNAL_ERROR)
     if fault == "503":
-        return error_answer(state, ApiFailure(503, "ModelUnavailable", MODEL_UNAVAILABLE), rid)
+        raise ApiFailure(503, "ModelUnavailable", MODEL_UNAVAILABLE)
     if fault == "404":  # a proxy in front of the service: its own page, no DashScope code
         return web.Response(status=404, text=PAGE.format(status="404 Not Found"), content_type="text/html")
     # 502: a proxy in front of the service answers, not the service: plain text, no JSON, no request id.
@@ -85,23 +86,28 @@ def api(route: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.S
         state = request.app[STATE]
         state.requests[route] += 1
         rid = str(uuid.uuid4())
+        auth = request.headers.get("Authorization", "")
+        scheme, _, key = auth.partition(" ")
+        key = key.strip() if scheme.lower() == "bearer" else ""
+        account = state.account_for(key) if key else None
+        if account is not None:  # counted before any fault: what the client sent with the account's key
+            account.requests[route] += 1
         try:
             replaced = await _request_fault(state, request, route)
             if replaced is not None:
                 return replaced
-            auth = request.headers.get("Authorization", "")
-            scheme, _, key = auth.partition(" ")
-            key = key.strip()
-            if not auth or scheme.lower() != "bearer" or not key:
+            if not key:
                 raise ApiFailure(401, "InvalidApiKey", NO_API_KEY)
-            if not state.key_accepted(key):
+            if account is None:
                 raise ApiFailure(401, "InvalidApiKey", INVALID_API_KEY)
             if route != "create":
-                wait = state.quotas.api(route, state.clock())
+                wait = account.quotas.api(route, state.clock())
                 if wait is not None:
                     raise throttle(state, wait)
             return await handler(request, state, key, rid)
         except ApiFailure as e:
+            if e.status == 429 and account is not None:
+                account.throttled[e.code] += 1
             return error_answer(state, e, rid)
         except Reset:
             abort(request)
@@ -121,29 +127,37 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     except ValueError:
         raise ApiFailure(400, "BadRequest.IllegalInput", "The request body is not a valid JSON object.") from None
     body, model_name, spec = resolve_body_model(body)
-    if spec.name in state.denied_models:  # the model is not open to this account
+    account = _account(state, key)
+    if spec.name in state.denied_models or spec.name in account.denied_models:  # not open to this account
         raise ApiFailure(403, "Model.AccessDenied", MODEL_ACCESS_DENIED)
-    if state.arrears_after is not None and state.submitted >= state.arrears_after:
+    if account.in_arrears(state.arrears_after):
         raise ApiFailure(400, "Arrearage", ARREARAGE)
     now = state.clock()
-    wait = state.quotas.submit(spec, now)
+    wait = account.quotas.submit(spec, now)
     if wait is not None:
         raise throttle(state, wait)
     req = check_create(body, model_name, spec)
     word = state.block_word
     if word and (word.lower() in req.prompt.lower() or word.lower() in (req.negative_prompt or "").lower()):
         raise ApiFailure(400, "DataInspectionFailed", INPUT_INSPECTION)
-    concurrency = state.quotas.concurrency(spec)
-    state.store.check_capacity(spec.name, now, concurrency)
+    concurrency = account.quotas.concurrency(spec)
+    state.store.check_capacity(spec.name, now, concurrency, account.name)
     faults = state.faults.task_faults(state.store.next_seq)
     task = state.store.create(
-        req, now=now, request_id=rid, api_key_id=state.api_key_id(key), faults=faults, concurrency=concurrency
+        req,
+        now=now,
+        request_id=rid,
+        api_key_id=state.api_key_id(key),
+        faults=faults,
+        concurrency=concurrency,
+        account=account.name,
     )
     if state.config.quote_key_in_failures:
         task.quoted_key = key
     state.submitted += 1
     state.submitted_by_model[spec.name] += 1
     state.by_body[req.digest] += 1
+    account.count_submission(spec.name, req.digest)
     if "reset_after_create" in faults:
         state.resets_after_create += 1
         raise Reset  # the paid task exists; the client never learns its id
@@ -152,6 +166,14 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
         state.odd_answers += 1
         return odd
     return json_answer(200, {"output": {"task_status": "PENDING", "task_id": task.task_id}, "request_id": rid}, rid)
+
+
+def _account(state: EmulatorState, key: str) -> Account:
+    """The account of a key the wrapper accepted."""
+    account = state.account_for(key)
+    if account is None:  # revoked (in-process) while the request body was being read
+        raise ApiFailure(401, "InvalidApiKey", INVALID_API_KEY)
+    return account
 
 
 def _odd_answer(faults: frozenset[str], rid: str) -> web.Response | None:
@@ -216,7 +238,7 @@ def task_output(request: web.Request, state: EmulatorState, task: Task, now: flo
 async def query(request: web.Request, state: EmulatorState, key: str, rid: str) -> web.StreamResponse:
     state.queries += 1
     task_id = request.match_info["task_id"]
-    task = state.store.get(task_id)
+    task = _account(state, key).own(state.store.get(task_id))
     if task is None:
         return json_answer(200, {"request_id": rid, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}, rid)
     output, usage = task_output(request, state, task, state.clock())
@@ -266,6 +288,9 @@ def list_item(state: EmulatorState, task: Task, now: float) -> dict[str, Any]:
 async def list_tasks(request: web.Request, state: EmulatorState, key: str, rid: str) -> web.StreamResponse:
     now = state.clock()
     q = request.query
+    account = _account(state, key)
+    if q.get("task_id"):
+        account.own(state.store.get(q["task_id"]))  # another account's id: not listed, and counted as foreign
     end = parse_list_time(q["end_time"]) if q.get("end_time") else None
     start = parse_list_time(q["start_time"]) if q.get("start_time") else None
     if end is None:
@@ -286,7 +311,13 @@ async def list_tasks(request: web.Request, state: EmulatorState, key: str, rid: 
         spec = resolve_model(q["model_name"])
         model = spec.name if spec is not None else "\x00unknown"
     tasks = state.store.listing(
-        now=now, start=start, end=end + 0.999, model=model, status=status, task_id=q.get("task_id") or None
+        now=now,
+        start=start,
+        end=end + 0.999,
+        model=model,
+        status=status,
+        task_id=q.get("task_id") or None,
+        account=account.name,
     )
     total = len(tasks)
     page = tasks[(page_no - 1) * page_size : page_no * page_size]
@@ -305,10 +336,12 @@ async def list_tasks(request: web.Request, state: EmulatorState, key: str, rid: 
 
 
 async def cancel(request: web.Request, state: EmulatorState, key: str, rid: str) -> web.StreamResponse:
-    task = state.store.get(request.match_info["task_id"])
-    concurrency = state.quotas.concurrency(task.req.spec) if task is not None else None
+    account = _account(state, key)
+    task = account.own(state.store.get(request.match_info["task_id"]))
+    concurrency = account.quotas.concurrency(task.req.spec) if task is not None else None
     if task is None or not state.store.cancel(task.task_id, state.clock(), concurrency):
         raise ApiFailure(400, "UnsupportedOperation", CANCEL_NOT_PENDING)
+    account.canceled += 1
     return json_answer(200, {"request_id": rid}, rid)
 
 

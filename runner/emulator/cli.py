@@ -12,11 +12,14 @@ import logging
 import os
 import sys
 
+from runner.emulator.accounts import SYNTAX, AccountSpec, AccountSyntaxError, parse_account, parse_accounts
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import KINDS, ROUTES, FaultSyntaxError, parse_fault
 
 #: Accepted keys from the environment (comma-separated), so they need not appear in argv.
 KEYS_ENV = "WANBATCH_EMULATOR_API_KEYS"
+#: Accounts from the environment (``;`` between accounts, each as ``--account``), keys out of argv likewise.
+ACCOUNTS_ENV = "WANBATCH_EMULATOR_ACCOUNTS"
 
 
 def _fault(spec: str) -> str:
@@ -25,6 +28,20 @@ def _fault(spec: str) -> str:
     except FaultSyntaxError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return spec
+
+
+def _account(spec: str) -> AccountSpec:
+    try:
+        return parse_account(spec)
+    except AccountSyntaxError as e:  # the message never quotes the key; argparse then exits 2
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _env_accounts() -> tuple[AccountSpec, ...]:
+    try:
+        return parse_accounts(os.environ.get(ACCOUNTS_ENV, ""))
+    except AccountSyntaxError as e:
+        raise AccountSyntaxError(f"{ACCOUNTS_ENV}: {e}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accepted API key (repeatable; default: any key starting with sk-). Visible in ps: test keys only; "
         f"to keep keys out of argv set {KEYS_ENV}=KEY1,KEY2 instead",
     )
+    parser.add_argument(
+        "--account", action="append", default=[], type=_account, metavar=SYNTAX,
+        help="serve this account (repeatable; a NAME again with another key adds a key to it): its own quotas "
+        "(qps, in_flight: those of wan2.6, other models scale alike), tasks and faults (arrears after K creates, "
+        f"models denied). Without any, every key is one account. Keys out of argv: {ACCOUNTS_ENV}='A=KEY;B=KEY,qps=2'",
+    )  # fmt: skip
     parser.add_argument(
         "--task-time",
         type=float,
@@ -117,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         faults=EmulatorConfig.parse_faults(args.fault),
         concurrency_mode=args.concurrency_mode,
         api_keys=tuple(args.api_key) + tuple(k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()),
+        accounts=tuple(args.account) + _env_accounts(),
         task_time=args.task_time,
         retention=args.retention if args.retention is not None else defaults.retention,
         url_ttl=args.url_ttl if args.url_ttl is not None else defaults.url_ttl,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from runner.emulator.accounts import AccountSpec, group_specs, parse_account
 from runner.emulator.faults import FaultRule, parse_fault
 from runner.models import RETENTION_SECONDS
 
@@ -27,6 +28,7 @@ class EmulatorConfig:
     faults: tuple[FaultRule, ...] = ()
     concurrency_mode: Literal["queue", "reject"] = "queue"
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: any key starting with "sk-"
+    accounts: tuple[AccountSpec, ...] = ()  # empty: one account "default" holding api_keys (accounts.py)
     task_time: float | None = None  # fixed submit→end time (simulated s); None: drawn from 1–5 min
     retention: float = float(RETENTION_SECONDS)  # simulated s after submission before UNKNOWN
     url_ttl: float = float(URL_TTL_SECONDS)  # simulated s a video_url stays valid after the task ends
@@ -53,7 +55,16 @@ class EmulatorConfig:
             raise ValueError("task_time must be > 0")
         if not 1 <= self.fps <= 30:
             raise ValueError("fps must be in 1..30")
+        if self.accounts and self.api_keys:
+            raise ValueError("api keys without an account (--api-key, WANBATCH_EMULATOR_API_KEYS) cannot be mixed "
+                             "with accounts: give every key to an account (--account NAME=KEY)")  # fmt: skip
+        group_specs(self.accounts)  # a key given twice, or one account's specs disagreeing: ValueError
 
     @staticmethod
     def parse_faults(specs: list[str] | tuple[str, ...]) -> tuple[FaultRule, ...]:
         return tuple(parse_fault(s) for s in specs)
+
+    @staticmethod
+    def parse_accounts(specs: list[str] | tuple[str, ...]) -> tuple[AccountSpec, ...]:
+        """``NAME=KEY[,qps=N][,in_flight=N][,arrears=K][,deny=MODEL]`` each (accounts.parse_account)."""
+        return tuple(parse_account(s) for s in specs)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from runner.models import QUERY_QPS, ModelSpec
+from runner.models import MODELS, QUERY_QPS, ModelSpec
+
+#: The wan2.6 class whose limits an account's ``qps`` / ``in_flight`` name (5 and 5 in the table, API.md §5).
+REFERENCE_MODEL = MODELS["wan2.6-t2v"]
 
 
 class SlidingWindow:
@@ -42,41 +45,57 @@ class SlidingWindow:
 
 
 class Quotas:
-    """The account's limits: submit QPS and concurrency per model, 20 QPS on each of query/list/cancel.
+    """One account's limits: submit QPS and concurrency per model, 20 QPS on each of query/list/cancel.
 
-    ``scale`` multiplies every limit (for load tests); ``enabled=False`` turns them all off.
+    ``qps`` / ``in_flight`` (an account's own quota) set the submit QPS / concurrency of the wan2.6 class
+    (``REFERENCE_MODEL``: 5 and 5 in the table); every model's table value scales by the same ratio, so a model
+    at 2/2 gets ``round(2 * qps / 5)``, at least 1. ``scale`` then multiplies every limit (for load tests);
+    ``enabled=False`` turns them all off.
     """
 
-    def __init__(self, *, enabled: bool = True, scale: float = 1.0) -> None:
+    def __init__(
+        self, *, enabled: bool = True, scale: float = 1.0, qps: int | None = None, in_flight: int | None = None
+    ) -> None:
         self.enabled = enabled
         self.scale = scale
+        self.qps = qps
+        self.in_flight = in_flight
         self._windows: dict[str, SlidingWindow] = {}
 
-    def _scaled(self, limit: int) -> int:
-        return max(1, round(limit * self.scale))
+    def _scaled(self, limit: int, own: int | None = None, reference: int = 1) -> int:
+        base = limit if own is None else limit * own / reference
+        return max(1, round(base * self.scale))
+
+    def submit_qps(self, model: ModelSpec) -> int:
+        """Creates of ``model`` admitted in any one second."""
+        return self._scaled(model.submit_qps, self.qps, REFERENCE_MODEL.submit_qps)
 
     def concurrency(self, model: ModelSpec) -> int | None:
         """Tasks of ``model`` in processing at once, or None when unlimited."""
-        return self._scaled(model.concurrency) if self.enabled else None
+        if not self.enabled:
+            return None
+        return self._scaled(model.concurrency, self.in_flight, REFERENCE_MODEL.concurrency)
 
     def _window(self, key: str, limit: int) -> SlidingWindow:
         w = self._windows.get(key)
         if w is None:
-            w = self._windows[key] = SlidingWindow(self._scaled(limit))
+            w = self._windows[key] = SlidingWindow(limit)
         return w
 
     def submit(self, model: ModelSpec, now: float) -> float | None:
         """Admit one create request for ``model`` (all spellings share the model's window): None when
         admitted, else the seconds until the window has room."""
-        return self._admit("submit:" + model.name, model.submit_qps, now)
+        if not self.enabled:
+            return None
+        return self._admit("submit:" + model.name, self.submit_qps(model), now)
 
     def api(self, route: str, now: float) -> float | None:
         """Admit one query, list or cancel request (each API has its own 20 QPS); as ``submit``."""
-        return self._admit(route, QUERY_QPS, now)
-
-    def _admit(self, key: str, limit: int, now: float) -> float | None:
         if not self.enabled:
             return None
+        return self._admit(route, self._scaled(QUERY_QPS), now)
+
+    def _admit(self, key: str, limit: int, now: float) -> float | None:
         w = self._window(key, limit)
         return None if w.try_acquire(now) else w.retry_in(now)
 

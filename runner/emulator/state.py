@@ -7,10 +7,10 @@ import hmac
 from collections import Counter
 from typing import Any
 
+from runner.emulator.accounts import Account, Accounts
 from runner.emulator.clock import Clock, system_clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import FaultInjector, roll
-from runner.emulator.quotas import Quotas
 from runner.emulator.tasks import TaskStore
 from runner.emulator.video import VideoCache
 
@@ -24,7 +24,8 @@ class EmulatorState:
         self.clock_offset = config.clock_offset  # changed at runtime by POST /_emulator/clock
         self.arrears_after = config.arrears_after  # account faults (mutable: tests change them between runs)
         self.denied_models = set(config.denied_models)
-        self.quotas = Quotas(enabled=config.quotas, scale=config.qps_scale)
+        # who each key belongs to, and each account's quotas, faults and counters (its tasks are in the store)
+        self.accounts = Accounts(config.accounts, config.api_keys, quotas=config.quotas, qps_scale=config.qps_scale)
         self.faults = FaultInjector(config.faults, config.seed)
         self.block_word = config.block_word
         self.slow_seconds = config.slow_seconds
@@ -38,7 +39,6 @@ class EmulatorState:
         )
         self.videos = VideoCache(fps=config.fps)
         self._url_secret = hashlib.blake2b(f"url-secret:{config.seed}".encode(), digest_size=32).digest()
-        self._accepted_keys = frozenset(config.api_keys)
         self.reset_stats()
 
     def clock(self) -> float:
@@ -63,16 +63,24 @@ class EmulatorState:
     def reset(self) -> None:
         """Forget tasks, counters and quota windows (``POST /_emulator/reset``); config and faults stay."""
         self.store.clear()
-        self.quotas.reset()
+        self.accounts.reset()
         self.faults.reset()
         self.reset_stats()
 
     # -- keys and URLs ------------------------------------------------------------------------------------
 
     def key_accepted(self, key: str) -> bool:
-        if self._accepted_keys:
-            return key in self._accepted_keys
-        return key.startswith("sk-")
+        return self.account_for(key) is not None
+
+    def account_for(self, key: str) -> Account | None:
+        """The account ``key`` belongs to; None when no account has it or the account is revoked (401)."""
+        account = self.accounts.for_key(key)
+        return None if account is None or account.revoked else account
+
+    def account_of(self, task_id: str) -> str | None:
+        """The name of the account that made the task (None: no such task)."""
+        task = self.store.get(task_id)
+        return task.account if task is not None else None
 
     @staticmethod
     def api_key_id(key: str) -> str:
@@ -119,4 +127,6 @@ class EmulatorState:
             "faults_injected": dict(self.faults.injected),
             "videos_encoded": self.videos.encoded,
             "now": now,
+            "foreign": self.accounts.foreign,
+            "accounts": self.accounts.stats(self.store, now),
         }

@@ -8,6 +8,11 @@ A task's life, in real seconds after ``speed`` scaling::
 
 and UNKNOWN from ``submit_at + retention``. A task cancelled while PENDING is CANCELED from that moment.
 A "stuck" task (fault) never leaves PENDING until the 3 h task timeout fails it (InternalError.Timeout).
+
+Every task belongs to one account (``Task.account``, ``DEFAULT_ACCOUNT`` when none is configured): the concurrency
+slots are per (account, model) and ``listing`` / the statistics can be narrowed to one account. Which account may
+see a task is the routes' business (``accounts.Account.own``); one store keeps every task so a test reading
+``store.order`` sees them all.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from runner.emulator.protocol import (
 )
 from runner.models import TASK_TIMEOUT_SECONDS, tier_of
 
+Pool = tuple[str, str]  # (account, canonical model): what one concurrency limit counts
 Status = Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"]
 STATUSES: tuple[Status, ...] = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
 INF = float("inf")
+#: The account of every key when no account is configured (and of tasks made without naming one).
+DEFAULT_ACCOUNT = "default"
 
 
 @dataclass(slots=True)
@@ -52,6 +60,7 @@ class Task:
     timeout_s: float
     canceled_at: float | None = None
     quoted_key: str = ""  # a FAILED message quotes this key (EmulatorConfig.quote_key_in_failures)
+    account: str = DEFAULT_ACCOUNT  # the account whose key made it: only that account's keys see it
 
     @property
     def stuck(self) -> bool:
@@ -100,11 +109,11 @@ def _task_uuid() -> str:
 
 
 class TaskStore:
-    """Every task of the (single) account, plus the per-model slot schedule of the concurrency limit.
+    """Every task of every account, plus the per-(account, model) slot schedule of the concurrency limit.
 
-    ``concurrency`` maps a model to its limit (None: unlimited). Queue mode gives each task the earliest free
-    slot ("lane") in submission order; reject mode refuses a create while the model's slots are all busy.
-    Queued tasks hold no slot until admitted; stuck tasks hold none at all.
+    ``concurrency`` is the limit of the task's model in its account (None: unlimited). Queue mode gives each task
+    the earliest free slot ("lane") of its account and model in submission order; reject mode refuses a create
+    while those slots are all busy. Queued tasks hold no slot until admitted; stuck tasks hold none at all.
     """
 
     def __init__(
@@ -129,8 +138,8 @@ class TaskStore:
     def clear(self) -> None:
         self.tasks: dict[str, Task] = {}
         self.order: list[Task] = []  # by submission
-        self._active: dict[str, list[Task]] = {}  # model -> tasks that may still hold or wait for a slot
-        self._lanes: dict[str, list[float]] = {}  # model -> time each slot becomes free
+        self._active: dict[Pool, list[Task]] = {}  # (account, model) -> tasks that may hold or wait for a slot
+        self._lanes: dict[Pool, list[float]] = {}  # (account, model) -> time each slot becomes free
         self.canceled = 0
 
     # -- creation -----------------------------------------------------------------------------------------
@@ -145,9 +154,9 @@ class TaskStore:
         mode = min(280.0, (55.0 + 8.0 * req.duration) * heavy)
         return dispatch, rng.triangular(50.0, 290.0, mode)
 
-    def _prune(self, model: str, now: float) -> list[Task]:
-        active = [t for t in self._active.get(model, ()) if t.terminal_at > now]
-        self._active[model] = active
+    def _prune(self, pool: Pool, now: float) -> list[Task]:
+        active = [t for t in self._active.get(pool, ()) if t.terminal_at > now]
+        self._active[pool] = active
         return active
 
     def create(
@@ -159,9 +168,10 @@ class TaskStore:
         api_key_id: str,
         faults: frozenset[str],
         concurrency: int | None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> Task:
-        """Accept a task (call ``check_capacity`` first in reject mode)."""
-        model = req.spec.name
+        """Accept a task of ``account`` (call ``check_capacity`` first in reject mode)."""
+        pool = (account, req.spec.name)
         stuck = "stuck" in faults
         seq = len(self.order)
         dispatch, run = self._durations(seq, req)
@@ -179,25 +189,26 @@ class TaskStore:
             run_s=run / self.speed,
             faults=faults,
             timeout_s=self.timeout_s,
+            account=account,
         )
         if concurrency is not None and self.mode == "queue" and not stuck:
-            lanes = self._lanes.get(model)
+            lanes = self._lanes.get(pool)
             if lanes is None or len(lanes) != concurrency:
-                lanes = self._lanes[model] = self._rebuilt_lanes(model, now, concurrency)
+                lanes = self._lanes[pool] = self._rebuilt_lanes(pool, now, concurrency)
             i = min(range(len(lanes)), key=lanes.__getitem__)
             task.admit_at = max(now, lanes[i])
             lanes[i] = task.end_at
         self.tasks[task.task_id] = task
         self.order.append(task)
         if concurrency is not None:
-            self._prune(model, now).append(task)
+            self._prune(pool, now).append(task)
         return task
 
-    def check_capacity(self, model: str, now: float, concurrency: int | None) -> None:
-        """Reject mode: raise 429 ``Throttling.Concurrency`` while every slot of ``model`` is busy."""
+    def check_capacity(self, model: str, now: float, concurrency: int | None, account: str = DEFAULT_ACCOUNT) -> None:
+        """Reject mode: raise 429 ``Throttling.Concurrency`` while every slot of ``model`` in ``account`` is busy."""
         if concurrency is None or self.mode != "reject":
             return
-        busy = sum(1 for t in self._prune(model, now) if not t.stuck)
+        busy = sum(1 for t in self._prune((account, model), now) if not t.stuck)
         if busy >= concurrency:
             raise ApiFailure(429, "Throttling.Concurrency", CONCURRENCY)
 
@@ -205,10 +216,10 @@ class TaskStore:
     def next_seq(self) -> int:
         return len(self.order)
 
-    def _rebuilt_lanes(self, model: str, now: float, concurrency: int) -> list[float]:
-        """Re-plan the model's slots from scratch (after a cancel): admitted tasks keep theirs, queued ones
-        are given the earliest free slot again in submission order."""
-        active = [t for t in self._prune(model, now) if not t.stuck]
+    def _rebuilt_lanes(self, pool: Pool, now: float, concurrency: int) -> list[float]:
+        """Re-plan the slots of an (account, model) from scratch (after a cancel): admitted tasks keep theirs,
+        queued ones are given the earliest free slot again in submission order."""
+        active = [t for t in self._prune(pool, now) if not t.stuck]
         admitted = [t for t in active if t.admit_at <= now]
         lanes = sorted(t.end_at for t in admitted)[:concurrency]
         lanes += [now] * (concurrency - len(lanes))
@@ -233,9 +244,9 @@ class TaskStore:
             return False
         task.canceled_at = now
         self.canceled += 1
-        model = task.req.spec.name
-        if concurrency is not None and self.mode == "queue" and model in self._lanes:
-            self._lanes[model] = self._rebuilt_lanes(model, now, concurrency)
+        pool = (task.account, task.req.spec.name)
+        if concurrency is not None and self.mode == "queue" and pool in self._lanes:
+            self._lanes[pool] = self._rebuilt_lanes(pool, now, concurrency)
         return True
 
     def url_expires(self, task: Task) -> int:
@@ -253,8 +264,10 @@ class TaskStore:
         model: str | None,
         status: str | None,
         task_id: str | None,
+        account: str | None = None,
     ) -> list[Task]:
-        """Tasks submitted in [start, end], newest first, still retained, matching the filters."""
+        """Tasks submitted in [start, end], newest first, still retained, matching the filters (``account``:
+        that account's only)."""
         lo = bisect.bisect_left(self.order, start, key=lambda t: t.submit_at)
         hi = bisect.bisect_right(self.order, end, key=lambda t: t.submit_at)
         out = []
@@ -268,22 +281,27 @@ class TaskStore:
                 continue
             if task_id is not None and t.task_id != task_id:
                 continue
+            if account is not None and t.account != account:
+                continue
             out.append(t)
         return out
 
     # -- statistics ---------------------------------------------------------------------------------------
 
-    def by_status(self, now: float) -> dict[str, int]:
+    def _of(self, account: str | None) -> list[Task]:
+        return self.order if account is None else [t for t in self.order if t.account == account]
+
+    def by_status(self, now: float, account: str | None = None) -> dict[str, int]:
         counts: Counter[str] = Counter({s: 0 for s in STATUSES})
-        for t in self.order:
+        for t in self._of(account):
             counts[self.status(t, now)] += 1
         return dict(counts)
 
-    def max_concurrent(self, now: float) -> tuple[int, dict[str, int]]:
+    def max_concurrent(self, now: float, account: str | None = None) -> tuple[int, dict[str, int]]:
         """Most tasks PENDING or RUNNING at one moment up to ``now`` (queued ones included), overall and per
-        model: a sweep over the intervals [submit_at, terminal_at)."""
+        model, of every account or of one: a sweep over the intervals [submit_at, terminal_at)."""
         events: dict[str, list[tuple[float, int]]] = {}
-        for t in self.order:
+        for t in self._of(account):
             ev = events.setdefault(t.req.spec.name, [])
             ev.append((t.submit_at, 1))
             if t.terminal_at <= now:
@@ -292,9 +310,13 @@ class TaskStore:
         overall = _sweep([e for ev in events.values() for e in ev])
         return overall, per_model
 
-    def as_stats(self, now: float) -> dict[str, Any]:
-        overall, per_model = self.max_concurrent(now)
-        return {"tasks_by_status": self.by_status(now), "max_concurrent": overall, "max_concurrent_by_model": per_model}
+    def as_stats(self, now: float, account: str | None = None) -> dict[str, Any]:
+        overall, per_model = self.max_concurrent(now, account)
+        return {
+            "tasks_by_status": self.by_status(now, account),
+            "max_concurrent": overall,
+            "max_concurrent_by_model": per_model,
+        }
 
 
 def _sweep(events: list[tuple[float, int]]) -> int:

@@ -99,7 +99,8 @@ async def set_clock(request: web.Request) -> web.StreamResponse:
 
 
 async def get_tasks(request: web.Request) -> web.StreamResponse:
-    """Every task with the digest of the body that made it: the witness tests count payments against."""
+    """Every task with the digest of the body that made it and its account: the witness tests count payments
+    against."""
     state = request.app[STATE]
     now = state.clock()
     rows = [
@@ -108,6 +109,7 @@ async def get_tasks(request: web.Request) -> web.StreamResponse:
             "digest": t.req.digest,
             "status": state.store.status(t, now),
             "api_key_id": t.api_key_id,
+            "account": t.account,
             "submit_at": t.submit_at,
         }
         for t in state.store.order
