@@ -17,7 +17,7 @@ from functools import partial
 from runner.api import Action, TaskInfo, TaskPage, classify, classify_task_failure, parse_task_time
 from runner.context import Job, RunContext, Stopped, log
 from runner.errors import ApiError
-from runner.poller import PollSchedule
+from runner.poller import Kind, PollSchedule
 from runner.state import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_STATUS
 
 #: A task that could not be queried this many times in a row is given up (recorded as failed).
@@ -109,7 +109,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
                     continue
                 tasks[task_id] = job
                 submitted = job.submitted_at if job.submitted_at is not None else clock.now()
-                schedule.add(task_id, job.spec.model, submitted, status=job.state.task_status or "PENDING")
+                kind = Kind.of(job.spec.model, job.spec.size, job.spec.duration)  # what its time depends on
+                schedule.add(task_id, kind, submitted, status=job.state.task_status or "PENDING")
             for task_id in schedule.due():
                 polls.create_task(poll(task_id), name=f"poll-{task_id[:8]}")
             covered = schedule.sweep()
