@@ -32,7 +32,9 @@ from runner.models import DEFAULT_REGION, REGIONS
 from runner.notify import notify_after_run
 from runner.pipeline import Outcome, Pipeline
 from runner.poller import POLL_SHARE, PollConfig, PollSchedule
+from runner.spend import default_state_dir
 from runner.state import CANCELED, RUN_STARTED, TASK_STATUS, RunState
+from runner.task_memory import TaskMemory, host_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 KEY_ENV = "DASHSCOPE_API_KEY"
@@ -94,7 +96,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         expected = getattr(args, "expected_task_time", None)
         min_poll = getattr(args, "min_poll_interval", None)
-        follow = max(min_poll or 0.05, min(15.0, (expected or 60.0) / 10))
+        # a task reconcile follows: on a hint, a tenth of it; without one, the SDK's first poll interval
+        follow = max(min_poll or 0.05, min(15.0, expected / 10)) if expected else 1.0
         cfg = PipelineConfig(
             out_dir=out,
             region=region,
@@ -114,8 +117,10 @@ def run_command(args: argparse.Namespace) -> int:
             reconcile_delay=min(1.0, follow),
         )
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
+        state_dir = getattr(args, "state_dir", None)
+        memory = TaskMemory(Path(state_dir) if state_dir else default_state_dir(), host_of(url))
         started = time.monotonic()
-        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard))
+        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, memory))
         _write_gallery(out, outcome)
     except LedgerError as e:
         _err(str(e))
@@ -151,7 +156,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    cfg: PipelineConfig, manifest: Any, api: ApiConfig, poll: PollConfig, guard: MoneyGuard | None = None
+    cfg: PipelineConfig,
+    manifest: Any,
+    api: ApiConfig,
+    poll: PollConfig,
+    guard: MoneyGuard | None = None,
+    memory: TaskMemory | None = None,
 ) -> Outcome:
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +173,9 @@ async def _run(
     poll = dataclasses.replace(
         poll, budget_qps=POLL_SHARE * limits.query.configured, sweep_qps=POLL_SHARE * limits.listing.configured
     )
-    schedule = PollSchedule(limits.clock, poll)
+    # what earlier runs against this host learned of task times (task_memory); never fatal
+    remembered = await asyncio.to_thread(memory.load) if memory is not None else None
+    schedule = PollSchedule(limits.clock, poll, remembered=remembered)
     interactive = sys.stderr.isatty()
     async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:
         pipeline = Pipeline(
@@ -196,6 +208,8 @@ async def _run(
         try:
             return await pipeline.run()
         finally:
+            if memory is not None:  # what this run learned, for the next one (a few ms; never fails the run)
+                await asyncio.to_thread(memory.save, schedule.times.new_samples())
             if guard is not None:
                 guard.finish(state.jobs.items())
             for sig in (signal.SIGINT, signal.SIGTERM):
