@@ -12,9 +12,10 @@ Where an expectation comes from, best first:
 3. remembered samples of the kind (``runner.task_memory``: earlier runs against the same host, recent nights
    weighing more) together with this run's: their weighted quantiles; ``sure`` once a sample of this run
    agrees with them, and dropped for the rest of the run when one does not (the host changed);
-4. one to ``min_samples - 1`` own samples: dense polling from half the fastest (``sure``);
-5. a coarser kind (model and tier, then model), finest first: with enough samples, own and remembered, dense
-   polling from half its usual start; with a few of this run's, from half the fastest;
+4. one to ``min_samples - 1`` own samples: their quantiles (the first tasks to end are the fastest of those
+   sent with them, so the rest of a first wave is asked from then on), as a guess;
+5. a coarser kind (model and tier, then model), finest first, with some of this run's samples or enough
+   remembered ones: dense polling from half where its own would start, as a guess;
 6. nothing: None, and the schedule polls on its geometric no-knowledge schedule.
 
 An expectation that is not ``sure`` is a guess: the schedule also polls on the geometric schedule until it
@@ -203,14 +204,12 @@ class TaskTimes:
         if mem and len(own) + sum(w for _, w in mem) >= self._min:
             return self._quantiles(_merge(own, mem), kind, sure=bool(own))
         if own:
-            return _few(own, sure=True)
+            return self._quantiles([(s, 1.0) for s in own], kind, sure=False)
         for coarse in kind.coarser():
             own_c, mem_c = self._own.values(coarse), self._remembered(coarse)
-            if len(own_c) + sum(w for _, w in mem_c) >= self._min:
+            if own_c or len(own_c) + sum(w for _, w in mem_c) >= self._min:
                 guess = self._quantiles(_merge(own_c, mem_c), coarse, sure=False)
                 return Expectation(early=0.5 * guess.early, typical=guess.typical, late=guess.late, sure=False)
-            if own_c:
-                return _few(own_c, sure=False)
         return None
 
     def _quantiles(self, samples: Sequence[Weighted], kind: Kind, *, sure: bool) -> Expectation:
@@ -230,11 +229,6 @@ class TaskTimes:
         if well_sampled or kind not in self._seen_only:
             early = max(early, q05 - (0.5 if well_sampled else 1.0) * (q50 - q05))
         return Expectation(early=early, typical=q50, late=q95, sure=sure)
-
-
-def _few(values: Sequence[float], *, sure: bool) -> Expectation:
-    """A few samples (sorted): dense polling from half the fastest (the first to end are the fastest)."""
-    return Expectation(early=0.5 * values[0], typical=values[len(values) // 2], late=2.0 * values[-1], sure=sure)
 
 
 def _merge(own: Iterable[float], mem: Sequence[Weighted]) -> list[Weighted]:
