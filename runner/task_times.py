@@ -163,10 +163,9 @@ class TaskTimes:
             self._own.add(key, seconds)
             if seen:
                 self._seen_only.add(key)
-            self._cache.pop(key, None)
         if kind.exact and not seen:
             self._new.append((kind, seconds))
-        # a finer kind may stand on a coarser one: forget every expectation of the model
+        # every kind of the model may stand on this sample (through a coarser kind): forget their expectations
         for key in [k for k in self._cache if k.model == kind.model]:
             del self._cache[key]
 
