@@ -1,9 +1,11 @@
 """When to ask about each task in flight: the poll schedule, as pure logic (no HTTP, injectable clock).
 
 With nothing known about a kind of task (``task_times.Kind``: model, resolution tier, duration), a task is
-polled on a **geometric** schedule from its submission, as the SDK does: ``first_poll`` seconds after it, then
-each time its age has grown ``growth`` times (1, 2, 4, 8, … s), at most ``max_interval`` apart. A fast task
-is seen fast, and only the first tasks of an unknown kind pay a few cheap queries for it.
+polled on a **geometric** schedule from its submission, as the SDKs do: ``first_poll`` seconds after it, then
+each time its age has grown ``growth`` times (1, 1.5, 2.25, 3.4, … s), at most ``max_interval`` apart. A fast
+task is seen fast (at most half its time late), and only the first tasks of an unknown kind pay the dozen
+cheap queries it takes. A task this run has not looked at yet (resumed from the ledger) is asked at once
+when it is older than ``first_poll``: nothing was seen of it since its submission.
 
 Once a kind's tasks are expected to take between ``early`` (a low quantile) and ``late`` seconds
 (``task_times.TaskTimes``: this run's samples, remembered ones, a coarser kind's):
@@ -76,7 +78,7 @@ class PollConfig:
     min_interval: float = 0.02  # --min-poll-interval; the budget, not this, is what protects the quota
     max_interval: float = 30.0
     first_poll: float = 1.0  # no knowledge: the first poll this long after submission …
-    growth: float = 2.0  # … then each time the task's age has grown this many times
+    growth: float = 1.5  # … then each time the task's age has grown this many times
     budget_qps: float = 8.0  # polls per second for all tasks together: POLL_SHARE of the default 10 queries/s
     burst: float = 4.0  # polls that may go at once after a quiet spell
     stall_factor: float = 2.0  # stalled when elapsed > stall_factor * late
@@ -182,12 +184,13 @@ class PollSchedule:
 
     # ------------------------------------------------------------------------------------------ intervals
 
-    def interval(self, kind: Kind | str, elapsed: float) -> float:
-        """Seconds until the next poll of a task of ``kind`` that has run ``elapsed`` seconds."""
+    def interval(self, kind: Kind | str, elapsed: float, *, seen: bool = True) -> float:
+        """Seconds until the next poll of a task of ``kind`` that has run ``elapsed`` seconds; ``seen=False``
+        for a task this run has not looked at yet (its last look was its submission)."""
         cfg = self._cfg
         age = max(elapsed, 0.0)
         exp = self._times.expectation(_kind(kind))
-        geometric = max(cfg.first_poll - elapsed, (cfg.growth - 1.0) * age)
+        geometric = max(cfg.first_poll - elapsed, (cfg.growth - 1.0) * age if seen else 0.0)
         if exp is None:
             wait = geometric
         else:
@@ -220,7 +223,7 @@ class PollSchedule:
         now = self._clock.now()
         task = _Task(task_id, _kind(kind), now if submitted_at is None else submitted_at, status=status)
         self._tasks[task_id] = task
-        self._schedule(task, now + self.interval(task.kind, now - task.submitted_at))
+        self._schedule(task, now + self.interval(task.kind, now - task.submitted_at, seen=False))
 
     def remove(self, task_id: str) -> None:
         self._tasks.pop(task_id, None)  # heap entries (and an _ended entry) die lazily

@@ -41,15 +41,31 @@ def learned(s: PollSchedule, kind: Kind | str, durations: list[float]) -> PollSc
     return s
 
 
-def test_with_nothing_known_polls_follow_the_sdk_like_geometric_schedule() -> None:
+#: Ages at which a task of a kind nothing is known of is asked: 1 s, then each time its age has grown 1.5 times.
+GEOMETRIC = [1.5**k for k in range(12)]
+
+
+def test_with_nothing_known_polls_follow_a_geometric_schedule() -> None:
     s = PollSchedule(ManualClock())
     assert s.expectation(K720_5) is None  # no built-in prior: nothing can make a run wait
-    # first poll a second after submission, then each time the age has doubled: 1, 2, 4, 8, … s
     ages = [0.0]
     while ages[-1] < 200:
         ages.append(ages[-1] + s.interval(K720_5, ages[-1]))
-    assert ages[:9] == pytest.approx([0, 1, 2, 4, 8, 16, 32, 62, 92])  # capped: at most max_interval apart
+    assert ages[1:13] == pytest.approx(GEOMETRIC)  # 1, 1.5, 2.25, 3.4, 5.1, … s
+    assert ages[13] - ages[12] == 30.0  # capped: at most max_interval apart
     assert s.interval(K720_5, -3.0) == pytest.approx(4.0)  # submitted 3 s in the future (clock skew): 1 s after it
+
+
+def test_a_task_not_looked_at_yet_is_asked_at_once_when_older_than_the_first_poll() -> None:
+    clock = ManualClock(100.0)
+    s = PollSchedule(clock)
+    s.add("resumed", K720_5, submitted_at=40.0)  # from the ledger: 60 s old, never seen by this run
+    s.add("new", K720_5, submitted_at=99.5)
+    assert s.next_delay("resumed") == pytest.approx(30.0)  # after a look it would wait half its age (capped) …
+    assert s.next_wakeup() == pytest.approx(100.0 + s.config.min_interval)  # … but nothing was seen of it
+    clock.t = s.next_wakeup() or 0.0
+    assert s.due() == ["resumed"]
+    assert s.next_wakeup() == pytest.approx(100.5)  # the new one: 1 s after its submission
 
 
 def test_interval_waits_for_the_early_quantile_then_tightens() -> None:
@@ -91,7 +107,7 @@ def test_learning_is_per_kind_and_a_kind_with_few_samples_leans_on_coarser_ones(
     guess = s.expectation(other)
     assert guess is not None and not guess.sure and guess.early == pytest.approx(0.5 * exp.early)
     assert s.interval(other, 0.0) == 1.0  # polled on the geometric schedule until the guess is due …
-    assert s.interval(other, 4.0) == 4.0
+    assert s.interval(other, 4.0) == 2.0
     assert s.interval(other, 8.0) == pytest.approx(0.5 * exp.early - 8.0)  # … whichever comes first
     one = learned(PollSchedule(ManualClock()), Kind(M, "720P", 5), [100.0])
     guess = one.expectation(Kind(M, "1080P", 10))  # one sample of another tier: a guess from it
@@ -104,7 +120,7 @@ def test_remembered_times_are_a_guess_until_this_run_confirms_them() -> None:
     s = PollSchedule(clock, remembered=remembered)
     exp = s.expectation(K720_5)
     assert exp is not None and not exp.sure and exp.early == pytest.approx(90.0)
-    assert s.interval(K720_5, 0.0) == 1.0 and s.interval(K720_5, 32.0) == 30.0  # hedged: geometric until due
+    assert s.interval(K720_5, 0.0) == 1.0 and s.interval(K720_5, 32.0) == 16.0  # hedged: geometric until due
     assert s.interval(K720_5, 70.0) == pytest.approx(20.0)  # the guess is due before the geometric poll
     s.record_completion(K720_5, 130.0)  # agrees: the memory holds
     exp = s.expectation(K720_5)
@@ -126,20 +142,20 @@ def test_the_first_completion_of_a_kind_asks_the_rest_of_its_wave_at_once() -> N
     clock = ManualClock()
     s = PollSchedule(clock, PollConfig(budget_qps=1e9, burst=1e9))
     for i in range(4):
-        s.add(f"t{i}", K720_5, submitted_at=0.0)  # geometric: polled at 1, 2, 4, 8 s
-    s.add("first", K720_5, submitted_at=0.5)  # polled at 1.5, 2.5, 4.5 s
-    while clock.t < 4.5:
+        s.add(f"t{i}", K720_5, submitted_at=0.0)  # geometric: polled at 1, 1.5, 2.25, 3.375, 5.06 s
+    s.add("first", K720_5, submitted_at=0.5)  # polled at 1.5, 2, 2.75, 3.875 s
+    while clock.t < 3.875:
         wake = s.next_wakeup()
         assert wake is not None
         clock.t = wake
         for task_id in s.due():
-            done = task_id == "first" and clock.t >= 4.5
-            s.observe(task_id, "SUCCEEDED" if done else "RUNNING", seconds=3.9 if done else None)
+            done = task_id == "first" and clock.t >= 3.875
+            s.observe(task_id, "SUCCEEDED" if done else "RUNNING", seconds=3.3 if done else None)
     assert "first" not in s
-    # the others are 4.5 s old and due at 8 s; a task of their kind took 3.9 s: dense polls from now on
-    assert s.next_wakeup() == pytest.approx(4.5 + 0.02 * 4.5)
+    # the others are 3.875 s old and due at 5.06 s; a task of their kind took 3.3 s: dense polls from now on
+    assert s.next_wakeup() == pytest.approx(3.875 + 0.02 * 3.875)
     guess = s.expectation(Kind(M, "1080P", 15))  # another kind of the model: a guess from the coarser kind
-    assert guess is not None and not guess.sure and guess.early == pytest.approx(0.5 * 3.9)
+    assert guess is not None and not guess.sure and guess.early == pytest.approx(0.5 * 3.3)
 
 
 def test_duration_stats_quantiles_and_bad_values() -> None:
@@ -213,11 +229,19 @@ def test_learning_fixes_a_hint_that_is_too_slow() -> None:
 
 def test_with_nothing_known_a_fast_task_is_seen_fast() -> None:
     """No hint, no memory: the first task of a kind is seen at the next step of the geometric schedule (at most
-    twice its time, or the first poll at 1 s), in a handful of polls; from the first completion on, dense."""
+    half its time late, or at the first poll, 1 s), in a dozen polls at most; from the first completion on, by
+    what it showed."""
     cheap = PollConfig(budget_qps=1e9, burst=1e9)
-    for duration, seen, polls in ((0.5, 1.0, 1), (1.0, 1.0, 1), (3.0, 4.0, 3), (100.0, 122.0, 9)):
+    for duration in (0.5, 1.0, 3.0, 100.0):
         ratios, counts = simulate([duration], cheap)
-        assert ratios[0] * duration == pytest.approx(seen - duration) and counts == [polls]
+        polls = next(i for i, age in enumerate(GEOMETRIC) if age >= duration) + 1 if duration < 60 else 13
+        seen = GEOMETRIC[polls - 1] if polls <= len(GEOMETRIC) else 0.0
+        assert counts == [polls]
+        if duration < 60:  # seen at the first step at or past its end: at most half its time late (or at 1 s)
+            assert ratios[0] * duration == pytest.approx(seen - duration)
+            assert ratios[0] <= 0.5 + 1e-9 or seen == 1.0
+        else:  # past 86 s the steps are 30 s apart (max_interval)
+            assert ratios[0] * duration == pytest.approx(GEOMETRIC[-1] + 30.0 - duration)
     ratios, _ = simulate([100.0] * 6, cheap)
     assert max(ratios[1:]) <= 0.02
 
