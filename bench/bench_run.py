@@ -822,7 +822,7 @@ def issue16(add: Callable[[str], None], reps: list[list[Run]]) -> None:
         f"{1000 * LIMITER_MARGIN:.0f} ms) "
         "and spaces a window's 5 creates over 0.42 s (the last slot starts that much later). What the runs "
         f"add above that floor: {above:.2f} s (median of both; the last download and verification included). "
-        "In (a) the first wave is asked 1 s after its submission (then 2, 4, … s): a 1-s task is seen by that "
+        "In (a) the first wave is asked 1 s after its submission (then 1.5, 2.25, … s): a 1-s task is seen by that "
         "first poll (sent 1 s after the create's answer, so just after the task's end by the server's clock); "
         "had the poll beaten the end, the wave's first completion would have made the rest due at once. In (b) "
         "the first wave is asked on what (a) learned (a guess until its first task confirms it, hedged by the "
@@ -899,7 +899,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         "**No hints.** wanbatch is given only what a user knows: no `--expected-task-time`, no "
         "`--min-poll-interval`. Each wanbatch run has its own state folder (`--state-dir`), fresh unless the row "
         "says *remembered*: then it is the folder the row above left, on the same emulator (the next night; its "
-        "tasks draw new times). With nothing known of a kind, wanbatch polls a task 1, 2, 4, … s after "
+        "tasks draw new times). With nothing known of a kind, wanbatch polls a task 1, 1.5, 2.25, … s after "
         "submitting it; it learns each kind's times (model, tier, duration) from the server's submit → end "
         "times and keeps them in the state folder."
     )
@@ -988,7 +988,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         add(
             f"Where the gap goes (wanbatch fixed queue): makespan − bound = {gap:.1f} s; the mean detection delay "
             f"times the ⌈N/C⌉ = {waves} waves = {det:.1f} s of it. The first wave is polled on the geometric "
-            "schedule (1 s, 2 s, … after its submission) before any task has ended: "
+            "schedule (1, 1.5, 2.25, … s after its submission) before any task has ended: "
             f"{first:.0f} ms per detection (the first 5); from then on the poller knows the task time from the "
             f"server's own submit and end times and its first poll lands just after the end: {rest:.0f} ms. "
             "The rest: the submit limiter spaces creates (5 in any second, never all at once), so the last of "
