@@ -803,7 +803,7 @@ def issue16(add: Callable[[str], None], reps: list[list[Run]]) -> None:
         "state folder; (b): the same jobs again, on the same emulator, with the state folder (a) left. The pairs "
         "run after the repetitions, one at a time, beside only the light long rows: at 1-s tasks the event-loop "
         "lag of the repetitions' nine clients and nine emulators on two cores is itself tens of ms a wave "
-        "(a `--quick` run inside the batch measured (a) 1.112, (b) 1.086). Before "
+        "(a `--quick` run inside the batch, 2026-12-04: later detections 16 ms a wave, 4–5 ms alone). Before "
         "this change the same run with the limits but no hint took 65.8 s, 5.5 × the bound (the first wave "
         "waited for the built-in 60–300 s prior), and 13.9 s with `--expected-task-time 1`."
     )
@@ -910,7 +910,8 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
     add("")
     add(
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `.venv/bin/python -m bench.bench_run"
-        f"{' --quick' if args.quick else ''}` ({elapsed / 60:.1f} min). Machine: {os.cpu_count()} cores, "
+        f"{' --quick' if args.quick else ''}{' --baseline DIR' if args.baseline else ''}` ({elapsed / 60:.1f} min). "
+        f"Machine: {os.cpu_count()} cores, "
         f"{platform.machine()}, Python {platform.python_version()}, shared with other work (load average "
         f"{load[0]} at the start, {load[1]} at the end). {len(reps)} repetition(s); figures are median "
         "(min–max)."
@@ -1102,10 +1103,11 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
     add(
         f"The fresh long row's p95 is decided by its first wave: with {args.long_jobs} jobs, the 5 tasks of the first "
         f"wave are {100 * C / args.long_jobs:.0f} % of the sample, and with a fresh state folder nothing is known of "
-        "them (four kinds among five tasks): each kind's first task is seen on the geometric schedule, up to its "
-        "own time late; the rest of its kind from its first completion on (dense from half of it), then from "
-        f"the kind's own quantiles. After the first 5 detections: p95 {long_later:.1f} % of T (median over "
-        f"repetitions). The remembered row starts from what the fresh run learned: {long_mem:.1f} %."
+        "them (four kinds among five tasks): each kind's first task is seen on the geometric schedule, up to half "
+        "its own time late; the rest of its kind on what its first completions showed (a guess, hedged by the "
+        "geometric schedule), then on the kind's own quantiles. After the first 5 detections: p95 "
+        f"{long_later:.1f} % of T (median over repetitions). The remembered row starts from what the fresh run "
+        f"learned: {long_mem:.1f} %."
     )
     add("")
     add(f"![detection delay]({PNG_DELAY.name})")
@@ -1148,7 +1150,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         f"Target wanbatch ≤ 0.95 × peer with fewer queries per task, in every row: {verdict(ok_all)}. The fixed "
         "row depends on where T falls in the SDK's real-second poll grid (0, 1, 2, 4, 6, 8, 12, 16, 20, 25, 30, … s "
         f"after the create): a {t:g}-s task is seen at the {sdk_seen(t):g}-s poll. The drawn rows average "
-        "over that; the long row (tasks of 17–100 s) is the closest to a real night."
+        "over that; the long row (tasks of 9–160 s) is the closest to a real night."
     )
     lw, lp = by(reps, "long wanbatch"), by(reps, "long peer")
     if lw and lp:
@@ -1190,7 +1192,8 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
             "youngest task in its dense phase sets the pace of the sweeps (sweeping when the earliest task is "
             "due is the fewest sweeps that keep every task's looks 2 % apart), so the older ones are looked at "
             f"more often than they need: {got:.1f} requests a task here. Looking less often where a task is "
-            "unlikely to end (low hazard) trades the p95 away at once (tried in a simulation of this row: "
+            "unlikely to end (low hazard) trades the p95 away at once (tried in a simulation of this row, outside "
+            "the repository: "
             "spacing widened up to the median cut requests by 15 % and put 5–11 % of tasks over 2 %)."
         )
         add("")
@@ -1298,6 +1301,9 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
     add("```")
     add(".venv/bin/python -m bench.bench_run            # this page (part of `make bench`)")
     add(".venv/bin/python -m bench.bench_run --quick    # smoke run")
+    add("# with the rows of 458199f's runner given the hints it needed (issue 16's side by side):")
+    add("mkdir /tmp/base458 && git archive 458199f runner | tar -x -C /tmp/base458")
+    add(".venv/bin/python -m bench.bench_run --baseline /tmp/base458")
     add("```")
     PAGE.write_text("\n".join(L) + "\n", encoding="utf-8")
 
