@@ -46,11 +46,11 @@ def _input(work: Path, quick: bool, q: Any) -> None:
 
 def _good_ledger(path: Path) -> None:
     """A real ledger to damage: a short run against the emulator."""
-    from bench.chaos_common import FAST, emulator, run_cli
+    from bench.chaos_common import emulator, run_cli
 
     manifest = write_manifest(path.parent / "m.yaml", 12, name="good")
     with emulator(quotas=False) as emu:
-        run_cli("run", str(manifest), "--out", str(path.parent), "--base-url", emu.base_url, *FAST, cwd=path.parent)
+        run_cli("run", str(manifest), "--out", str(path.parent), "--base-url", emu.base_url, cwd=path.parent)
 
 
 def run(only: Sequence[str], quick: bool, work: Path) -> dict[str, Any]:
@@ -398,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chaos-") as d:
+        # the runners' state folder (remembered task times): the suite's own, never the user's
+        os.environ["XDG_STATE_HOME"] = str(Path(d) / "state")
         results = run(only, args.quick, Path(d))
     v = verdicts(results)
     text = page(results, v, list(argv if argv is not None else sys.argv[1:]), time.monotonic() - t0)

@@ -34,8 +34,6 @@ from runner.store.replay import replay
 ROOT = Path(__file__).resolve().parents[1]
 #: Distinctive, so a leak is found by a plain byte search of every file and stream.
 KEY = "sk-CHAOSk3yDoNotLeak9f27c1e0b5a4"
-#: Polling tuned to emulated tasks of about a second.
-FAST = ("--expected-task-time", "1", "--min-poll-interval", "0.05")
 
 
 def child_env(key: str = KEY, **extra: str) -> dict[str, str]:

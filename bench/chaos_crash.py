@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_common import (
-    FAST,
     check_ledger,
     emulator,
     has_traceback,
@@ -41,7 +40,7 @@ def crash_resume(
     t0 = time.monotonic()
     with emulator(seed=seed, quotas=False) as emu:
         args: tuple[str, ...] = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--qps", "50")
-        args += ("--max-in-flight", "50", *FAST)
+        args += ("--max-in-flight", "50")
         torn = unreadable_after_kill = replay_errors = tracebacks = 0
         early_exits: list[int] = []
         for k in range(kills):

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_common import (
-    FAST,
     check_ledger,
     emulator,
     has_traceback,
@@ -90,7 +89,7 @@ def _case(work: Path, mnt: Path, emu: Any, case: str, jobs: int) -> dict[str, An
     manifest = write_manifest(work / f"{case}.yaml", jobs, name=case, tag=f" ({case})")
     out = mnt / "out"
     args: tuple[str, ...] = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--qps", "50")
-    args += ("--max-in-flight", "50", *FAST)
+    args += ("--max-in-flight", "50")
     before = emu.stats()["submitted"]
     filler = mnt / "filler"
     if case == "full":

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_common import (
-    FAST,
     check_ledger,
     emulator,
     has_traceback,
@@ -86,7 +85,6 @@ def fault_run(
             "20",
             "--max-in-flight",
             "20",
-            *FAST,
             cwd=work,
             timeout=timeout or bound + 60,
         )

@@ -55,10 +55,6 @@ def load(work: Path, *, jobs: int = 10_000, timeout: float = 600) -> dict[str, A
             "100000",
             "--max-in-flight",
             "100000",
-            "--expected-task-time",
-            "0.5",
-            "--min-poll-interval",
-            "0.05",
         ]
         t0 = time.monotonic()
         proc = spawn(argv, work, "load")

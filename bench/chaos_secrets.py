@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.chaos_common import FAST, KEY, emulator, has_traceback, reap, run_cli, runner_argv, spawn, write_manifest
+from bench.chaos_common import KEY, emulator, has_traceback, reap, run_cli, runner_argv, spawn, write_manifest
 from runner.emulator.config import EmulatorConfig
 from runner.errors import DownloadRefused
 from runner.store.download import check_url, download
@@ -40,7 +40,7 @@ def secrets(work: Path, *, jobs: int = 10) -> dict[str, Any]:
         for level, flags in (("default", []), ("-v", ["-v"]), ("-vv", ["-vv"])):
             manifest = write_manifest(work / f"m{level}.yaml", jobs, name="secrets", tag=f" {level}")
             out = work / f"out{level}"
-            args = [*flags, "run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST]
+            args = [*flags, "run", str(manifest), "--out", str(out), "--base-url", emu.base_url]
             t0 = time.monotonic()
             proc = spawn(runner_argv(*args), work, f"sec{level}")
             time.sleep(0.5)
@@ -67,7 +67,6 @@ def secrets(work: Path, *, jobs: int = 10) -> dict[str, Any]:
             str(work / "out401"),
             "--base-url",
             emu.base_url,
-            *FAST,
             cwd=work,
             log="sec401",
             timeout=60,

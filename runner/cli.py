@@ -136,7 +136,8 @@ def _add_caps(p: argparse.ArgumentParser) -> None:
         "--state-dir",
         default=None,
         metavar="DIR",
-        help="where the daily spend ledger lives (default $XDG_STATE_HOME/wanbatch or ~/.local/state/wanbatch)",
+        help="where the daily spend ledger and the learned task times live (default $XDG_STATE_HOME/wanbatch "
+        "or ~/.local/state/wanbatch)",
     )
     p.add_argument(
         "--timezone",
@@ -247,9 +248,21 @@ def run_options_parser() -> _RecordingParser:
         help="run the shell command CMD with the JSON summary on stdin when the run ends",
     )
     p.add_argument(
-        "--expected-task-time", type=float, default=None, metavar="S", help="seconds a task usually takes (polling)"
+        "--expected-task-time",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="override: seconds a task usually takes, for every kind of task this run has not learned yet "
+        "(not needed: wanbatch learns task times per model, resolution and duration, and keeps them in "
+        "--state-dir for the next run)",
     )
-    p.add_argument("--min-poll-interval", type=float, default=None, metavar="S", help="shortest gap between polls")
+    p.add_argument(
+        "--min-poll-interval",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="override: the shortest gap between two polls of a task (default 0.02; the query rate is the limit)",
+    )
     return p
 
 

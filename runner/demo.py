@@ -35,12 +35,9 @@ from runner.store.replay import replay
 REPO = Path(__file__).resolve().parent.parent
 #: A key of the emulator's accepted shape (any ``sk-…``); handed to the child through its environment only.
 DEMO_KEY = "sk-wanbatch-demo"
-#: Simulated time runs this much faster: the emulator's 1–5 minute tasks take 0.5–2.5 s.
+#: Simulated time runs this much faster: a 1–5 minute task (720P, 5 s) takes 0.5–2.5 s.
 SPEED = 120.0
 SEED = 7
-#: Fast polling for emulated tasks (seconds): the defaults suit real 1–5 minute tasks.
-EXPECTED_TASK_TIME = "2"
-MIN_POLL_INTERVAL = "0.1"
 RUN_TIMEOUT = 90.0
 #: Rows of a plan shown before it is cut short (the nightly example has 60).
 PLAN_ROWS = 8
@@ -117,8 +114,7 @@ def _run_cli(args: list[str], env: dict[str, str], quiet: bool) -> tuple[int, st
 def run_one(name: str, manifest: Path, out: Path, base_url: str, env: dict[str, str], quiet: bool) -> int:
     """Run one manifest through the CLI, then ``status``; build the gallery if the run did not."""
     clear_previous(out)
-    args = ["run", _show(manifest), "--out", _show(out), "--base-url", base_url]
-    args += ["--expected-task-time", EXPECTED_TASK_TIME, "--min-poll-interval", MIN_POLL_INTERVAL]
+    args = ["run", _show(manifest), "--out", _show(out), "--base-url", base_url]  # no hints: wanbatch learns
     _heading(f"wanbatch {' '.join(args)}")
     start = time.monotonic()
     code, text = _run_cli(args, env, quiet)

@@ -31,6 +31,7 @@ from runner.engine.limits import Limits
 from runner.engine.pipeline import Outcome, Pipeline
 from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
 from runner.engine.settings import PipelineConfig
+from runner.engine.task_memory import TaskMemory, host_of
 from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
 from runner.models import DEFAULT_REGION, REGIONS
 from runner.report.poster import background_poster
@@ -80,7 +81,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         expected = getattr(args, "expected_task_time", None)
         min_poll = getattr(args, "min_poll_interval", None)
-        follow = max(min_poll or 0.05, min(15.0, (expected or 60.0) / 10))
+        # a task reconcile follows: on a hint, a tenth of it; without one, the SDK's first poll interval
+        follow = max(min_poll or 0.05, min(15.0, expected / 10)) if expected else 1.0
         cfg = PipelineConfig(
             out_dir=out,
             region=region,
@@ -104,8 +106,9 @@ def run_command(args: argparse.Namespace) -> int:
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
         state_dir = getattr(args, "state_dir", None)
         claims = Claims(Path(state_dir) if state_dir else default_state_dir(), out, url)
+        memory = TaskMemory(Path(state_dir) if state_dir else default_state_dir(), host_of(url))
         started = time.monotonic()
-        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, claims))
+        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, claims, memory))
         _write_gallery(out, outcome)
     except (LedgerError, ConfigError) as e:
         print_error(str(e))
@@ -147,6 +150,7 @@ async def _run(
     poll: PollConfig,
     guard: MoneyGuard | None = None,
     claims: Claims | None = None,
+    memory: TaskMemory | None = None,
 ) -> Outcome:
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +167,9 @@ async def _run(
     poll = dataclasses.replace(
         poll, budget_qps=POLL_SHARE * limits.query.configured, sweep_qps=POLL_SHARE * limits.listing.configured
     )
-    schedule = PollSchedule(limits.clock, poll)
+    # what earlier runs against this host learned of task times (task_memory); never fatal
+    remembered = await asyncio.to_thread(memory.load) if memory is not None else None
+    schedule = PollSchedule(limits.clock, poll, remembered=remembered)
     interactive = sys.stderr.isatty()
     async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:
         pipeline = Pipeline(
@@ -198,6 +204,8 @@ async def _run(
         try:
             return await pipeline.run()
         finally:
+            if memory is not None:  # what this run learned, for the next one (a few ms; never fails the run)
+                await asyncio.to_thread(memory.save, schedule.times.new_samples())
             if guard is not None:
                 guard.finish(state.jobs.items())
             for sig in (signal.SIGINT, signal.SIGTERM):

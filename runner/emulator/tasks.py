@@ -18,6 +18,7 @@ see a task is the routes' business (``accounts.Account.own``); one store keeps e
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import uuid
 from collections import Counter
@@ -102,6 +103,19 @@ class Task:
         return "RUNNING"
 
 
+#: Running time against a 720P 5-s wan2.6 task's, by model, by tier, and as (duration / 5 s) ** DURATION_PACE:
+#: a 480P 5-s turbo task takes 0.3 times as long, a 1080P 15-s wan2.6 task 3.6 times.
+MODEL_PACE = {"wan2.1-t2v-turbo": 0.5, "wan2.2-t2v-plus": 0.9, "wan2.1-t2v-plus": 1.2}
+TIER_PACE = {"480P": 0.6, "720P": 1.0, "1080P": 1.6}
+DURATION_PACE = 0.75
+
+
+def pace(model: str, size: str, duration: int) -> float:
+    """How many times longer than a 720P 5-s wan2.6 task a task of this kind runs (its own draw aside)."""
+    tier = tier_of(size) or "720P"
+    return MODEL_PACE.get(model, 1.0) * TIER_PACE.get(tier, 1.0) * math.pow(duration / 5.0, DURATION_PACE)
+
+
 def _task_uuid() -> str:
     """Random, like the real service: a restarted emulator (same seed) must never hand out an id a client's
     ledger already holds for another task. Everything else about a task is reproducible from the seed."""
@@ -145,14 +159,13 @@ class TaskStore:
     # -- creation -----------------------------------------------------------------------------------------
 
     def _durations(self, seq: int, req: TaskRequest) -> tuple[float, float]:
-        """(dispatch, running) in simulated seconds: fixed by ``task_time`` or drawn from 1–5 min, seeded."""
+        """(dispatch, running) in simulated seconds: fixed by ``task_time``, or drawn (seeded) for the request's
+        kind: 1–5 min for a 720P 5-s wan2.6 task, longer for longer and larger videos (``pace``)."""
         if self.task_time is not None:
             return self.task_time * 0.25, self.task_time * 0.75
         rng = random.Random(f"durations:{self.seed}:{seq}")
         dispatch = rng.uniform(2.0, 10.0)
-        heavy = 1.4 if tier_of(req.size) == "1080P" else 1.0
-        mode = min(280.0, (55.0 + 8.0 * req.duration) * heavy)
-        return dispatch, rng.triangular(50.0, 290.0, mode)
+        return dispatch, rng.triangular(50.0, 290.0, 95.0) * pace(req.spec.name, req.size, req.duration)
 
     def _prune(self, pool: Pool, now: float) -> list[Task]:
         active = [t for t in self._active.get(pool, ()) if t.terminal_at > now]

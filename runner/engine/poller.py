@@ -1,7 +1,14 @@
 """When to ask about each task in flight: the poll schedule, as pure logic (no HTTP, injectable clock).
 
-The rule, for a task that has run ``e`` seconds (since submission) of a model whose tasks usually take
-between ``early`` (a low quantile) and ``late`` seconds:
+With nothing known about a kind of task (``task_times.Kind``: model, resolution tier, duration), a task is
+polled on a **geometric** schedule from its submission, as the SDKs do: ``first_poll`` seconds after it, then
+each time its age has grown ``growth`` times (1, 1.5, 2.25, 3.4, … s), at most ``max_interval`` apart. A fast
+task is seen fast (at most half its time late), and only the first tasks of an unknown kind pay the dozen
+cheap queries it takes. A task this run has not looked at yet (resumed from the ledger) is asked at once
+when it is older than ``first_poll``: nothing was seen of it since its submission.
+
+Once a kind's tasks are expected to take between ``early`` (a low quantile) and ``late`` seconds
+(``task_times.TaskTimes``: this run's samples, remembered ones, a coarser kind's):
 
 * before ``early``: wait until ``early`` (at most ``max_interval`` at a time, so fast failures are seen);
 * from ``early`` on: ask every ``fraction * e`` seconds (geometric spacing), bounded by
@@ -10,10 +17,12 @@ between ``early`` (a low quantile) and ``late`` seconds:
 A task that ends at ``D >= early`` is then seen at most ``fraction * D`` after it ended; only the tasks faster
 than ``early`` (the 5 % quantile) can be seen later, so the detection delay's p95 stays within ``fraction``
 (2 %) of the task's own time, at about ``ln(late / early) / fraction`` polls per task (≈ 80 for 1–5 min).
+An expectation that is only a guess (remembered but not yet confirmed by this run, or a coarser kind's) is
+hedged: the task is also polled on the geometric schedule until the guess says it is due, so a stale memory
+costs at most the geometric schedule's lateness, never a wait. The first completions of a kind re-file its
+tasks in flight that the new knowledge makes due sooner (the rest of a first wave is asked at once).
 
-``early``, the typical time and ``late`` are learned per model from completed tasks (a bounded sample of
-recent durations), starting from ``models.TYPICAL_TASK_SECONDS`` or from a user-given expected time. All
-tasks share one due-time heap and one query budget: when more polls are due than the budget allows, they
+All tasks share one due-time heap and one query budget: when more polls are due than the budget allows, they
 are handed out in due order as the budget refills (spread, never dropped). A task still PENDING or RUNNING
 long after ``late`` is flagged once as stalled (the pipeline logs ``task.stalled``).
 
@@ -22,8 +31,8 @@ task known to be RUNNING at once, on the list API's own 20 QPS. Tasks known RUNN
 the same due times; when the earliest is due, one sweep covers all of them and each is rescheduled by the
 rule above. A covered task missing from a complete answer has ended (RUNNING only moves to a final status),
 so it is queried at once, ahead of every other poll, for its outcome and video URL (the list carries neither).
-Tasks still PENDING, and a RUNNING task due when no other will be before its next poll, are polled on their
-own: a sweep then buys nothing over a query. After ``sweep_failures`` failed sweeps in a row, or as many
+Tasks still PENDING, and a RUNNING task when it is the only one, are polled on their own: a sweep then buys
+nothing over a query. After ``sweep_failures`` failed sweeps in a row, or as many
 tasks in a row that a sweep said had ended and their query found still running (a list that lags), sweeping
 stops for the run.
 """
@@ -33,20 +42,23 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from runner.engine.clock import Clock
-from runner.engine.task_times import DurationStats, Expectation
+from runner.engine.task_times import DurationStats, Expectation, Kind, TaskTimes, Weighted
+from runner.models import TYPICAL_TASK_SECONDS
 
 __all__ = [
     "FINAL_STATUSES",
     "POLL_SHARE",
     "DurationStats",
     "Expectation",
+    "Kind",
     "PollConfig",
     "PollSchedule",
     "SweepResult",
+    "TaskTimes",
 ]
 
 #: A task in one of these states never changes again (API.md §2).
@@ -63,14 +75,16 @@ class PollConfig:
     """Tuning of the poll schedule. ``budget_qps`` is the share of the account's 20 QPS used for polls."""
 
     fraction: float = 0.02  # detection-delay target, as a fraction of the task time
-    min_interval: float = 1.0
+    min_interval: float = 0.02  # --min-poll-interval; the budget, not this, is what protects the quota
     max_interval: float = 30.0
+    first_poll: float = 1.0  # no knowledge: the first poll this long after submission …
+    growth: float = 1.5  # … then each time the task's age has grown this many times
     budget_qps: float = 8.0  # polls per second for all tasks together: POLL_SHARE of the default 10 queries/s
     burst: float = 4.0  # polls that may go at once after a quiet spell
     stall_factor: float = 2.0  # stalled when elapsed > stall_factor * late
-    expected_task_time: float | None = None  # --expected-task-time: overrides the prior for every model
-    min_samples: int = 5  # completions needed before learned quantiles replace the prior
-    sample_size: int = 256  # durations remembered per model
+    expected_task_time: float | None = None  # --expected-task-time: for every kind this run has not learned
+    min_samples: int = 5  # completions of a kind before its own quantiles decide (task_times module docstring)
+    sample_size: int = 256  # durations kept per kind in a run
     sweep_qps: float = 0.0  # list requests per second for sweeps; 0: every task is polled on its own
     sweep_failures: int = 3  # failed sweeps in a row after which sweeping stops for the run
 
@@ -78,7 +92,7 @@ class PollConfig:
 @dataclass
 class _Task:
     task_id: str
-    model: str
+    kind: Kind
     submitted_at: float
     status: str = "PENDING"
     due_at: float = 0.0
@@ -108,16 +122,23 @@ class PollSchedule:
     ``due()`` again. A final status removes the task; SUCCEEDED also feeds the duration statistics.
     """
 
-    def __init__(self, clock: Clock, config: PollConfig | None = None, *, stats: DurationStats | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        config: PollConfig | None = None,
+        *,
+        remembered: Mapping[Kind, Sequence[Weighted]] | None = None,
+    ) -> None:
         self._clock = clock
-        self._cfg = config or PollConfig()
-        self._stats = stats or DurationStats(self._cfg.sample_size)
+        self._cfg = cfg = config or PollConfig()
+        self._times = TaskTimes(
+            remembered, expected=cfg.expected_task_time, min_samples=cfg.min_samples, sample_size=cfg.sample_size
+        )
         self._tasks: dict[str, _Task] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
         self._tokens = self._cfg.burst
         self._tokens_at = clock.now()
-        self._seen_only: set[str] = set()  # models with durations learned from poll times, not the server's
         self._sweeping = self._cfg.sweep_qps > 0
         self._sweep_heap: list[tuple[float, int, str, int]] = []
         self._listed: set[str] = set()
@@ -134,46 +155,54 @@ class PollSchedule:
     def config(self) -> PollConfig:
         return self._cfg
 
-    def record_completion(self, model: str, seconds: float) -> None:
-        """A task of ``model`` took ``seconds`` from submission to its end (e.g. from the ledger on resume)."""
-        self._stats.add(model, seconds)
+    @property
+    def times(self) -> TaskTimes:
+        """What this schedule has learned (``TaskTimes.new_samples()`` is what the memory keeps)."""
+        return self._times
 
-    def expectation(self, model: str) -> Expectation:
-        cfg = self._cfg
-        prior = Expectation.prior(cfg.expected_task_time)
-        samples = self._stats.count(model)
-        if samples < cfg.min_samples:
-            return prior
-        q05 = self._stats.quantile(model, 0.05)
-        q50 = self._stats.quantile(model, 0.5)
-        q95 = self._stats.quantile(model, 0.95)
-        assert q05 is not None and q50 is not None and q95 is not None
-        # Dense polling starts a little before the fastest tasks seen end: 10 % of q05 early for a wide
-        # spread, less when the spread is tight (q05 near q50: all tasks take about as long), so polls are
-        # not spent on tasks that cannot be done yet while a finished one waits for its turn in the budget.
-        # With few samples the margin is the whole spread (the first completions are the fastest tasks, so
-        # an early spread looks tighter than it is), with many half of it.
-        # A duration seen by a poll (no server times) includes that poll's lateness; trusting a tight spread
-        # of those early would stop the 10 % margin from walking a too-slow prior down.
-        early = 0.9 * q05
-        well_sampled = samples >= 4 * cfg.min_samples
-        if well_sampled or model not in self._seen_only:
-            early = max(early, q05 - (0.5 if well_sampled else 1.0) * (q50 - q05))
-        return Expectation(early=early, typical=q50, late=q95)
+    def record_completion(self, kind: Kind | str, seconds: float) -> None:
+        """A task of ``kind`` took ``seconds`` from submission to its end, by the server's own times."""
+        self._learn(_kind(kind), seconds, seen=False, now=self._clock.now())
+
+    def expectation(self, kind: Kind | str) -> Expectation | None:
+        """What tasks of ``kind`` are expected to take; None when nothing is known (``task_times``)."""
+        return self._times.expectation(_kind(kind))
+
+    def _learn(self, kind: Kind, seconds: float, *, seen: bool, now: float) -> None:
+        """Learn a duration; while the kind is still being learned, tasks of its model in flight that the new
+        knowledge makes due sooner are re-filed (the rest of a first wave is asked at once)."""
+        settled = self._times.learned(kind)
+        self._times.add(kind, seconds, seen=seen)
+        if settled:
+            return
+        for task in self._tasks.values():
+            if task.kind.model != kind.model or task.outstanding or task.swept_out:
+                continue
+            at = now + self.interval(task.kind, now - task.submitted_at)
+            if at < task.due_at - 1e-9:
+                self._schedule(task, at)
 
     # ------------------------------------------------------------------------------------------ intervals
 
-    def interval(self, model: str, elapsed: float) -> float:
-        """Seconds until the next poll of a task of ``model`` that has run ``elapsed`` seconds."""
+    def interval(self, kind: Kind | str, elapsed: float, *, seen: bool = True) -> float:
+        """Seconds until the next poll of a task of ``kind`` that has run ``elapsed`` seconds; ``seen=False``
+        for a task this run has not looked at yet (its last look was its submission)."""
         cfg = self._cfg
-        exp = self.expectation(model)
-        dense = cfg.fraction * max(elapsed, 0.0)
-        wait = max(dense, exp.early - elapsed) if elapsed < exp.early else dense
+        age = max(elapsed, 0.0)
+        exp = self._times.expectation(_kind(kind))
+        geometric = max(cfg.first_poll - elapsed, (cfg.growth - 1.0) * age if seen else 0.0)
+        if exp is None:
+            wait = geometric
+        else:
+            dense = cfg.fraction * age
+            wait = max(dense, exp.early - elapsed) if elapsed < exp.early else dense
+            if not exp.sure:
+                wait = min(wait, geometric)
         return min(cfg.max_interval, max(cfg.min_interval, wait))
 
     def next_delay(self, task_id: str) -> float:
         task = self._tasks[task_id]
-        return self.interval(task.model, self._clock.now() - task.submitted_at)
+        return self.interval(task.kind, self._clock.now() - task.submitted_at)
 
     # ------------------------------------------------------------------------------------------ tasks
 
@@ -186,12 +215,15 @@ class PollSchedule:
     def status(self, task_id: str) -> str:
         return self._tasks[task_id].status
 
-    def add(self, task_id: str, model: str, submitted_at: float | None = None, *, status: str = "PENDING") -> None:
-        """Track a task; its first poll is scheduled by the rule above (``submitted_at`` in clock seconds)."""
+    def add(
+        self, task_id: str, kind: Kind | str, submitted_at: float | None = None, *, status: str = "PENDING"
+    ) -> None:
+        """Track a task; its first poll is scheduled by the rule above (``submitted_at`` in clock seconds). A
+        plain string is a kind known by its model only."""
         now = self._clock.now()
-        task = _Task(task_id, model, now if submitted_at is None else submitted_at, status=status)
+        task = _Task(task_id, _kind(kind), now if submitted_at is None else submitted_at, status=status)
         self._tasks[task_id] = task
-        self._schedule(task, now + self.interval(model, now - task.submitted_at))
+        self._schedule(task, now + self.interval(task.kind, now - task.submitted_at, seen=False))
 
     def remove(self, task_id: str) -> None:
         self._tasks.pop(task_id, None)  # heap entries (and an _ended entry) die lazily
@@ -220,11 +252,10 @@ class PollSchedule:
             if self._false_ends >= self._cfg.sweep_failures:
                 self._stop_sweeping()  # a list that lags the tasks would cost a query per task per sweep
         if status in FINAL_STATUSES:
-            if status == "SUCCEEDED":
-                if seconds is None:
-                    self._seen_only.add(task.model)
-                self._stats.add(task.model, seconds if seconds is not None else now - task.submitted_at)
             self.remove(task_id)
+            if status == "SUCCEEDED":
+                took = seconds if seconds is not None else now - task.submitted_at
+                self._learn(task.kind, took, seen=seconds is None, now=now)
             return False
         return self._still_running(task, now)
 
@@ -232,9 +263,11 @@ class PollSchedule:
         """Reschedule a task that is not final yet; True when it is first seen stalled."""
         elapsed = now - task.submitted_at
         newly_stalled = False
-        if not task.stalled and elapsed > self._cfg.stall_factor * self.expectation(task.model).late:
+        exp = self._times.expectation(task.kind)
+        late = exp.late if exp is not None else TYPICAL_TASK_SECONDS[1]
+        if not task.stalled and elapsed > self._cfg.stall_factor * late:
             task.stalled = newly_stalled = True
-        self._schedule(task, now + self.interval(task.model, elapsed))
+        self._schedule(task, now + self.interval(task.kind, elapsed))
         return newly_stalled
 
     def poll_failed(self, task_id: str, delay: float | None = None) -> None:
@@ -244,7 +277,7 @@ class PollSchedule:
             return
         now = self._clock.now()
         task.outstanding = False
-        wait = delay if delay is not None else self.interval(task.model, now - task.submitted_at)
+        wait = delay if delay is not None else self.interval(task.kind, now - task.submitted_at)
         self._schedule(task, now + max(self._cfg.min_interval, wait))
 
     def stalled(self) -> list[str]:
@@ -277,18 +310,14 @@ class PollSchedule:
         return None
 
     def _lone(self, now: float) -> bool:
-        """True when the first RUNNING task due would be the only one a sweep now saves a poll of: no other is
-        due before its next poll. One query then tells as much, and the outcome too when it has ended."""
-        if self._sweep_out is not None:
-            return False  # the covered tasks wait for its answer
+        """True when the RUNNING task due is the only one known RUNNING: a sweep would look at it alone, and a
+        query tells as much, and the outcome too when it has ended. With others RUNNING a sweep looks at all of
+        them for the same one request and leaves the query budget to the ended tasks' outcomes (querying a
+        task due alone instead, as before, cost the compressed drawn rows 2-10 points of detection p95)."""
+        if self._sweep_out is not None or len(self._listed) != 1:
+            return False  # the covered tasks wait for its answer; or a sweep is worth more than a query
         top = self._top(self._sweep_heap)
-        if top is None or top[0] > now:
-            return False
-        entry = heapq.heappop(self._sweep_heap)
-        second = self._top(self._sweep_heap)
-        heapq.heappush(self._sweep_heap, entry)
-        task = self._tasks[top[1]]
-        return second is None or second[0] > now + self.interval(task.model, now - task.submitted_at)
+        return top is not None and top[0] <= now
 
     def _poll_heaps(self, now: float) -> list[list[tuple[float, int, str, int]]]:
         """Heaps whose due tasks are polled one by one: the sweep heap too when a sweep buys nothing."""
@@ -433,3 +462,7 @@ class PollSchedule:
         for task_id in list(self._listed):
             task = self._tasks[task_id]
             self._schedule(task, task.due_at)  # refiled on the poll heap, same due time
+
+
+def _kind(kind: Kind | str) -> Kind:
+    return Kind(kind) if isinstance(kind, str) else kind

@@ -23,7 +23,7 @@ from functools import partial
 from runner.engine.classify import Action, classify, classify_task_failure
 from runner.engine.context import RunContext, log
 from runner.engine.job import Job
-from runner.engine.poller import PollSchedule
+from runner.engine.poller import Kind, PollSchedule
 from runner.engine.reconcile import reconcile
 from runner.engine.waiting import Stopped
 from runner.engine.wire import TaskInfo, TaskPage, parse_task_time
@@ -127,7 +127,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
                     continue
                 tasks[task_id] = job
                 submitted = job.submitted_at if job.submitted_at is not None else clock.now()
-                schedule.add(task_id, job.spec.model, submitted, status=job.state.task_status or "PENDING")
+                kind = Kind.of(job.spec.model, job.spec.size, job.spec.duration)  # what its time depends on
+                schedule.add(task_id, kind, submitted, status=job.state.task_status or "PENDING")
             for task_id in schedule.due():
                 polls.create_task(poll(task_id), name=f"poll-{task_id[:8]}")
             covered = schedule.sweep()

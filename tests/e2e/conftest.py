@@ -24,9 +24,6 @@ from runner.store.replay import replay
 #: A distinctive key: the tests grep every output for it.
 KEY = "sk-e2eSECRETkey7c1d0f9a2b"
 
-#: Fast polling for emulated tasks of about a second.
-FAST = ["--expected-task-time", "1", "--min-poll-interval", "0.05"]
-
 
 def env(**extra: str) -> dict[str, str]:
     return child_env(KEY, **extra)

@@ -17,13 +17,14 @@ JOBS = 8
 
 
 def test_cancel_cancels_the_pending_tasks_and_reports_the_running_ones(tmp_path: Path, emulator: Any) -> None:
-    # the server runs 5 wan2.6 tasks at once and queues the rest as PENDING. At speed 10 with seed 8 the
-    # first five are RUNNING within 1 s and run at least 12 s (drawn from the seed, runner/emulator/tasks.py),
+    # the server runs 5 wan2.6 tasks at once and queues the rest as PENDING. At speed 5 with seed 8 the
+    # first five are RUNNING within 2 s and run at least 13 s (drawn from the seed, runner/emulator/tasks.py),
     # so the three queued ones stay PENDING far longer than the test needs
-    emu = emulator(speed=10.0, task_time=None, seed=8)
+    emu = emulator(speed=5.0, task_time=None, seed=8)
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
-    # slow polling: the interrupted run never learns that five tasks started, so its ledger says PENDING
+    # slow polling (the override, as a hint of 10-minute tasks): the interrupted run never learns that five
+    # tasks started, so its ledger says PENDING
     args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--expected-task-time", "600")
     proc = spawn(*args, "--max-in-flight", str(JOBS), "--qps", "20", cwd=tmp_path, log="run")
     _wait_for(out, "submitted", JOBS)

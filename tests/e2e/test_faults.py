@@ -12,7 +12,7 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import REQUEST_KINDS
 from runner.store.replay import replay
 
-from .conftest import FAST, assert_never_paid_twice, assert_no_key, cli, ledger_lines, write_manifest
+from .conftest import assert_never_paid_twice, assert_no_key, cli, ledger_lines, write_manifest
 
 #: Every kind at a moderate rate. Request kinds hit every API route (and the file route where they apply);
 #: task kinds are decided once per accepted create.
@@ -52,9 +52,7 @@ def test_every_fault_kind_ends_each_job_downloaded_or_failed_with_its_code(tmp_p
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
     t0 = time.monotonic()
-    r = cli(
-        "run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, *QUICK, cwd=tmp_path, timeout=90
-    )
+    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *QUICK, cwd=tmp_path, timeout=90)
     wall = time.monotonic() - t0
     assert wall < 60, f"the run took {wall:.1f} s"
     stats = emu.stats()
@@ -93,7 +91,7 @@ def test_a_task_that_only_answers_expired_urls_fails_the_job_and_retry_never_reg
     emu = emulator(speed=3600.0, task_time=1800.0, faults=EmulatorConfig.parse_faults(["expired_url=1"]))
     manifest = write_manifest(tmp_path / "m.yaml", 1)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     r = cli(*args, cwd=tmp_path, timeout=40)
     assert r.returncode == 1, r.stderr[-3000:]
     (job,) = replay(out / "ledger.jsonl").jobs.values()

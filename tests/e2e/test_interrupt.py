@@ -13,7 +13,6 @@ from runner.emulator.config import EmulatorConfig
 from runner.store.replay import replay
 
 from .conftest import (
-    FAST,
     assert_complete,
     assert_never_paid_twice,
     cli,
@@ -52,7 +51,7 @@ def test_sigint_exits_130_quickly_and_the_next_run_adopts_the_tasks_in_flight(tm
     emu = emulator(speed=3600.0, task_time=2 * 3600.0, retention=1e9, url_ttl=1e9, qps_scale=2.0)
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     proc = spawn(*args, cwd=tmp_path, log="first")
     _wait_for(out, "submitted", 2)
     sent = time.monotonic()
@@ -86,7 +85,7 @@ def test_drain_waits_for_the_tasks_in_flight(tmp_path: Path, emulator: Any) -> N
     emu = emulator(speed=3600.0, task_time=1.2 * 3600.0, retention=1e9, url_ttl=1e9, qps_scale=2.0)
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     proc = spawn(*args, "--drain", cwd=tmp_path, log="drain")
     _wait_for(out, "submitted", 2)
     proc.send_signal(signal.SIGINT)
@@ -115,7 +114,7 @@ def test_drain_stops_resending_a_throttled_create(tmp_path: Path, emulator: Any)
     emu = emulator(faults=EmulatorConfig.parse_faults(["429@create=1"]))
     manifest = write_manifest(tmp_path / "m.yaml", 2)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     proc = spawn(*args, "--drain", cwd=tmp_path, log="drain429")
     _wait_for(out, "submitting", 2)
     proc.send_signal(signal.SIGTERM)  # SIGTERM is handled as Ctrl-C is (else the exit would be -15)

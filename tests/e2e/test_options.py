@@ -7,14 +7,14 @@ from typing import Any
 
 from runner.store.replay import replay
 
-from .conftest import FAST, cli, write_manifest
+from .conftest import cli, write_manifest
 
 
 def test_a_video_over_the_cap_fails_its_job_and_is_never_generated_again(tmp_path: Path, emulator: Any) -> None:
     emu = emulator()
     manifest = write_manifest(tmp_path / "m.yaml", 2)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, "--max-video-mb", "0.001")
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--max-video-mb", "0.001")
     r = cli(*args, cwd=tmp_path)
     assert r.returncode == 1, r.stderr[-3000:]
     state = replay(out / "ledger.jsonl")
@@ -42,8 +42,6 @@ def test_a_raised_query_rate_runs_to_completion(tmp_path: Path, emulator: Any) -
     emu = emulator()
     manifest = write_manifest(tmp_path / "m.yaml", 3)
     out = tmp_path / "out"
-    r = cli(
-        "run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, "--query-qps", "40", cwd=tmp_path
-    )
+    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--query-qps", "40", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert {j.state for j in replay(out / "ledger.jsonl").jobs.values()} == {"downloaded"}

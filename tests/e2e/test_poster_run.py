@@ -8,14 +8,14 @@ from typing import Any
 
 from runner.report.poster import poster_path
 
-from .conftest import FAST, assert_complete, cli, ledger_lines, write_manifest
+from .conftest import assert_complete, cli, ledger_lines, write_manifest
 
 
 def test_every_poster_is_made_before_the_gallery_step(tmp_path: Path, emulator: Any) -> None:
     emu = emulator()
     manifest = write_manifest(tmp_path / "m.yaml", 5)
     out = tmp_path / "out"
-    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, 5)
     finished = [line["ts"] for line in ledger_lines(out) if line["event"] == "run.finished"]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from .conftest import (
-    FAST,
     assert_complete,
     assert_never_paid_twice,
     assert_no_key,
@@ -55,7 +54,7 @@ def test_sigkill_at_many_moments_then_resume_pays_once_per_job(tmp_path: Path, e
     emu = emulator(speed=3600.0, task_time=1.5 * 3600.0, retention=1e9, url_ttl=1e9, seed=5)
     manifest = write_manifest(tmp_path / "m.yaml", JOBS)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, "--max-in-flight", "2")
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--max-in-flight", "2")
     rng = random.Random(20261202)
     kills = 0
     for round_no in range(ROUNDS):

@@ -10,14 +10,14 @@ from typing import Any
 from runner.store.events import STATES
 from runner.store.lock import RunLock
 
-from .conftest import FAST, assert_complete, assert_no_key, cli, env, ledger_lines, write_manifest
+from .conftest import assert_complete, assert_no_key, cli, env, ledger_lines, write_manifest
 
 
 def test_full_run_then_status_then_rerun(tmp_path: Path, emulator: Any) -> None:
     emu = emulator()
     manifest = write_manifest(tmp_path / "m.yaml", 6)
     out = tmp_path / "out"
-    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, 6)
     stats = emu.stats()
@@ -45,7 +45,7 @@ def test_full_run_then_status_then_rerun(tmp_path: Path, emulator: Any) -> None:
     assert abs(summary["cost"] - 6 * 2 * 0.6) < 1e-6
     assert summary["failures"] == []
 
-    again = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    again = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert emu.stats()["submitted"] == 6, "a finished run must not submit anything again"
     assert emu.stats()["downloads"] == stats["downloads"], "verified files are not downloaded again"
@@ -56,7 +56,7 @@ def test_missing_file_is_downloaded_again_without_a_new_task(tmp_path: Path, emu
     emu = emulator()
     manifest = write_manifest(tmp_path / "m.yaml", 2)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     assert cli(*args, cwd=tmp_path).returncode == 0
     victim = sorted((out / "videos").glob("*.mp4"))[0]
     victim.unlink()
@@ -89,7 +89,7 @@ def test_locked_folder_exits_3(tmp_path: Path, emulator: Any) -> None:
     emu = emulator()
     manifest = write_manifest(tmp_path / "m.yaml", 1)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     out.mkdir()
     started = {"ts": 1.0, "event": "run.started", "name": "e2e", "region": "cn-beijing", "base_url": emu.base_url}
     (out / "ledger.jsonl").write_text(json.dumps(started) + "\n", encoding="utf-8")  # a run was here

@@ -9,7 +9,7 @@ from typing import Any
 
 from runner.emulator.config import EmulatorConfig
 
-from .conftest import FAST, assert_complete, cli, ledger_lines, write_manifest
+from .conftest import assert_complete, cli, ledger_lines, write_manifest
 
 
 def test_next_intent_is_written_while_a_create_is_still_unanswered(tmp_path: Path, emulator: Any) -> None:
@@ -18,7 +18,7 @@ def test_next_intent_is_written_while_a_create_is_still_unanswered(tmp_path: Pat
     manifest = write_manifest(tmp_path / "m.yaml", 4)
     out = tmp_path / "out"
     r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--qps", "50",
-            "--max-in-flight", "4", *FAST, cwd=tmp_path)  # fmt: skip
+            "--max-in-flight", "4", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, 4)
     events = [line["event"] for line in ledger_lines(out)]

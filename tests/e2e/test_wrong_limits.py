@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .conftest import FAST, assert_complete, cli, write_manifest
+from .conftest import assert_complete, cli, write_manifest
 
 
 def test_a_cap_above_the_quota_settles_and_every_job_is_done_once(tmp_path: Path, emulator: Any) -> None:
@@ -15,7 +15,7 @@ def test_a_cap_above_the_quota_settles_and_every_job_is_done_once(tmp_path: Path
     manifest = write_manifest(tmp_path / "m.yaml", 24)
     out = tmp_path / "out"
     r = cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--qps", "20",
-            "--max-in-flight", "20", *FAST, cwd=tmp_path)  # fmt: skip
+            "--max-in-flight", "20", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert_complete(out, 24)
     stats = emu.stats()

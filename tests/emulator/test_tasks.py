@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.emulator.protocol import ApiFailure, check_create
-from runner.emulator.tasks import TaskStore
+from runner.emulator.tasks import TaskStore, pace
 from runner.models import resolve_model
 
 
@@ -49,6 +50,29 @@ def test_longer_and_larger_videos_take_longer_on_average() -> None:
     short = [make(s, 0.0, r=req(size="1280*720", duration=2)) for _ in range(200)]
     long = [make(s, 0.0, r=req(size="1920*1080", duration=15)) for _ in range(200)]
     assert statistics.mean(t.run_s for t in long) > statistics.mean(t.run_s for t in short)
+
+
+def test_task_times_follow_model_resolution_and_duration() -> None:
+    """The same draw (seed and sequence number) scaled by the kind's pace: a 720P 5-s wan2.6 task runs 50–290 s,
+    a 480P 5-s turbo task 0.3 times that, a 1080P 15-s wan2.6 task 3.6 times; the dispatch does not change."""
+    kinds = {
+        ("wan2.6-t2v", "1280*720", 5): 1.0,
+        ("wan2.6-t2v", "1280*720", 2): (2 / 5) ** 0.75,
+        ("wan2.6-t2v", "1920*1080", 15): 1.6 * 3**0.75,
+        ("wan2.1-t2v-turbo", "832*480", 5): 0.5 * 0.6,
+        ("wan2.5-t2v-preview", "832*480", 10): 0.6 * 2**0.75,
+    }
+    runs = {}
+    for (model, size, duration), factor in kinds.items():
+        assert pace(model, size, duration) == pytest.approx(factor)
+        s = store(seed=4)
+        tasks = [make(s, 0.0, r=req(model, size, duration)) for _ in range(200)]
+        runs[model, size, duration] = [t.run_s for t in tasks]
+        assert all(50.0 * factor <= t.run_s <= 290.0 * factor for t in tasks)
+        assert all(2.0 <= t.pending_s <= 10.0 for t in tasks)
+    base = runs["wan2.6-t2v", "1280*720", 5]
+    for key, values in runs.items():
+        assert [v / b for v, b in zip(values, base, strict=True)] == pytest.approx([kinds[key]] * 200)
 
 
 def test_fixed_task_time_splits_pending_and_running() -> None:

@@ -19,8 +19,6 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
 
 KEY = "sk-nightlyTESTkey4242"
-#: Emulated tasks of 90 s at speed 600 take 0.15 s: poll accordingly.
-FAST = ["--expected-task-time", "0.15", "--min-poll-interval", "0.05"]
 #: wan2.6-t2v, 720P, 2 s in cn-beijing: 0.6 CNY/s x 2 s.
 JOB_COST = 1.2
 

@@ -19,7 +19,7 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import run_in_thread
 from runner.store.replay import replay
 
-from .conftest import FAST, KEY, ledger, wanbatch, write_manifest
+from .conftest import KEY, ledger, wanbatch, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 24 * 3600.0
@@ -70,7 +70,7 @@ def test_tasks_lost_to_retention_are_expired_and_regenerated_only_when_asked(
     clock, base_url, emu = frozen
     m = write_manifest(tmp_path / "m.yaml", ["e0", "e1"])
     out = tmp_path / "out"
-    run = ["run", str(m), "--out", str(out), "--base-url", base_url, *FAST]
+    run = ["run", str(m), "--out", str(out), "--base-url", base_url]
     # night 1: both tasks are submitted, then the run is killed (the emulator's clock stands still, so
     # they never finish)
     proc = subprocess.Popen([sys.executable, "-m", "runner", *run], cwd=tmp_path, env=_env(),

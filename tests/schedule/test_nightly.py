@@ -19,7 +19,7 @@ from runner.schedule.budget import MoneyCaps, MoneyGuard, Snapshot
 from runner.store.lock import LOCK_NAME
 from runner.store.replay import replay
 
-from .conftest import FAST, JOB_COST, HookServer, calm_timezone, ledger, wanbatch, write_manifest
+from .conftest import JOB_COST, HookServer, calm_timezone, ledger, wanbatch, write_manifest
 
 
 def _committed_timeline(lines: list[dict[str, object]]) -> list[float]:
@@ -60,7 +60,7 @@ def test_run_budget_is_never_exceeded_with_five_in_flight(
     m = write_manifest(tmp_path / "m.yaml", [f"c{i}" for i in range(8)])
     out = tmp_path / "out"
     code, _, err = wanbatch(capsys, "run", str(m), "--out", str(out), "--base-url", emulator.base_url,
-                                 "--budget", "5", "--max-in-flight", "5", *FAST)  # fmt: skip
+                                 "--budget", "5", "--max-in-flight", "5")  # fmt: skip
     assert code == 1, err
     assert "run budget 5.00 CNY reached: 4.80 spent or reserved, 0.20 left" in err
     assert "4 job(s) not submitted (the cheapest needs 1.20 CNY)" in err
@@ -82,7 +82,7 @@ def test_run_budget_with_failing_tasks_gives_the_money_back_and_never_overspends
         m = write_manifest(tmp_path / "m.yaml", [f"c{i}" for i in range(10)])
         out = tmp_path / "out"
         code, _, _ = wanbatch(capsys, "run", str(m), "--out", str(out), "--base-url", emu.base_url,
-                                "--budget", "6", *FAST)  # fmt: skip
+                                "--budget", "6")  # fmt: skip
         stats = emu.stats()
     summary = replay(out / "ledger.jsonl").summary()
     assert summary["cost"] <= 6 + 1e-9  # billed: only succeeded tasks
@@ -102,14 +102,14 @@ def test_daily_budget_holds_across_two_runs_and_folders(
     common = ["--base-url", emulator.base_url, "--daily-budget", "6", "--state-dir", str(state), "--timezone", tz]
     a = write_manifest(tmp_path / "a.yaml", ["a0", "a1", "a2"], name="alpha")
     b = write_manifest(tmp_path / "b.yaml", ["b0", "b1", "b2", "b3"], name="beta")
-    code, _, err = wanbatch(capsys, "run", str(a), "--out", str(tmp_path / "A"), *common, *FAST)
+    code, _, err = wanbatch(capsys, "run", str(a), "--out", str(tmp_path / "A"), *common)
     assert code == 0, err
     code, stdout, err = wanbatch(capsys, "plan", str(b), "--budget", "2", "--daily-budget", "6",
                                  "--state-dir", str(state), "--timezone", tz)  # fmt: skip
     assert code == 0
     assert "budget per run: 2.00 CNY (stops the run after 2.00 of 4.80)" in stdout
     assert f"({tz}); 3.60 spent or reserved today, 2.40 left (not enough for the whole plan)" in stdout
-    code, _, err = wanbatch(capsys, "run", str(b), "--out", str(tmp_path / "B"), *common, *FAST)
+    code, _, err = wanbatch(capsys, "run", str(b), "--out", str(tmp_path / "B"), *common)
     assert code == 1
     today = datetime.now(UTC).astimezone(__import__("zoneinfo").ZoneInfo(tz)).date().isoformat()
     assert f"daily budget 6.00 CNY for {today} ({tz}) reached: 6.00 spent or reserved today, 0.00 left" in err
@@ -127,7 +127,7 @@ def test_notification_reaches_a_local_server_and_a_hook(
     got = tmp_path / "hook.json"
     with HookServer() as hooks:
         code, _, err = wanbatch(
-            capsys, "run", str(m), "--out", str(out), "--base-url", emulator.base_url, *FAST,
+            capsys, "run", str(m), "--out", str(out), "--base-url", emulator.base_url,
             "--notify", hooks.url + "/hook", "--notify", hooks.url + "/reject",
             "--on-finish", f"cat > {got}", "--on-finish", "exit 3",
         )  # fmt: skip
@@ -152,7 +152,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / LOCK_NAME).write_text(f"{dead.pid}\n")
-    code, _, err = wanbatch(capsys, "run", str(m), "--out", str(out), "--base-url", emulator.base_url, *FAST)
+    code, _, err = wanbatch(capsys, "run", str(m), "--out", str(out), "--base-url", emulator.base_url)
     assert code == 0, err
     assert "lock.taken_over" in err and str(dead.pid) in err
     assert not (out / LOCK_NAME).exists()
@@ -173,7 +173,7 @@ def test_three_nights_of_a_growing_manifest_fill_the_missing_jobs_only(
     for n, names in enumerate(nights):
         write_manifest(m, names, name="grow")
         code, stdout, err = wanbatch(capsys, "run", str(m), "--out", str(out), "--base-url", emulator.base_url,
-                                     "--max-jobs", "3", *FAST)  # fmt: skip
+                                     "--max-jobs", "3")  # fmt: skip
         codes.append(code)
         done = {j.name for j in replay(out / "ledger.jsonl").jobs.values() if j.state == "downloaded"}
         assert done == expect_done[n], err[-2000:]

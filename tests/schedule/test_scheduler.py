@@ -23,7 +23,7 @@ from runner.errors import ConfigError
 from runner.schedule.cron import Scheduler, next_time, parse_cron
 
 from .clock import FakeClock, settle
-from .conftest import FAST, KEY, ledger, wanbatch, write_manifest
+from .conftest import KEY, ledger, wanbatch, write_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ def test_a_real_schedule_runs_a_manifest_and_stops_cleanly_on_sigterm(
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "runner", "schedule", "--cron", "* * * * * *", str(manifest), "--out", str(out),
-         "--base-url", emulator.base_url, "--max-jobs", "1", "--timezone", "UTC", *FAST],
+         "--base-url", emulator.base_url, "--max-jobs", "1", "--timezone", "UTC"],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
