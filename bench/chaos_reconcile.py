@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.chaos_common import FAST, child_env, emulator, runner_argv, witness, write_manifest
+from bench.chaos_common import child_env, emulator, runner_argv, witness, write_manifest
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import parse_fault
 from runner.store.replay import replay
@@ -35,7 +35,7 @@ def _sweep(path: Path, seeds: int) -> Path:
 
 
 def _run(emu: Any, manifest: Path, out: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
-    argv = runner_argv("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, *extra)
+    argv = runner_argv("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **extra)
     err = open(out.parent / f"{out.name}.err", "wb")  # noqa: SIM115 - closed by the child's exit
     return subprocess.Popen(argv, cwd=manifest.parent, env=env, stdout=subprocess.DEVNULL, stderr=err)
 

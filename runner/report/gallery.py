@@ -243,7 +243,7 @@ def build_gallery(out_dir: Path, *, posters: bool = True, now: datetime | None =
 
 
 def _asset(name: str) -> str:
-    return resources.files("runner.report.gallery").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("runner.report").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _csp_hash(text: str) -> str:
@@ -252,7 +252,7 @@ def _csp_hash(text: str) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("runner.report.gallery", "templates"),
+        loader=jinja2.PackageLoader("runner.report", "templates"),
         autoescape=True,  # every {{ }} is escaped whatever the file's extension
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

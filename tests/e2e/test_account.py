@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 from runner.emulator.config import EmulatorConfig
 from runner.store.replay import replay
 
-from .conftest import FAST, KEY, assert_complete, assert_no_key, assert_witness, cli, env, output, spawn, write_manifest
+from .conftest import KEY, assert_complete, assert_no_key, assert_witness, cli, env, output, spawn, write_manifest
 
 
 def run(emu_url: str, manifest: Path, out: Path, *extra: str, key: str = KEY, timeout: float = 120) -> Any:
-    return cli("run", str(manifest), "--out", str(out), "--base-url", emu_url, *FAST, *extra,
+    return cli("run", str(manifest), "--out", str(out), "--base-url", emu_url, **extra,
                cwd=manifest.parent, timeout=timeout, environ=env(DASHSCOPE_API_KEY=key))  # fmt: skip
 
 
@@ -93,7 +93,7 @@ def test_five_server_failures_in_a_row_pause_the_model(tmp_path: Path, emulator:
     emu = emulator(faults=EmulatorConfig.parse_faults(["fail=1x5"]))
     manifest = write_manifest(tmp_path / "m.yaml", 12)
     out = tmp_path / "out"
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and b"model.paused" not in (tmp_path / "runner.err").read_bytes():
         time.sleep(0.05)
@@ -171,7 +171,7 @@ def test_cancel_while_a_run_holds_the_folder_and_retry_canceled(tmp_path: Path, 
     emu = emulator(speed=10.0, task_time=None, seed=8)  # five run at once, the rest stay PENDING for a while
     manifest = write_manifest(tmp_path / "m.yaml", 8)
     out = tmp_path / "out"
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST,
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url,
                  "--max-in-flight", "8", "--qps", "20", cwd=tmp_path)  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (
@@ -191,7 +191,7 @@ def test_cancel_while_a_run_holds_the_folder_and_retry_canceled(tmp_path: Path, 
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
     canceled = emu.stats()["canceled"]
-    again = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, "--retry-canceled",
+    again = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *"--retry-canceled",
                   "--max-in-flight", "8", "--qps", "20", cwd=tmp_path, log="again")  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and emu.stats()["submitted"] < 8 + canceled:
@@ -213,7 +213,7 @@ def test_manifests_with_non_ascii_names_never_share_a_folder(tmp_path: Path, emu
     rain.write_text(body.format(p="Rain on a tin roof."), encoding="utf-8")
     night.write_text(body.format(p="A night street in neon."), encoding="utf-8")
     for m in (rain, night):
-        r = cli("run", str(m), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+        r = cli("run", str(m), "--base-url", emu.base_url, cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["夜街", "雨"]
     assert [v.name.split("__")[0] for v in (tmp_path / "runs" / "雨" / "videos").glob("*.mp4")] == ["夜景"]

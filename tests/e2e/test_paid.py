@@ -16,11 +16,11 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import parse_fault
 from runner.store.replay import replay
 
-from .conftest import FAST, assert_witness, cli, ledger_lines, output, spawn, write_manifest
+from .conftest import assert_witness, cli, ledger_lines, output, spawn, write_manifest
 
 
 def run(emu: Any, manifest: Path, out: Path, *extra: str, timeout: float = 120) -> Any:
-    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, *extra,
+    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **extra,
                cwd=manifest.parent, timeout=timeout)  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_the_caps_hold_across_two_runs_while_tasks_are_undecided(tmp_path: Path,
     out = tmp_path / "out"
     caps = ("--budget", "6", "--daily-budget", "6", "--state-dir", str(tmp_path / "state"))
     emu.state.faults.replace((parse_fault("404@query=1"), parse_fault("404@list=1")))  # nothing can be asked
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, *caps, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **caps, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while emu.stats()["submitted"] < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -110,7 +110,7 @@ def test_an_edited_manifest_still_saves_the_old_jobs_paid_task(tmp_path: Path, e
     emu = emulator(seed=6, task_time=3 * 3600.0)
     manifest = write_manifest(tmp_path / "m.yaml", 2)
     out = tmp_path / "out"
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and sum(x["event"] == "submitted" for x in _lines(out)) < 2:
         time.sleep(0.02)
@@ -141,7 +141,7 @@ def test_status_bills_expired_tasks_as_the_server_did(tmp_path: Path, emulator: 
     manifest = write_manifest(tmp_path / "m.yaml", 5)  # all in flight at once (the quota is 5)
     out = tmp_path / "out"
     emu.state.faults.replace((parse_fault("404@query=1"), parse_fault("404@list=1")))  # nothing is seen ending
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while emu.stats()["submitted"] < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -173,7 +173,7 @@ def test_a_lost_ledger_is_rebuilt_from_sidecars_and_the_register(tmp_path: Path,
     # the ledger lost while tasks were in flight (no sidecar yet): the host's register names them
     slow = emulator(seed=9, task_time=3 * 3600.0)
     out2 = tmp_path / "out2"
-    proc = spawn("run", str(manifest), "--out", str(out2), "--base-url", slow.base_url, *FAST, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out2), "--base-url", slow.base_url, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and sum(x["event"] == "submitted" for x in _lines(out2)) < 5:
         time.sleep(0.02)

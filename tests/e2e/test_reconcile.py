@@ -19,7 +19,7 @@ import pytest
 from runner.emulator.config import EmulatorConfig
 from runner.store.replay import replay
 
-from .conftest import FAST, assert_no_key, assert_witness, cli, ledger_lines, output, spawn, write_manifest
+from .conftest import assert_no_key, assert_witness, cli, ledger_lines, output, spawn, write_manifest
 
 PROMPT = "A lighthouse at dusk, waves rolling in, cinematic."
 
@@ -36,7 +36,7 @@ def write_sweep(path: Path, seeds: int, *, name: str = "sweep") -> Path:
 
 
 def run(emu: Any, manifest: Path, out: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, *extra,
+    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **extra,
                cwd=manifest.parent, timeout=timeout)  # fmt: skip
 
 
@@ -63,7 +63,7 @@ def test_siblings_survive_sigkill_at_random_moments(tmp_path: Path, emulator: An
     emu = emulator(seed=4, task_time=3600.0, faults=EmulatorConfig.parse_faults(["reset_after_create=0.4", "late=0.3"]))
     manifest = write_sweep(tmp_path / "m.yaml", 8)
     out = tmp_path / "out"
-    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST)
+    args = ("run", str(manifest), "--out", str(out), "--base-url", emu.base_url)
     rng = random.Random(13)
     for round_no in range(5):
         proc = spawn(*args, cwd=tmp_path, log=f"kill{round_no}")
@@ -102,7 +102,6 @@ def test_two_folders_running_one_manifest_on_one_account_keep_their_own_tasks(tm
             str(tmp_path / f"out{i}"),
             "--base-url",
             emu.base_url,
-            *FAST,
             cwd=tmp_path,
             log=f"folder{i}",
         )
@@ -171,7 +170,7 @@ def test_an_intent_older_than_the_retention_is_expired_not_sent_again(tmp_path: 
     emu = emulator(seed=6, retention=24 * 3600.0, faults=EmulatorConfig.parse_faults(["reset_after_create=1x3"]))
     manifest = write_manifest(tmp_path / "m.yaml", 3)
     out = tmp_path / "out"
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and emu.stats()["resets_after_create"] < 3:
         time.sleep(0.02)
@@ -276,7 +275,7 @@ def test_another_clients_look_alike_tasks_are_never_adopted(tmp_path: Path, emul
     body = plan["jobs"][0]["request"]
     other = {**body, "parameters": {**body.get("parameters", {}), "seed": 4242}}  # same to the server's eye
     out = tmp_path / "out"
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *FAST, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while emu.stats()["resets_after_create"] < 1 and time.monotonic() < deadline:
         time.sleep(0.005)
