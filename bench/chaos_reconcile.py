@@ -35,7 +35,7 @@ def _sweep(path: Path, seeds: int) -> Path:
 
 
 def _run(emu: Any, manifest: Path, out: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
-    argv = runner_argv("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **extra)
+    argv = runner_argv("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *extra)
     err = open(out.parent / f"{out.name}.err", "wb")  # noqa: SIM115 - closed by the child's exit
     return subprocess.Popen(argv, cwd=manifest.parent, env=env, stdout=subprocess.DEVNULL, stderr=err)
 

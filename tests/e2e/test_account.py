@@ -19,7 +19,7 @@ from .conftest import KEY, assert_complete, assert_no_key, assert_witness, cli, 
 
 
 def run(emu_url: str, manifest: Path, out: Path, *extra: str, key: str = KEY, timeout: float = 120) -> Any:
-    return cli("run", str(manifest), "--out", str(out), "--base-url", emu_url, **extra,
+    return cli("run", str(manifest), "--out", str(out), "--base-url", emu_url, *extra,
                cwd=manifest.parent, timeout=timeout, environ=env(DASHSCOPE_API_KEY=key))  # fmt: skip
 
 
@@ -191,7 +191,7 @@ def test_cancel_while_a_run_holds_the_folder_and_retry_canceled(tmp_path: Path, 
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
     canceled = emu.stats()["canceled"]
-    again = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *"--retry-canceled",
+    again = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, "--retry-canceled",
                   "--max-in-flight", "8", "--qps", "20", cwd=tmp_path, log="again")  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and emu.stats()["submitted"] < 8 + canceled:

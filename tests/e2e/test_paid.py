@@ -20,7 +20,7 @@ from .conftest import assert_witness, cli, ledger_lines, output, spawn, write_ma
 
 
 def run(emu: Any, manifest: Path, out: Path, *extra: str, timeout: float = 120) -> Any:
-    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **extra,
+    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *extra,
                cwd=manifest.parent, timeout=timeout)  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_the_caps_hold_across_two_runs_while_tasks_are_undecided(tmp_path: Path,
     out = tmp_path / "out"
     caps = ("--budget", "6", "--daily-budget", "6", "--state-dir", str(tmp_path / "state"))
     emu.state.faults.replace((parse_fault("404@query=1"), parse_fault("404@list=1")))  # nothing can be asked
-    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **caps, cwd=tmp_path)
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *caps, cwd=tmp_path)
     deadline = time.monotonic() + 30
     while emu.stats()["submitted"] < 5 and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -36,7 +36,7 @@ def write_sweep(path: Path, seeds: int, *, name: str = "sweep") -> Path:
 
 
 def run(emu: Any, manifest: Path, out: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, **extra,
+    return cli("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, *extra,
                cwd=manifest.parent, timeout=timeout)  # fmt: skip
 
 
