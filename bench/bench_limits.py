@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 from runner.engine.api import ApiConfig, DashScopeClient  # noqa: E402
 from runner.engine.clock import RealClock  # noqa: E402
 from runner.engine.limits import WindowLimiter  # noqa: E402
-from runner.engine.poller import PollConfig, PollSchedule  # noqa: E402
+from runner.engine.poll_rule import PollConfig  # noqa: E402
+from runner.engine.poller import PollSchedule  # noqa: E402
 from tests.engine.clock import FakeClock  # noqa: E402
 
 SERVER = """

@@ -19,12 +19,12 @@ from runner.store.replay import replay
 QUERY_QPS = 400
 _CHILD = """
 import dataclasses, sys
-import runner.commands.run, runner.engine.limits, runner.engine.poller
+import runner.commands.run, runner.engine.limits, runner.engine.poll_rule
 qps = float(sys.argv.pop(1))
 runner.engine.limits.QUERY_QPS = qps
 
 @dataclasses.dataclass(frozen=True)
-class RaisedPolls(runner.engine.poller.PollConfig):
+class RaisedPolls(runner.engine.poll_rule.PollConfig):
     budget_qps: float = qps * 0.8
 
 runner.commands.run.PollConfig = RaisedPolls

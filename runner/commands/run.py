@@ -29,7 +29,8 @@ from runner.engine.api import ApiConfig, DashScopeClient
 from runner.engine.clock import RealClock
 from runner.engine.limits import Limits
 from runner.engine.pipeline import Outcome, Pipeline
-from runner.engine.poller import POLL_SHARE, PollConfig, PollSchedule
+from runner.engine.poll_rule import PollConfig
+from runner.engine.poller import POLL_SHARE, PollSchedule
 from runner.engine.settings import PipelineConfig
 from runner.engine.task_memory import TaskMemory, host_of
 from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble

@@ -1,40 +1,15 @@
-"""When to ask about each task in flight: the poll schedule, as pure logic (no HTTP, injectable clock).
+"""When to ask about each task in flight: the poll schedule, as pure logic (no HTTP, injectable clock). The
+interval between two polls of a task is ``poll_rule.poll_interval`` (its docstring has the rule).
 
-With nothing known about a kind of task (``task_times.Kind``: model, resolution tier, duration), a task is
-polled on a **geometric** schedule from its submission, as the SDKs do: ``first_poll`` seconds after it, then
-each time its age has grown ``growth`` times (1, 1.5, 2.25, 3.4, … s), at most ``max_interval`` apart. A fast
-task is seen fast (at most half its time late), and only the first tasks of an unknown kind pay the dozen
-cheap queries it takes. A task this run has not looked at yet (resumed from the ledger) is asked at once
-when it is older than ``first_poll``: nothing was seen of it since its submission.
-
-Once a kind's tasks are expected to take between ``early`` (a low quantile) and ``late`` seconds
-(``task_times.TaskTimes``: this run's samples, remembered ones, a coarser kind's):
-
-* before ``early``: wait until ``early`` (at most ``max_interval`` at a time, so fast failures are seen);
-* from ``early`` on: ask every ``fraction * e`` seconds (geometric spacing), bounded by
-  ``[min_interval, max_interval]``.
-
-A task that ends at ``D >= early`` is then seen at most ``fraction * D`` after it ended; only the tasks faster
-than ``early`` (the 5 % quantile) can be seen later, so the detection delay's p95 stays within ``fraction``
-(2 %) of the task's own time, at about ``ln(late / early) / fraction`` polls per task (≈ 80 for 1–5 min).
-An expectation that is only a guess (remembered but not yet confirmed by this run, or a coarser kind's) is
-hedged: the task is also polled on the geometric schedule until the guess says it is due, so a stale memory
-costs at most the geometric schedule's lateness, never a wait. The first completions of a kind re-file its
-tasks in flight that the new knowledge makes due sooner (the rest of a first wave is asked at once).
-
-All tasks share one due-time heap and one query budget: when more polls are due than the budget allows, they
-are handed out in due order as the budget refills (spread, never dropped). A task still PENDING or RUNNING
-long after ``late`` is flagged once as stalled (the pipeline logs ``task.stalled``).
-
-**Sweeps** (``sweep_qps > 0``): one list request (``GET /api/v1/tasks?status=RUNNING``) answers for every
-task known to be RUNNING at once, on the list API's own 20 QPS. Tasks known RUNNING sit on a second heap with
-the same due times; when the earliest is due, one sweep covers all of them and each is rescheduled by the
-rule above. A covered task missing from a complete answer has ended (RUNNING only moves to a final status),
-so it is queried at once, ahead of every other poll, for its outcome and video URL (the list carries neither).
-Tasks still PENDING, and a RUNNING task when it is the only one, are polled on their own: a sweep then buys
-nothing over a query. After ``sweep_failures`` failed sweeps in a row, or as many
-tasks in a row that a sweep said had ended and their query found still running (a list that lags), sweeping
-stops for the run.
+All tasks share one due-time heap and one query budget: polls due beyond the budget are handed out in due order
+as it refills (spread, never dropped). A task PENDING or RUNNING long after ``late`` is flagged once as stalled.
+**Sweeps** (``sweep_qps > 0``): one list request (``GET /api/v1/tasks?status=RUNNING``) answers for every task
+known RUNNING at once, on the list API's own 20 QPS. Those tasks sit on a second heap with the same due times;
+when the earliest is due, one sweep covers all of them and each is rescheduled by the rule. A covered task
+missing from a complete answer has ended (RUNNING only moves to a final status), so it is queried at once, ahead
+of every other poll, for its outcome and video URL (the list carries neither). PENDING tasks, and a RUNNING task
+when it is the only one, are polled on their own. After ``sweep_failures`` failed sweeps in a row, or as many
+tasks in a row that a sweep said had ended and their query found running (a lagging list), sweeping stops.
 """
 
 from __future__ import annotations
@@ -46,47 +21,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from runner.engine.clock import Clock
-from runner.engine.task_times import DurationStats, Expectation, Kind, TaskTimes, Weighted
+from runner.engine.poll_rule import PollConfig, poll_interval
+from runner.engine.task_times import Expectation, Kind, TaskTimes, Weighted
+from runner.engine.wire import TERMINAL_STATUSES
 from runner.models import TYPICAL_TASK_SECONDS
 
-__all__ = [
-    "FINAL_STATUSES",
-    "POLL_SHARE",
-    "DurationStats",
-    "Expectation",
-    "Kind",
-    "PollConfig",
-    "PollSchedule",
-    "SweepResult",
-    "TaskTimes",
-]
+__all__ = ["POLL_SHARE", "PollSchedule", "SweepResult"]
 
-#: A task in one of these states never changes again (API.md §2).
-FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
-
-
-#: The share of the run's query rate (``limits.Limits.query``) that polls may use; list and cancel use the rest.
-POLL_SHARE = 0.8
+POLL_SHARE = 0.8  # the share of the run's query rate (``Limits.query``) polls may use; list and cancel the rest
 _ONE = 1.0 - 1e-9  # a whole query token, up to float error (see due())
-
-
-@dataclass(frozen=True)
-class PollConfig:
-    """Tuning of the poll schedule. ``budget_qps`` is the share of the account's 20 QPS used for polls."""
-
-    fraction: float = 0.02  # detection-delay target, as a fraction of the task time
-    min_interval: float = 0.02  # --min-poll-interval; the budget, not this, is what protects the quota
-    max_interval: float = 30.0
-    first_poll: float = 1.0  # no knowledge: the first poll this long after submission …
-    growth: float = 1.5  # … then each time the task's age has grown this many times
-    budget_qps: float = 8.0  # polls per second for all tasks together: POLL_SHARE of the default 10 queries/s
-    burst: float = 4.0  # polls that may go at once after a quiet spell
-    stall_factor: float = 2.0  # stalled when elapsed > stall_factor * late
-    expected_task_time: float | None = None  # --expected-task-time: for every kind this run has not learned
-    min_samples: int = 5  # completions of a kind before its own quantiles decide (task_times module docstring)
-    sample_size: int = 256  # durations kept per kind in a run
-    sweep_qps: float = 0.0  # list requests per second for sweeps; 0: every task is polled on its own
-    sweep_failures: int = 3  # failed sweeps in a row after which sweeping stops for the run
 
 
 @dataclass
@@ -187,18 +130,7 @@ class PollSchedule:
     def interval(self, kind: Kind | str, elapsed: float, *, seen: bool = True) -> float:
         """Seconds until the next poll of a task of ``kind`` that has run ``elapsed`` seconds; ``seen=False``
         for a task this run has not looked at yet (its last look was its submission)."""
-        cfg = self._cfg
-        age = max(elapsed, 0.0)
-        exp = self._times.expectation(_kind(kind))
-        geometric = max(cfg.first_poll - elapsed, (cfg.growth - 1.0) * age if seen else 0.0)
-        if exp is None:
-            wait = geometric
-        else:
-            dense = cfg.fraction * age
-            wait = max(dense, exp.early - elapsed) if elapsed < exp.early else dense
-            if not exp.sure:
-                wait = min(wait, geometric)
-        return min(cfg.max_interval, max(cfg.min_interval, wait))
+        return poll_interval(self._cfg, self._times.expectation(_kind(kind)), elapsed, seen=seen)
 
     def next_delay(self, task_id: str) -> float:
         task = self._tasks[task_id]
@@ -248,10 +180,10 @@ class PollSchedule:
         task.polls += 1
         if task.swept_out:  # a sweep said it ended: was the list right?
             task.swept_out = False
-            self._false_ends = 0 if status in FINAL_STATUSES else self._false_ends + 1
+            self._false_ends = 0 if status in TERMINAL_STATUSES else self._false_ends + 1
             if self._false_ends >= self._cfg.sweep_failures:
                 self._stop_sweeping()  # a list that lags the tasks would cost a query per task per sweep
-        if status in FINAL_STATUSES:
+        if status in TERMINAL_STATUSES:
             self.remove(task_id)
             if status == "SUCCEEDED":
                 took = seconds if seconds is not None else now - task.submitted_at

@@ -23,8 +23,9 @@ from functools import partial
 from runner.engine.classify import Action, classify, classify_task_failure
 from runner.engine.context import RunContext, log
 from runner.engine.job import Job
-from runner.engine.poller import Kind, PollSchedule
+from runner.engine.poller import PollSchedule
 from runner.engine.reconcile import reconcile
+from runner.engine.task_times import Kind
 from runner.engine.waiting import Stopped
 from runner.engine.wire import TaskInfo, TaskPage, parse_task_time
 from runner.errors import ApiError

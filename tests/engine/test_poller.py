@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.engine.poller import FINAL_STATUSES, DurationStats, Expectation, Kind, PollConfig, PollSchedule
+from runner.engine.poll_rule import PollConfig
+from runner.engine.poller import PollSchedule
+from runner.engine.task_times import DurationStats, Expectation, Kind
+from runner.engine.wire import TERMINAL_STATUSES as FINAL_STATUSES
 
 
 class ManualClock:

@@ -8,7 +8,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.engine.poller import PollConfig, PollSchedule
+from runner.engine.poll_rule import PollConfig
+from runner.engine.poller import PollSchedule
 
 from .test_poller import ManualClock
 
