@@ -47,6 +47,7 @@ from runner.emulator.protocol import (
 )
 from runner.emulator.state import EmulatorState
 from runner.emulator.tasks import STATUSES, Task
+from runner.emulator.uploads import RESOLVE_HEADER, check_oss_audio
 from runner.models import resolve_model
 
 
@@ -130,6 +131,8 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     if wait is not None:
         raise throttle(state, wait)
     req = check_create(body, model_name, spec)
+    # issue 19: an oss:// audio_url must name a live object of this model, with the header that resolves it
+    check_oss_audio(state.objects, body["input"], request.headers.get(RESOLVE_HEADER, ""), spec, now)
     word = state.block_word
     if word and (word.lower() in req.prompt.lower() or word.lower() in (req.negative_prompt or "").lower()):
         raise ApiFailure(400, "DataInspectionFailed", INPUT_INSPECTION)

@@ -17,9 +17,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-#: Routes a rule can be scoped to.
+#: Routes a rule can be scoped to. A rule without ``@route`` hits the API routes only; ``policy`` (the upload
+#: policy) and ``upload`` (the upload host) are hit when named (issue 19).
 API_ROUTES = ("create", "query", "list", "cancel")
-ROUTES = (*API_ROUTES, "file")
+ROUTES = (*API_ROUTES, "file", "policy", "upload")
 
 #: Request-level kinds: the answer to one request is replaced (before the request has any effect).
 #: ``404``: a proxy's HTML "not found" page, no DashScope code (a misrouted request, issue 14).

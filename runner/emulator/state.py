@@ -12,6 +12,7 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import FaultInjector, roll
 from runner.emulator.quotas import Quotas
 from runner.emulator.tasks import TaskStore
+from runner.emulator.uploads import ObjectStore
 from runner.emulator.video import VideoCache
 
 
@@ -37,6 +38,12 @@ class EmulatorState:
             concurrency_mode=config.concurrency_mode,
         )
         self.videos = VideoCache(fps=config.fps)
+        self.objects = ObjectStore(  # local files uploaded for creates (issue 19)
+            speed=config.speed,
+            ttl=config.upload_ttl,
+            max_bytes=int(config.upload_max_mb * 1024 * 1024),
+            seed=config.seed,
+        )
         self._url_secret = hashlib.blake2b(f"url-secret:{config.seed}".encode(), digest_size=32).digest()
         self._accepted_keys = frozenset(config.api_keys)
         self.reset_stats()
@@ -61,8 +68,10 @@ class EmulatorState:
         self.n_429 = 0
 
     def reset(self) -> None:
-        """Forget tasks, counters and quota windows (``POST /_emulator/reset``); config and faults stay."""
+        """Forget tasks, uploaded objects, counters and quota windows (``POST /_emulator/reset``); config and
+        faults stay."""
         self.store.clear()
+        self.objects.clear()
         self.quotas.reset()
         self.faults.reset()
         self.reset_stats()
@@ -118,5 +127,6 @@ class EmulatorState:
             "clock_offset": self.clock_offset,
             "faults_injected": dict(self.faults.injected),
             "videos_encoded": self.videos.encoded,
+            **self.objects.as_stats(now),
             "now": now,
         }
