@@ -150,6 +150,8 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     if "reset_after_create" in faults:
         state.resets_after_create += 1
         raise Reset  # the paid task exists; the client never learns its id
+    if "hold_after_create" in faults:  # the paid task exists; its answer comes slow_seconds late (a slow gateway)
+        await asyncio.sleep(state.slow_seconds)
     odd = _odd_answer(faults, rid)
     if odd is not None:  # the paid task exists; a proxy rewrote the answer into one that proves nothing
         state.odd_answers += 1

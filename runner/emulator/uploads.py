@@ -75,6 +75,7 @@ class ObjectStore:
         self.stored = 0
         self.stored_bytes = 0
         self.with_authorization = 0  # uploads that carried an Authorization header (the key must never go there)
+        self.resolving_creates = 0  # creates that carried X-DashScope-OssResourceResolve: enable
         self.refused: Counter[str] = Counter()  # upload answers other than success, by code
 
     # -- policies -----------------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class ObjectStore:
             "upload_bytes": self.stored_bytes,
             "uploads_with_authorization": self.with_authorization,
             "uploads_refused": dict(self.refused),
+            "creates_with_resolve_header": self.resolving_creates,
             "objects": sum(1 for o in self.objects.values() if o.expires_at > now),
         }
 
@@ -157,10 +159,12 @@ class ObjectStore:
 def check_oss_audio(store: ObjectStore, inp: dict[str, Any], resolve: str, spec: ModelSpec, now: float) -> None:
     """A create whose ``input.audio_url`` names an ``oss://`` object: the header must ask to resolve it, the object
     must live and serve this model, and its audio must be what the service takes; else 400 naming the URL."""
+    enabled = resolve.strip().lower() == "enable"
+    store.resolving_creates += enabled
     url = inp.get("audio_url")
     if not isinstance(url, str) or not url.startswith("oss://"):
         return
-    if resolve.strip().lower() != "enable":
+    if not enabled:
         raise _invalid(f"The oss resource {url} cannot be read: a request naming an oss:// URL needs the header "
                        f"{RESOLVE_HEADER}: enable.")  # fmt: skip
     obj = store.get(url.removeprefix("oss://"), now)

@@ -26,8 +26,9 @@ from runner.errors import (
 )
 from runner.store.download import url_expiry
 
-#: The kinds of request, as timeouts, limiters and ``classify`` tell them apart.
-Op = Literal["create", "get", "list", "cancel"]
+#: The kinds of request, as timeouts, limiters and ``classify`` tell them apart. ``policy`` asks DashScope where to
+#: upload a local file, ``upload`` posts it to that object store (issue 19: never with the key).
+Op = Literal["create", "get", "list", "cancel", "policy", "upload"]
 
 #: A task in one of these states never changes again (API.md §2).
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
@@ -80,6 +81,22 @@ class ListedTask:
     model_name: str | None
     gmt_create_ms: int | None
     end_time_ms: int | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """Where and how to upload one local file (the getPolicy answer's ``data``; dashscope ``utils/oss_utils.py``):
+    the form fields the upload host checks, the folder the object's key must lie in, and its size limit."""
+
+    upload_host: str
+    upload_dir: str
+    policy: str
+    signature: str
+    oss_access_key_id: str
+    x_oss_object_acl: str
+    x_oss_forbid_overwrite: str
+    max_file_size_mb: float | None
     request_id: str | None
 
 
@@ -203,6 +220,39 @@ class ListAnswer(WireModel):
     page_no: int = 1
     page_size: int = 10
     request_id: str | None = None
+
+
+class PolicyData(WireModel):
+    upload_host: str = Field(pattern=r"^https?://")
+    upload_dir: str = Field(min_length=1)
+    policy: str
+    signature: str
+    oss_access_key_id: str
+    x_oss_object_acl: str = "private"
+    x_oss_forbid_overwrite: str = "true"
+    max_file_size_mb: float | None = None
+
+
+class PolicyAnswer(WireModel):
+    data: PolicyData
+    request_id: str | None = None
+
+
+def parse_policy(raw: bytes, headers: Mapping[str, str], key: str) -> UploadPolicy:
+    """The getPolicy answer as an ``UploadPolicy`` (the host scrubbed like any URL the service sends)."""
+    answer = parse_answer(PolicyAnswer, raw, "policy", headers, key)
+    d = answer.data
+    return UploadPolicy(
+        upload_host=redact(d.upload_host, key),
+        upload_dir=d.upload_dir.strip("/"),
+        policy=d.policy,
+        signature=d.signature,
+        oss_access_key_id=d.oss_access_key_id,
+        x_oss_object_acl=d.x_oss_object_acl,
+        x_oss_forbid_overwrite=d.x_oss_forbid_overwrite,
+        max_file_size_mb=d.max_file_size_mb,
+        request_id=answer.request_id or headers.get("x-request-id"),
+    )
 
 
 class ErrorAnswer(WireModel):
