@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import jinja2
 from markupsafe import Markup
@@ -78,6 +78,7 @@ class Card:
     poster: str | None  # href likewise
     bytes: int | None
     failure: Failure | None
+    audio: str | None = None  # the soundtrack the video was made with: a local file's name, or the URL (issue 19)
 
     @property
     def code(self) -> str:
@@ -194,7 +195,17 @@ def _card(job: JobState, order: int, out_dir: Path, *, posters: bool) -> Card:
         poster=poster,
         bytes=job.bytes,
         failure=job.failure,
+        audio=_audio_name(inp.get("audio_url")),
     )
+
+
+def _audio_name(url: Any) -> str | None:
+    """A soundtrack as the card names it: a local file (``file://``) by its name, a URL as it is."""
+    if not isinstance(url, str) or not url:
+        return None
+    if url.startswith("file://"):
+        return unquote(url.rstrip("/").rsplit("/", 1)[-1])
+    return url
 
 
 def build_gallery(out_dir: Path, *, posters: bool = True, now: datetime | None = None) -> Gallery:
