@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.server import ThreadedEmulator, run_in_thread
@@ -234,12 +235,29 @@ def witness(emu: ThreadedEmulator, *outs: Path) -> dict[str, Any]:
     * ``overpaid_bodies``: bodies with more billed tasks than jobs (over all folders) asking for them;
     * ``shared_tasks``: tasks held by more than one job;
     * ``unsaved``: billed tasks no job saved;
-    * ``billed``, ``saved``: counts."""
+    * ``billed``, ``saved``: counts.
+
+    A job with a local audio file (issue 19) sends its body with the ``oss://`` URL of an upload in place of the
+    ``file://`` one: every body sent with any upload of its file counts as the job's one body."""
     from runner.emulator.protocol import body_digest
+
+    alias: dict[str, str] = {}  # digest of a body as sent -> digest of the job's body as planned
+    for out in outs:
+        urls: dict[tuple[str, str], list[str]] = {}
+        lines = [json.loads(x) for x in (out / "ledger.jsonl").read_text(encoding="utf-8").splitlines() if x]
+        for line in lines:
+            if line.get("event") == "uploaded":
+                urls.setdefault((line["file"], line["model"]), []).append(line["url"])
+        for job in replay(out / "ledger.jsonl").jobs.values():
+            local = job.request.get("input", {}).get("audio_url", "")
+            if isinstance(local, str) and local.startswith("file://"):
+                for url in urls.get((unquote(urlsplit(local).path), job.model), []):
+                    sent = {**job.request, "input": {**job.request["input"], "audio_url": url}}
+                    alias[body_digest(sent)] = body_digest(job.request)
 
     store = emu.state.store
     now = emu.state.clock()
-    tasks = {t.task_id: (t.req.digest, store.status(t, now)) for t in store.order}
+    tasks = {t.task_id: (alias.get(t.req.digest, t.req.digest), store.status(t, now)) for t in store.order}
     owners: dict[str, list[tuple[str, Any]]] = {}
     wanted: Counter[str] = Counter()
     wrong, saved = [], 0

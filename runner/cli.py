@@ -76,7 +76,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from runner.report.gallery import report_command
+    from runner.commands.folder import report_command
 
     return report_command(args)
 

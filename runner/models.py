@@ -41,6 +41,17 @@ TASK_TIMEOUT_SECONDS = 3 * 3600
 NEGATIVE_PROMPT_MAX_CHARS = 500
 SEED_MIN, SEED_MAX = 0, 2_147_483_647
 
+#: ``input.audio_url`` (wan2.5, wan2.6; API.md §1.3): the containers it may be, its length in seconds, its size.
+AUDIO_FORMATS = ("wav", "mp3")
+AUDIO_MIN_SECONDS, AUDIO_MAX_SECONDS = 3.0, 30.0
+AUDIO_MAX_BYTES = 15 * 1024 * 1024
+
+#: A local file uploaded to DashScope's temporary storage (an ``oss://`` URL) is kept this long (API.md §1.2; the
+#: vendor's "upload local files to get temporary URLs" page), for the model it was uploaded for only. The vendor
+#: documents the temporary storage for China (Beijing).
+UPLOAD_TTL_SECONDS = 48 * 3600
+UPLOAD_REGIONS = ("cn-beijing",)
+
 
 @dataclass(frozen=True)
 class Region:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 from runner import log as runlog
@@ -124,3 +125,19 @@ async def _cancel(out: Path, state: RunState, api: ApiConfig, *, write: bool = T
                 await ledger.append(CANCELED, job.job_id, task_id=job.task_id)
             canceled += 1
     return canceled, kept
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``wanbatch report DIR``: 0 and the page's path on stdout; 2 when DIR holds no readable ledger."""
+    from runner.report.gallery import write_report
+
+    try:
+        index = write_report(Path(args.dir))
+    except LedgerError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
+    print(index)
+    return 0

@@ -49,6 +49,7 @@ from runner.emulator.protocol import (
 )
 from runner.emulator.state import EmulatorState
 from runner.emulator.tasks import STATUSES, Task
+from runner.emulator.uploads import RESOLVE_HEADER, check_oss_audio
 from runner.models import resolve_model
 
 
@@ -137,6 +138,8 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     if wait is not None:
         raise throttle(state, wait)
     req = check_create(body, model_name, spec)
+    # issue 19: an oss:// audio_url must name a live object of this model, with the header that resolves it
+    check_oss_audio(state.objects, body["input"], request.headers.get(RESOLVE_HEADER, ""), spec, now)
     word = state.block_word
     if word and (word.lower() in req.prompt.lower() or word.lower() in (req.negative_prompt or "").lower()):
         raise ApiFailure(400, "DataInspectionFailed", INPUT_INSPECTION)
@@ -161,6 +164,8 @@ async def create(request: web.Request, state: EmulatorState, key: str, rid: str)
     if "reset_after_create" in faults:
         state.resets_after_create += 1
         raise Reset  # the paid task exists; the client never learns its id
+    if "hold_after_create" in faults:  # the paid task exists; its answer comes slow_seconds late (a slow gateway)
+        await asyncio.sleep(state.slow_seconds)
     odd = _odd_answer(faults, rid)
     if odd is not None:  # the paid task exists; a proxy rewrote the answer into one that proves nothing
         state.odd_answers += 1

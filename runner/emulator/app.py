@@ -1,5 +1,6 @@
 """The emulator as an aiohttp application: the routes of API.md (``api_routes``), the object-storage stand-in
-(``storage``) and the ``/_emulator/*`` test endpoints (``testing``); every answer's ``Date`` is the emulator's clock."""
+(``storage``), local-file uploads (``upload_routes``) and the ``/_emulator/*`` test endpoints (``testing``); every
+answer's ``Date`` is the emulator's clock."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.state import EmulatorState
 from runner.emulator.storage import download
 from runner.emulator.testing import get_faults, get_stats, get_tasks, reset, set_clock, set_faults
+from runner.emulator.upload_routes import OSS_PATH, get_policy, post_object
 
 
 async def _server_date(request: web.Request, response: web.StreamResponse) -> None:
@@ -37,6 +39,9 @@ def create_app(
         r.add_get(f"{API}/tasks/{{task_id}}{suffix}", api("query", query), allow_head=False)
         r.add_post(f"{API}/tasks/{{task_id}}/cancel{suffix}", api("cancel", cancel))
     r.add_get(FILE_PREFIX + "/{name}", download)
+    for suffix in ("", "/"):  # issue 19: the upload policy and the upload host it names
+        r.add_get(f"{API}/uploads{suffix}", api("policy", get_policy), allow_head=False)
+    r.add_post(OSS_PATH, post_object)
     r.add_get("/_emulator/stats", get_stats, allow_head=False)
     r.add_get("/_emulator/faults", get_faults, allow_head=False)
     r.add_post("/_emulator/faults", set_faults)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from runner.emulator.accounts import AccountSpec, group_specs, parse_account
 from runner.emulator.faults import FaultRule, parse_fault
-from runner.models import RETENTION_SECONDS
+from runner.models import RETENTION_SECONDS, UPLOAD_TTL_SECONDS
 
 #: A signed ``video_url`` is valid this long after the task ends (API.md §2), in simulated seconds.
 URL_TTL_SECONDS = 24 * 3600
@@ -17,7 +17,7 @@ URL_TTL_SECONDS = 24 * 3600
 class EmulatorConfig:
     """Every option of ``wanbatch emulator``.
 
-    Simulated durations (task times, retention, URL lifetime, the 3 h task timeout) are divided by
+    Simulated durations (task times, retention, URL and upload lifetimes, the 3 h task timeout) are divided by
     ``speed``: at speed 60 a 120 s task takes 2 s. Quota windows and ``slow_seconds`` are real time.
     """
 
@@ -32,6 +32,8 @@ class EmulatorConfig:
     task_time: float | None = None  # fixed submit→end time (simulated s); None: drawn from 1–5 min
     retention: float = float(RETENTION_SECONDS)  # simulated s after submission before UNKNOWN
     url_ttl: float = float(URL_TTL_SECONDS)  # simulated s a video_url stays valid after the task ends
+    upload_ttl: float = float(UPLOAD_TTL_SECONDS)  # simulated s an uploaded local file is kept (issue 19)
+    upload_max_mb: float = 100.0  # the upload policy's size limit (the audio rule's 15 MB is checked at create)
     quotas: bool = True
     qps_scale: float = 1.0  # multiplies every quota (submit QPS, concurrency, query QPS)
     block_word: str | None = None  # a prompt containing it gets 400 DataInspectionFailed at submit
@@ -59,6 +61,8 @@ class EmulatorConfig:
             raise ValueError("api keys without an account (--api-key, WANBATCH_EMULATOR_API_KEYS) cannot be mixed "
                              "with accounts: give every key to an account (--account NAME=KEY)")  # fmt: skip
         group_specs(self.accounts)  # a key given twice, or one account's specs disagreeing: ValueError
+        if self.upload_ttl <= 0 or self.upload_max_mb <= 0:
+            raise ValueError("upload_ttl and upload_max_mb must be > 0")
 
     @staticmethod
     def parse_faults(specs: list[str] | tuple[str, ...]) -> tuple[FaultRule, ...]:

@@ -17,17 +17,21 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-#: Routes a rule can be scoped to.
+#: Routes a rule can be scoped to. A rule without ``@route`` hits the API routes only; ``policy`` (the upload
+#: policy) and ``upload`` (the upload host) are hit when named (issue 19).
 API_ROUTES = ("create", "query", "list", "cancel")
-ROUTES = (*API_ROUTES, "file")
+ROUTES = (*API_ROUTES, "file", "policy", "upload")
 
 #: Request-level kinds: the answer to one request is replaced (before the request has any effect).
 #: ``404``: a proxy's HTML "not found" page, no DashScope code (a misrouted request, issue 14).
 REQUEST_KINDS = ("429", "404", "500", "502", "503", "reset", "slow", "truncate")
 #: Task-level kinds: decided once per accepted create. ``late`` makes the task run four times longer (tasks end
-#: out of order). The ``*_after_create`` kinds and ``ANSWER_KINDS`` make the task, then lose or replace its answer.
+#: out of order). The ``*_after_create`` kinds and ``ANSWER_KINDS`` make the task, then lose, hold (``slow_seconds``)
+#: or replace its answer.
 ANSWER_KINDS = ("empty_id", "unknown_id", "no_task_id", "html_400", "html_200", "page_502")
-TASK_KINDS = ("reset_after_create", "fail", "inspection", "stuck", "expired_url", "late", *ANSWER_KINDS)
+TASK_KINDS = (
+    "reset_after_create", "hold_after_create", "fail", "inspection", "stuck", "expired_url", "late", *ANSWER_KINDS
+)  # fmt: skip
 KINDS = REQUEST_KINDS + TASK_KINDS
 
 _DEFAULT_SCOPE: dict[str, tuple[str, ...]] = {

@@ -12,6 +12,7 @@ from runner.emulator.clock import Clock, system_clock
 from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import FaultInjector, roll
 from runner.emulator.tasks import TaskStore
+from runner.emulator.uploads import ObjectStore
 from runner.emulator.video import VideoCache
 
 
@@ -38,6 +39,12 @@ class EmulatorState:
             concurrency_mode=config.concurrency_mode,
         )
         self.videos = VideoCache(fps=config.fps)
+        self.objects = ObjectStore(  # local files uploaded for creates (issue 19)
+            speed=config.speed,
+            ttl=config.upload_ttl,
+            max_bytes=int(config.upload_max_mb * 1024 * 1024),
+            seed=config.seed,
+        )
         self._url_secret = hashlib.blake2b(f"url-secret:{config.seed}".encode(), digest_size=32).digest()
         self.reset_stats()
 
@@ -61,9 +68,11 @@ class EmulatorState:
         self.n_429 = 0
 
     def reset(self) -> None:
-        """Forget tasks, counters and quota windows (``POST /_emulator/reset``); config and faults stay."""
+        """Forget tasks, uploaded objects, counters and quota windows (``POST /_emulator/reset``); config and
+        faults stay."""
         self.store.clear()
         self.accounts.reset()
+        self.objects.clear()
         self.faults.reset()
         self.reset_stats()
 
@@ -126,6 +135,7 @@ class EmulatorState:
             "clock_offset": self.clock_offset,
             "faults_injected": dict(self.faults.injected),
             "videos_encoded": self.videos.encoded,
+            **self.objects.as_stats(now),
             "now": now,
             "foreign": self.accounts.foreign,
             "accounts": self.accounts.stats(self.store, now),

@@ -46,6 +46,10 @@ async def submitter(ctx: RunContext, model: str) -> None:
             if not await ctx.sleep(pause):
                 return
             continue
+        # issue 19: a local file the create carries is uploaded (or its upload reused) before the job takes its
+        # group, budget and token; False: the job was failed or left, its slot given back
+        if ctx.uploads is not None and not await ctx.uploads.ready(job):
+            continue
         if not ctx.open_group(job):  # a look-alike's create is unanswered: wait for its answer, slot-free
             await ctx.free_slot(job)
             continue

@@ -37,10 +37,12 @@ from runner.engine.wire import (
     TaskAnswer,
     TaskInfo,
     TaskPage,
+    UploadPolicy,
     bad_answer,
     format_list_time,
     http_error,
     parse_answer,
+    parse_policy,
     redact,
     scrub,
     without_key,
@@ -82,10 +84,12 @@ class Timeouts:
     query: float = 30.0
     list: float = 60.0
     cancel: float = 30.0
+    upload: float = 600.0  # issue 19: a local file (≤ 15 MB) posted to the upload host (runner/engine/oss.py)
     pool_size: int = 32
 
     def total(self, op: Op) -> float:
-        return {"create": self.create, "get": self.query, "list": self.list, "cancel": self.cancel}[op]
+        return {"create": self.create, "get": self.query, "list": self.list, "cancel": self.cancel,
+                "policy": self.query, "upload": self.upload}[op]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -203,13 +207,14 @@ class DashScopeClient:
 
     # ------------------------------------------------------------------------------------------ operations
 
-    async def create(self, body: Mapping[str, Any]) -> Created:
-        """Submit one task. ``body`` is sent as given: ``{"model", "input", "parameters"?}``."""
+    async def create(self, body: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None) -> Created:
+        """Submit one task. ``body`` is sent as given: ``{"model", "input", "parameters"?}``; ``extra_headers`` join
+        the create's own (issue 19: ``X-DashScope-OssResourceResolve`` on a body naming an oss:// file)."""
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         if self._create_gate is None:
             raise RuntimeError("DashScopeClient is not open: use 'async with'")
         async with self._create_gate:
-            data, headers = await self._request("create", "POST", CREATE_PATH, body=payload)
+            data, headers = await self._request("create", "POST", CREATE_PATH, body=payload, extra=extra_headers)
         answer = parse_answer(CreateAnswer, data, "create", headers, self._config.api_key)
         return Created(
             task_id=answer.output.task_id,
@@ -285,6 +290,12 @@ class DashScopeClient:
         """Cancel a PENDING task; a non-PENDING one answers 400 UnsupportedOperation (PermanentError)."""
         await self._request("cancel", "POST", f"/tasks/{_quote_id(task_id)}/cancel")
 
+    async def upload_policy(self, model: str) -> UploadPolicy:
+        """Issue 19: where and how to upload a local file for ``model`` (``GET /uploads?action=getPolicy``, as the
+        SDK asks). The file itself goes to the policy's upload host, never with the key (``runner.engine.oss``)."""
+        data, headers = await self._request("policy", "GET", "/uploads", params={"action": "getPolicy", "model": model})
+        return parse_policy(data, headers, self._config.api_key)
+
     # ------------------------------------------------------------------------------------------ transport
 
     def _build_headers(self, op: Op) -> dict[str, str]:
@@ -308,6 +319,7 @@ class DashScopeClient:
         *,
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> tuple[bytes, Mapping[str, str]]:
         """Send one request; the body of a 2xx answer with its headers (case-insensitive), or an ApiError.
         Never retries."""
@@ -323,7 +335,7 @@ class DashScopeClient:
                 url,
                 params=params,
                 data=body,
-                headers=self._header_sets[op],  # aiohttp copies them into its own multidict
+                headers={**self._header_sets[op], **extra} if extra else self._header_sets[op],  # aiohttp copies them
                 timeout=timeout,
                 trace_request_ctx=flag,
                 allow_redirects=False,

@@ -3,7 +3,9 @@
 AMBIGUOUS exists because the create endpoint has no idempotency key: a create whose answer was lost after the
 request left (timeout, reset, 5xx, a proxy's page) may have made a paid task, so the pipeline must reconcile
 through the task list before it sends again (ARCHITECTURE.md). REFUSED is the account (or one model for it)
-refusing work: no job is to blame (issue 17).
+refusing work: no job is to blame (issue 17). Uploads of local files (issue 19: ``policy``, ``upload``) are
+idempotent, so never AMBIGUOUS, and the upload host's answers are about the upload, never the account;
+``upload_lost`` tells a create refused because the server no longer has the file it names.
 """
 
 from __future__ import annotations
@@ -90,8 +92,11 @@ def classify(
     * ServerError / RequestTimeout / ConnectionLost → for ``op="create"`` with ``sent`` → AMBIGUOUS (a paid
       task may exist; no idempotency key); otherwise RETRY (Retry-After honoured on 503s).
     * Anything else (a bug, an unexpected exception) → AMBIGUOUS for a create, NEVER otherwise.
+
+    ``op="upload"`` (the object store, issue 19): its 403 is a policy's signature or age, not the account's key, so
+    it is never REFUSED; like every op but create it is never AMBIGUOUS (an upload makes nothing that bills).
     """
-    if isinstance(exc, ApiError) and (scope := refusal_scope(exc)) is not None:
+    if isinstance(exc, ApiError) and op != "upload" and (scope := refusal_scope(exc)) is not None:
         return Verdict(Action.REFUSED, reason=f"the {scope} refused: {exc.code or exc.status}", scope=scope)
     if isinstance(exc, PermanentError):
         return Verdict(Action.NEVER, reason=f"refused: {exc.code or exc.status}")
@@ -114,6 +119,18 @@ def classify(
     if op == "create":
         return Verdict(Action.AMBIGUOUS, reason=f"unexpected {type(exc).__name__} during create")
     return Verdict(Action.NEVER, reason=f"unexpected {type(exc).__name__}")
+
+
+def upload_lost(exc: BaseException, url: str) -> bool:
+    """Issue 19: a create carrying the temporary file ``url`` (``oss://…``, uploaded by this run or an earlier one)
+    refused 400 ``InvalidParameter`` with a message naming it: the service no longer has the file (expired, or
+    lost) or cannot read it. Nothing was made; the file is uploaded again and the create sent again (once)."""
+    return (
+        isinstance(exc, PermanentError)
+        and exc.status == 400
+        and exc.code == "InvalidParameter"
+        and url in (exc.message or "")
+    )
 
 
 #: FAILED task codes worth a new submission (a failed task is not billed; ERRORS.md).

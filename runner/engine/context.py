@@ -21,7 +21,7 @@ import structlog
 
 from runner.engine.api import DashScopeClient
 from runner.engine.classify import Action, classify
-from runner.engine.hooks import Ledger, MoneyGuard, PosterMaker
+from runner.engine.hooks import Ledger, MoneyGuard, PosterMaker, Uploader
 from runner.engine.job import Job
 from runner.engine.limits import Limits
 from runner.engine.refusal import Breaker, Refusal, Refusals
@@ -62,6 +62,7 @@ class RunContext(Shutdown):
     guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/schedule/budget.py): settles from the events
     poster: PosterMaker | None = None  # makes each video's gallery poster as it lands (None: no posters)
     claims: Claims | None = None  # the host's register of intents and claimed tasks (runner/claims.py)
+    uploads: Uploader | None = None  # local files the creates carry (issue 19: runner/engine/uploads.py)
     refusals: Refusals = field(default_factory=Refusals)  # what the account refused (runner/refusal.py)
     breaker: Breaker | None = None  # repeated server trouble pauses a model (runner/refusal.py)
     server_clock: ServerClock = field(default_factory=ServerClock)  # the client's: learned from every answer

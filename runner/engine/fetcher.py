@@ -144,7 +144,8 @@ async def fetch_one(
         if not ok:
             raise Stopped
         break
-    await asyncio.to_thread(write_sidecar, dest, sidecar(job, result.sha256, result.bytes))
+    audio = ctx.uploads.describe(job) if ctx.uploads is not None else None  # issue 19: the local file it was sent
+    await asyncio.to_thread(write_sidecar, dest, sidecar(job, result.sha256, result.bytes, audio))
     await ctx.record(job, DOWNLOADED, path=rel.as_posix(), bytes=result.bytes, sha256=result.sha256)
     job.log.info("job.downloaded", path=rel.as_posix(), bytes=result.bytes)
     if poster is not None:
@@ -220,10 +221,11 @@ async def refresh(ctx: RunContext, job: Job) -> bool:
     return False
 
 
-def sidecar(job: Job, sha256: str, size: int) -> dict[str, Any]:
-    """The JSON written next to a video: what was asked, what the API answered, and the file's hash."""
+def sidecar(job: Job, sha256: str, size: int, audio: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON written next to a video: what was asked, what the API answered, and the file's hash; with a local
+    audio file, that file, its sha256 and the oss:// URL it was sent as (``audio``)."""
     st = job.state
-    return {
+    out = {
         "job_id": job.id,
         "name": job.spec.name,
         "model": job.spec.model,
@@ -236,3 +238,6 @@ def sidecar(job: Job, sha256: str, size: int) -> dict[str, Any]:
         "sha256": sha256,
         "bytes": size,
     }
+    if audio is not None:
+        out["audio"] = audio
+    return out

@@ -53,6 +53,7 @@ from runner.engine.recovery import planned_fields, recover
 from runner.engine.refusal import Breaker, Refusal
 from runner.engine.settings import PipelineConfig
 from runner.engine.tracker import tracker
+from runner.engine.uploads import Uploads
 from runner.engine.waiting import Stopped
 from runner.engine.wire import valid_task_id
 from runner.errors import ApiError
@@ -104,6 +105,7 @@ class Pipeline:
             cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims,
             breaker=Breaker(limits.clock), server_clock=client.server_clock,
         )  # fmt: skip
+        self.ctx.uploads = Uploads(self.ctx)  # issue 19: local files the creates carry
         self.specs = list(specs)
         self.schedule = schedule
         self.interrupts = 0

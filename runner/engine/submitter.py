@@ -39,6 +39,9 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
             await _left_by_drain(ctx, job)
             return True
         if not admitted:
+            # issue 19: the local file is uploaded (or its upload reused) before the token; False: failed or left
+            if ctx.uploads is not None and not await ctx.uploads.ready(job):
+                return True
             ok, _ = await ctx.until_stop(limiter.acquire(), ctx.draining)
             if not ok:
                 await _left_by_drain(ctx, job)
@@ -52,9 +55,14 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
         )  # fmt: skip
         if ctx.claims is not None:  # other runs on this host see the intent before the request leaves
             ctx.claims.intent(job.id, job.group, job.body_digest)
+        # issue 19: the body names an uploaded local file by its oss:// URL, with the header that resolves it
+        body, headers = ctx.uploads.create_args(job) if ctx.uploads is not None else (job.spec.request, None)
         try:
-            ok, created = await ctx.until_stop(ctx.client.create(job.spec.request))
+            ok, created = await ctx.until_stop(ctx.client.create(body, headers))
         except ApiError as exc:
+            if ctx.uploads is not None and ctx.uploads.lost(job, exc):  # issue 19: the file is gone: upload again
+                attempt += 1
+                continue  # (not admitted: the next attempt uploads, then takes a token)
             verdict = classify(exc, op="create", attempt=attempt)
             if isinstance(exc, RateLimited):
                 ctx.throttled += 1

@@ -27,10 +27,11 @@ from runner.engine.poller import PollSchedule
 from runner.engine.reconcile import reconcile
 from runner.engine.task_times import Kind
 from runner.engine.waiting import Stopped
-from runner.engine.wire import TaskInfo, TaskPage, parse_task_time
+from runner.engine.wire import TaskInfo, TaskPage
 from runner.errors import ApiError
 from runner.models import RETENTION_SECONDS
 from runner.store.events import CANCELED, EXPIRED, FAILED, SUCCEEDED, TASK_FAILED, TASK_STATUS, UNANSWERED
+from runner.times import parse_task_time
 
 #: Longest wait between two queries of a task the API keeps failing to answer about.
 _MAX_ERROR_DELAY = 60.0

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,15 +25,15 @@ from runner.errors import (
     ServerError,
 )
 from runner.store.download import url_expiry
+from runner.times import UTC8
 
-#: The kinds of request, as timeouts, limiters and ``classify`` tell them apart.
-Op = Literal["create", "get", "list", "cancel"]
+#: The kinds of request, as timeouts, limiters and ``classify`` tell them apart. ``policy`` asks DashScope where to
+#: upload a local file, ``upload`` posts it to that object store (issue 19: never with the key).
+Op = Literal["create", "get", "list", "cancel", "policy", "upload"]
 
 #: A task in one of these states never changes again (API.md §2).
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
 
-#: Task times and list windows are read in UTC+8 (API.md decision 6 and 9).
-UTC8 = timezone(timedelta(hours=8), "UTC+8")
 
 #: The list endpoint refuses windows longer than this (API.md §3.1).
 # --------------------------------------------------------------------------------------------------- results
@@ -84,6 +84,22 @@ class ListedTask:
 
 
 @dataclass(frozen=True)
+class UploadPolicy:
+    """Where and how to upload one local file (the getPolicy answer's ``data``; dashscope ``utils/oss_utils.py``):
+    the form fields the upload host checks, the folder the object's key must lie in, and its size limit."""
+
+    upload_host: str
+    upload_dir: str
+    policy: str
+    signature: str
+    oss_access_key_id: str
+    x_oss_object_acl: str
+    x_oss_forbid_overwrite: str
+    max_file_size_mb: float | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
 class TaskPage:
     items: list[ListedTask]
     total: int
@@ -93,18 +109,6 @@ class TaskPage:
     @property
     def has_more(self) -> bool:
         return self.page_no * self.page_size < self.total and bool(self.items)
-
-
-def parse_task_time(text: str | None) -> datetime | None:
-    """``"2025-09-29 14:18:52.331"`` (UTC+8) → an aware datetime in UTC; None when absent or unreadable."""
-    if not text:
-        return None
-    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC8).astimezone(UTC)
-        except ValueError:
-            continue
-    return None
 
 
 def format_list_time(moment: datetime) -> str:
@@ -203,6 +207,39 @@ class ListAnswer(WireModel):
     page_no: int = 1
     page_size: int = 10
     request_id: str | None = None
+
+
+class PolicyData(WireModel):
+    upload_host: str = Field(pattern=r"^https?://")
+    upload_dir: str = Field(min_length=1)
+    policy: str
+    signature: str
+    oss_access_key_id: str
+    x_oss_object_acl: str = "private"
+    x_oss_forbid_overwrite: str = "true"
+    max_file_size_mb: float | None = None
+
+
+class PolicyAnswer(WireModel):
+    data: PolicyData
+    request_id: str | None = None
+
+
+def parse_policy(raw: bytes, headers: Mapping[str, str], key: str) -> UploadPolicy:
+    """The getPolicy answer as an ``UploadPolicy`` (the host scrubbed like any URL the service sends)."""
+    answer = parse_answer(PolicyAnswer, raw, "policy", headers, key)
+    d = answer.data
+    return UploadPolicy(
+        upload_host=redact(d.upload_host, key),
+        upload_dir=d.upload_dir.strip("/"),
+        policy=d.policy,
+        signature=d.signature,
+        oss_access_key_id=d.oss_access_key_id,
+        x_oss_object_acl=d.x_oss_object_acl,
+        x_oss_forbid_overwrite=d.x_oss_forbid_overwrite,
+        max_file_size_mb=d.max_file_size_mb,
+        request_id=answer.request_id or headers.get("x-request-id"),
+    )
 
 
 class ErrorAnswer(WireModel):

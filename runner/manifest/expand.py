@@ -2,9 +2,10 @@
 
 Each job expands over its matrix axes (the top level's it does not set itself, then its own) and its
 ``repeat``; each expanded job gets its fields (defaults, then the job's own, then the axes' values), its
-prompt, its combination checked by ``RequestRules`` (once per distinct combination), its request body
-(``build_request``, the one place a body is made), its id (``job_id``, the one place an id is made) and a
-name. Names and ids must be unique. Every problem is reported to the ``IssueSink``; the caller raises them.
+prompt, its combination checked by ``RequestRules`` (once per distinct combination), its local audio file
+checked (``runner.manifest.audio``, once per file), its request body (``build_request``, the one place a body is
+made), its id (``job_id``, the one place an id is made) and a name. Names and ids must be unique. Every problem is
+reported to the ``IssueSink``; the caller raises them.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from hashlib import sha256
+from pathlib import Path as FsPath
 from typing import Any
 
 from runner.errors import ManifestError
+from runner.manifest.audio import AudioFiles, LocalAudio, is_local
 from runner.manifest.format_rules import Axis, check_axes, check_job, check_vars, manifest_name
 from runner.manifest.issues import IssueSink, Path, path_str
 from runner.manifest.rules import COMBINATION_FIELDS, Combination, Fields, RequestRules, check_values, prompt_warning
 from runner.manifest.schema import REQUEST_FIELDS, JobModel, Parts, RequestFields
 from runner.manifest.spec import JobSpec
 from runner.manifest.templates import Templates, job_templates
+from runner.models import REGIONS, UPLOAD_REGIONS
 
 #: A manifest may expand to at most this many jobs (a typo in a matrix should not eat the machine).
 MAX_JOBS = 250_000
@@ -39,10 +43,16 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-def job_id(request: dict[str, Any], model: str, take: int) -> str:
+def job_id(request: dict[str, Any], model: str, take: int, audio_sha256: str | None = None) -> str:
     """The stable job id (the one place it is made): sha256 of the request's canonical JSON, with the model
-    spelled canonically (so the id does not depend on the region), and the take."""
-    canonical = canonical_json(request if request["model"] == model else {**request, "model": model})
+    spelled canonically (so the id does not depend on the region), and the take. A local audio file stands in
+    the request as ``"sha256:<its SHA-256>"`` (``audio_sha256``): its content, not where it lives nor the
+    temporary URL a run uploads it to, so a re-upload or a resume never makes a new job."""
+    if request["model"] != model:
+        request = {**request, "model": model}
+    if audio_sha256 is not None:
+        request = {**request, "input": {**request["input"], "audio_url": f"sha256:{audio_sha256}"}}
+    canonical = canonical_json(request)
     return sha256(f'{{"request":{canonical},"take":{take},"v":1}}'.encode()).hexdigest()[:32]
 
 
@@ -59,19 +69,26 @@ def build_request(combination: Combination, fields: Fields, prompt: str) -> dict
 
 
 def expand(
-    parts: Parts, sink: IssueSink, job_lines: list[int], region: str, default_name: str
+    parts: Parts,
+    sink: IssueSink,
+    job_lines: list[int],
+    region: str,
+    default_name: str,
+    base_dir: FsPath | None = None,
 ) -> tuple[str, list[JobSpec]]:
     """The manifest's name and its jobs; every problem goes to ``sink`` (``ManifestError`` at once only when the
-    manifest would expand to more than ``MAX_JOBS``). ``job_lines[i]`` is the line of job ``i``."""
-    return _Expansion(parts, sink, job_lines, region).run(default_name)
+    manifest would expand to more than ``MAX_JOBS``). ``job_lines[i]`` is the line of job ``i``; relative local
+    audio files are read from ``base_dir`` (default: the current folder)."""
+    return _Expansion(parts, sink, job_lines, region, base_dir or FsPath.cwd()).run(default_name)
 
 
 class _Expansion:
     """One manifest's expansion: the names and ids taken so far, and the rules' memory of combinations."""
 
-    def __init__(self, parts: Parts, sink: IssueSink, job_lines: list[int], region: str) -> None:
-        self.parts, self.sink, self.job_lines = parts, sink, job_lines
+    def __init__(self, parts: Parts, sink: IssueSink, job_lines: list[int], region: str, base_dir: FsPath) -> None:
+        self.parts, self.sink, self.job_lines, self.region = parts, sink, job_lines, region
         self.requests = RequestRules(sink, region)
+        self.audio = AudioFiles(base_dir)
         self.names: dict[str, int] = {}  # name -> line of the job that has it
         self.ids: dict[str, tuple[int, str]] = {}  # id -> line and name of the job that has it
 
@@ -135,6 +152,7 @@ class _Expansion:
         same_combination = bool(axes) and not any(a.name in COMBINATION_FIELDS for a in axes)
         fixed: Combination | None = None
         for fields, variant, vars_now in variants:
+            audio, audio_ok = self._local_audio(fields)
             prompt = templates.render(vars_now)
             if fixed is not None:
                 combination = fixed
@@ -147,10 +165,14 @@ class _Expansion:
                 combination = checked
                 if same_combination and self.requests.remembers(combination):
                     fixed = combination
+            if not audio_ok:
+                continue
+            if audio is not None:  # the body carries the file's absolute file:// URL; its content makes the id
+                fields = {**fields, "audio_url": (audio.uri, fields["audio_url"][1])}
             seed = fields["seed"][0] if "seed" in fields else None
             for take in range(1, repeat + 1):
                 request = build_request(combination, fields, prompt)
-                jid = job_id(request, combination.spec.name, take)
+                jid = job_id(request, combination.spec.name, take, audio.sha256 if audio is not None else None)
                 name = variant if repeat == 1 else f"{variant}_take{take}"
                 if self._claim(jpath, name, jid, line):
                     out.append(
@@ -167,8 +189,26 @@ class _Expansion:
                             take,
                             line,
                             combination.tier,
+                            audio,
                         )
                     )
+
+    def _local_audio(self, fields: Fields) -> tuple[LocalAudio | None, bool]:
+        """The local audio file the job names, checked once per file: (it, True); (None, True) when the job names
+        none (or a URL); (None, False) when the file is wrong (reported at the place that names it)."""
+        entry = fields.get("audio_url")
+        if entry is None or not is_local(entry[0]):
+            return None, True
+        audio = self.audio.check(self.sink, entry[0], entry[1])
+        if audio is not None and self.region not in UPLOAD_REGIONS:
+            where = ", ".join(f"{r} ({REGIONS[r].title})" for r in UPLOAD_REGIONS)
+            self.sink.warning(
+                entry[1],
+                path_str(entry[1]),
+                f"a local file is uploaded to DashScope's temporary storage, which the vendor documents for {where} "
+                f"only; in {self.region} the upload may be refused (host the file at an https:// URL instead)",
+            )
+        return audio, audio is not None
 
     def _claim(self, jpath: Path, name: str, jid: str, line: int) -> bool:
         """Record the job's name and id as taken; False (and the error) when an earlier job has either."""

@@ -28,13 +28,21 @@ def load_manifest(path: str | os.PathLike[str], region: str | None = None) -> Ma
     """
     text = read_text(path)
     file = str(path)
-    return parse_manifest(text, file=file, region=region, default_name=Path(file).stem)
+    return parse_manifest(
+        text, file=file, region=region, default_name=Path(file).stem, base_dir=Path(file).resolve().parent
+    )
 
 
 def parse_manifest(
-    text: str, *, file: str = "<manifest>", region: str | None = None, default_name: str = "manifest"
+    text: str,
+    *,
+    file: str = "<manifest>",
+    region: str | None = None,
+    default_name: str = "manifest",
+    base_dir: Path | None = None,
 ) -> Manifest:
-    """Validate and expand manifest ``text`` (``file`` only names it in messages)."""
+    """Validate and expand manifest ``text`` (``file`` only names it in messages; local audio files are read
+    relative to ``base_dir``, default the current folder)."""
     region = region or DEFAULT_REGION
     if region not in REGIONS:
         raise ConfigError(f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}")
@@ -44,7 +52,7 @@ def parse_manifest(
     raw_jobs = data.get("jobs")
     job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in raw_jobs] if isinstance(raw_jobs, list) else []
     del data, raw_jobs  # the jobs' values live on in ``parts``; positions for messages come from a second parse
-    name, jobs = expand(parts, sink, job_lines, region, default_name)
+    name, jobs = expand(parts, sink, job_lines, region, default_name, base_dir)
     if sink.has_errors():
         raise ManifestError(sink.errors())
     return Manifest(name, file, region, jobs, sink.warnings(), text)

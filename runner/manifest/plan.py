@@ -79,13 +79,16 @@ class Plan:
 
 def _job_json(p: PlannedJob) -> dict[str, Any]:
     job = p.job
-    return {
+    out = {
         "job_id": job.job_id,
         "name": job.name,
         "request": job.request,
         "seconds": p.seconds,
         "cost": round(p.cost, 6),
     }
+    if job.audio is not None:  # a local file: the run uploads it and sends its oss:// URL instead (issue 19)
+        out["audio"] = job.audio.describe()
+    return out
 
 
 def build_plan(manifest: Manifest) -> Plan:
@@ -180,6 +183,13 @@ def iter_table(plan: Plan, chunk: int = 2000) -> Iterator[str]:
     out.append(f"jobs: {len(jobs)}")
     out.append(f"seconds of video: {plan.seconds}")
     out.append(f"cost: {plan.cost:.2f} {plan.currency} (billed only for videos that succeed)")
+    files = {a.path: a.bytes for a in map(attrgetter("job.audio"), jobs) if a is not None}
+    if files:
+        size = sum(files.values()) / (1024 * 1024)
+        out.append(
+            f"local audio: {len(files)} file{'s' if len(files) != 1 else ''} ({size:.1f} MB), each uploaded once per "
+            "model before the first job that needs it"
+        )
     low, high = TYPICAL_TASK_SECONDS
     for e in plan.estimates:
         out.append(

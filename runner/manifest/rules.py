@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runner.manifest.audio import scheme_ok
 from runner.manifest.issues import IssueSink, Path, path_str, short
 from runner.manifest.schema import RequestFields, ShotModel
 from runner.models import (
@@ -31,7 +32,6 @@ from runner.models import (
 #: Order of ``parameters`` in the request body (the SDK's capture, API.md §7.4), and the inputs beside the prompt.
 PARAMETER_ORDER = ("size", "duration", "prompt_extend", "watermark", "shot_type", "seed", "audio")
 INPUT_FIELDS = ("negative_prompt", "audio_url")
-AUDIO_URL_SCHEMES = ("http://", "https://", "oss://")
 #: The fields with a rule of their own, whatever the model (``check_value``).
 VALUE_RULES = frozenset({"seed", "audio_url", "negative_prompt"})
 
@@ -56,19 +56,25 @@ def value_ok(name: str, value: Any) -> bool:
     if name == "seed":
         return bool(SEED_MIN <= value <= SEED_MAX)
     if name == "audio_url":
-        return bool(value.startswith(AUDIO_URL_SCHEMES))
+        return scheme_ok(value)
     if name == "negative_prompt":
         return len(value) <= NEGATIVE_PROMPT_MAX_CHARS
     return True
 
 
 def check_value(sink: IssueSink, name: str, value: Any, path: Path) -> bool:
-    """Rules on one value that hold whatever the model: seed range, audio_url scheme, text lengths."""
+    """Rules on one value that hold whatever the model: seed range, audio_url scheme, text lengths. (A local audio
+    file is checked itself where jobs are expanded: ``runner.manifest.audio``.)"""
     if name == "seed" and not SEED_MIN <= value <= SEED_MAX:
         sink.error(path, path_str(path), f"seed must be an integer from {SEED_MIN} to {SEED_MAX}")
         return False
-    if name == "audio_url" and not value.startswith(AUDIO_URL_SCHEMES):
-        sink.error(path, path_str(path), "audio_url must be an http://, https:// or oss:// URL")
+    if name == "audio_url" and not scheme_ok(value):
+        sink.error(
+            path,
+            path_str(path),
+            "audio_url must be an http://, https:// or oss:// URL, or a local wav or mp3 file (a path relative to "
+            "the manifest, or a file:// URL)",
+        )
         return False
     if name == "negative_prompt" and len(value) > NEGATIVE_PROMPT_MAX_CHARS:
         sink.warning(

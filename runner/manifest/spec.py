@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import Issue
+from runner.manifest.audio import LocalAudio
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class JobSpec:
     take: int  # 1..repeat
     line: int  # manifest line of the job entry, for messages
     tier: str = ""  # resolution tier of ``size`` (480P/720P/1080P)
+    audio: LocalAudio | None = None  # the local audio file ``request`` names by its file:// URL (issue 19)
 
 
 @dataclass(frozen=True)

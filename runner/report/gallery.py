@@ -9,24 +9,23 @@ filter, the sort and the in-page player.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import jinja2
 from markupsafe import Markup
 
 from runner.errors import LedgerError
+from runner.report.formats import fmt_bytes, fmt_duration, fmt_money, number, span, text, when, whole
 from runner.report.poster import ensure_poster
 from runner.store.events import STATES
 from runner.store.job import Failure, JobState
@@ -38,7 +37,6 @@ INDEX_NAME = "index.html"
 OPEN_STATES = frozenset({"planned", "submitting", "pending", "running"})
 
 #: The API's task timestamps are ``YYYY-MM-DD HH:mm:ss.SSS`` in UTC+8 (API.md decision 6).
-_TASK_TZ = timezone(timedelta(hours=8))
 
 
 @dataclass(frozen=True)
@@ -78,6 +76,7 @@ class Card:
     poster: str | None  # href likewise
     bytes: int | None
     failure: Failure | None
+    audio: str | None = None  # the soundtrack the video was made with: a local file's name, or the URL (issue 19)
 
     @property
     def code(self) -> str:
@@ -129,11 +128,11 @@ def _download_seconds(sidecar: Mapping[str, Any]) -> float | None:
     if not isinstance(timings, dict):
         return None
     for key in ("download_s", "download_seconds", "download"):
-        value = _num(timings.get(key))
+        value = number(timings.get(key))
         if value is not None:
             return value
     for a, b in (("download_started", "download_finished"), ("download_start", "download_end")):
-        start, end = _when(timings.get(a)), _when(timings.get(b))
+        start, end = when(timings.get(a)), when(timings.get(b))
         if start is not None and end is not None and end >= start:
             return end - start
     return None
@@ -158,7 +157,7 @@ def _card(job: JobState, order: int, out_dir: Path, *, posters: bool) -> Card:
     params = request.get("parameters")
     inp = inp if isinstance(inp, dict) else {}
     params = params if isinstance(params, dict) else {}
-    prompt = _str(inp.get("prompt")) or job.orig_prompt or ""
+    prompt = text(inp.get("prompt")) or job.orig_prompt or ""
     actual = job.actual_prompt if job.actual_prompt and job.actual_prompt.strip() != prompt.strip() else None
     video = _local_file(out_dir, job.path)
     poster: str | None = None
@@ -171,30 +170,40 @@ def _card(job: JobState, order: int, out_dir: Path, *, posters: bool) -> Card:
         cost, note = job.cost, "estimate"
     else:
         cost, note = 0.0, "not billed"
-    submit = _when(job.times.get("submit_time"))
+    submit = when(job.times.get("submit_time"))
     return Card(
         job_id=job.job_id,
         order=order,
         name=job.name or job.job_id[:8],
         state=job.state,
-        model=job.model or _str(request.get("model")) or "",
-        size=(job.size or _str(params.get("size")) or "").replace("*", "×"),
-        duration=job.duration if job.duration is not None else _int(params.get("duration")),
-        seed=job.seed if job.seed is not None else _int(params.get("seed")),
-        shot_type=_str(params.get("shot_type")),
+        model=job.model or text(request.get("model")) or "",
+        size=(job.size or text(params.get("size")) or "").replace("*", "×"),
+        duration=job.duration if job.duration is not None else whole(params.get("duration")),
+        seed=job.seed if job.seed is not None else whole(params.get("seed")),
+        shot_type=text(params.get("shot_type")),
         prompt=prompt,
         actual_prompt=actual,
         cost=cost,
         cost_note=note,
         task_id=job.task_id,
-        generation_s=_span(submit, _when(job.times.get("end_time"))),
-        queue_s=_span(submit, _when(job.times.get("scheduled_time"))),
+        generation_s=span(submit, when(job.times.get("end_time"))),
+        queue_s=span(submit, when(job.times.get("scheduled_time"))),
         download_s=_download_seconds(_sidecar(out_dir, video)),
         video=_href(out_dir, video) if video is not None else None,
         poster=poster,
         bytes=job.bytes,
         failure=job.failure,
+        audio=_audio_name(inp.get("audio_url")),
     )
+
+
+def _audio_name(url: Any) -> str | None:
+    """A soundtrack as the card names it: a local file (``file://``) by its name, a URL as it is."""
+    if not isinstance(url, str) or not url:
+        return None
+    if url.startswith("file://"):
+        return unquote(url.rstrip("/").rsplit("/", 1)[-1])
+    return url
 
 
 def build_gallery(out_dir: Path, *, posters: bool = True, now: datetime | None = None) -> Gallery:
@@ -302,88 +311,6 @@ def write_report(out_dir: Path, *, now: datetime | None = None) -> Path:
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, index)
     return index
-
-
-def report_command(args: argparse.Namespace) -> int:
-    """``wanbatch report DIR``: 0 and the page's path on stdout; 2 when DIR holds no readable ledger."""
-    try:
-        index = write_report(Path(args.dir))
-    except LedgerError as e:
-        print(f"report: {e}", file=sys.stderr)
-        return 2
-    print(index)
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Small helpers
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """``287.1`` → ``4 min 47 s``; ``2.4`` → ``2.4 s``; None → ``–``."""
-    if seconds is None:
-        return "–"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m} min {s} s" if s else f"{m} min"
-    h, m = divmod(m, 60)
-    return f"{h} h {m} min"
-
-
-def fmt_money(amount: float) -> str:
-    return f"{amount:,.2f}"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "–"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"  # pragma: no cover
-
-
-def _span(start: float | None, end: float | None) -> float | None:
-    return end - start if start is not None and end is not None and end >= start else None
-
-
-def _when(value: object) -> float | None:
-    """A task time as epoch seconds: the API's UTC+8 string, epoch seconds, or epoch milliseconds."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value) / 1000 if value > 1e11 else float(value)
-    if isinstance(value, str) and value:
-        for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
-            try:
-                return datetime.strptime(value, fmt).replace(tzinfo=_TASK_TZ).timestamp()
-            except ValueError:
-                pass
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=_TASK_TZ)).timestamp()
-    return None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _num(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def iter_states(cards: Iterable[Card]) -> list[str]:

@@ -28,10 +28,11 @@ ORPHANED = "orphaned"  # the job left the manifest; its paid task is still follo
 UNSENT = "unsent"  # the account refused the create (nothing was made): the job is planned again, not failed
 RUN_REFUSED = "run.refused"  # the account (or a model for it) refused work, or the API was unreachable
 RUN_FINISHED = "run.finished"
+UPLOADED = "uploaded"  # a local file is in DashScope's temporary storage for a model, until ``expires`` (issue 19)
 
 EVENTS = frozenset(
     {RUN_STARTED, PLANNED, SUBMITTING, SUBMITTED, TASK_STATUS, SUCCEEDED, DOWNLOADED, FAILED, CANCELED, EXPIRED,
-     UNANSWERED, UNDECIDED, ORPHANED, UNSENT, RUN_REFUSED, RUN_FINISHED}
+     UNANSWERED, UNDECIDED, ORPHANED, UNSENT, RUN_REFUSED, RUN_FINISHED, UPLOADED}
 )  # fmt: skip
 
 # --- what a failure means for money (the ``kind`` of a ``failed`` line) ---------------------------------------
@@ -242,6 +243,22 @@ class RunFinishedLine(TypedDict):
     counts: Annotated[dict[str, int] | None, Field(default=None)]
 
 
+@with_config(_LINE_CONFIG)
+class UploadedLine(TypedDict):
+    """A run event (``job_id`` null): a file's bytes (``sha256``) uploaded for ``model``, usable as ``url`` until
+    ``expires`` on the server's clock. The newest line of a (sha256, model) is the upload the next create uses."""
+
+    ts: float
+    event: Literal["uploaded"]
+    job_id: Annotated[str | None, Field(default=None)]
+    file: str  # the local file's absolute path, as the request's file:// URL names it
+    sha256: str
+    bytes: int
+    model: str  # canonical model name: the service binds a temporary file to the model it was uploaded for
+    url: str  # oss://<key>
+    expires: float  # epoch seconds, the server's clock
+
+
 Line = Annotated[
     RunStartedLine
     | PlannedLine
@@ -258,7 +275,8 @@ Line = Annotated[
     | RunRefusedLine
     | CanceledLine
     | ExpiredLine
-    | RunFinishedLine,
+    | RunFinishedLine
+    | UploadedLine,
     Field(discriminator="event"),
 ]
 LINE: TypeAdapter[Line] = TypeAdapter(Line)

@@ -9,7 +9,7 @@ from typing import Any
 from runner.models import REGIONS
 from runner.store.events import EVENTS, STATES, Line, RunStartedLine, validate_line
 from runner.store.job import JobState
-from runner.store.transitions import TRANSITIONS
+from runner.store.transitions import TRANSITIONS, Upload, fold_upload
 
 
 @dataclass
@@ -26,6 +26,7 @@ class RunState:
     finished: float | None = None  # ts of the last run.finished
     exit_code: int | None = None
     refusals: list[dict[str, Any]] = field(default_factory=list)  # run.refused lines of the latest run
+    uploads: dict[tuple[str, str], Upload] = field(default_factory=dict)  # (sha256, model) -> newest upload
     lines: int = 0  # lines applied (known events)
     skipped: int = 0  # lines of unknown events
     torn_tail: bool = False  # the file ended in a torn line, ignored
@@ -49,6 +50,8 @@ class RunState:
             self.exit_code = line["exit_code"]
         elif line["event"] == "run.refused":
             self.refusals.append({k: v for k, v in line.items() if k not in ("ts", "event", "job_id")})
+        elif line["event"] == "uploaded":
+            fold_upload(self.uploads, line)
 
     def apply_dict(self, obj: dict[str, Any]) -> None:
         """Fold one line given as a dict (what the writer appended); unknown events are skipped."""

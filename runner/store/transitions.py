@@ -1,8 +1,9 @@
-"""The state each ledger event leaves a job in: one transition per event (``TRANSITIONS``), and how the
-``failed`` lines of ledgers written before the failure kinds are read (issue 14)."""
+"""The state each ledger event leaves a job in: one transition per event (``TRANSITIONS``), how the ``failed``
+lines of ledgers written before the failure kinds are read (issue 14), and the run's uploads (``fold_upload``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import ACCOUNT_CODES
@@ -37,6 +38,7 @@ from runner.store.events import (
     UnansweredLine,
     UndecidedLine,
     UnsentLine,
+    UploadedLine,
 )
 from runner.store.job import Failure, JobState
 
@@ -224,3 +226,24 @@ TRANSITIONS: dict[str, Any] = {
     CANCELED: _canceled,
     EXPIRED: _expired,
 }
+
+
+# --- the run's uploads (issue 19) ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A local file in DashScope's temporary storage: for one model, until ``expires`` (the server's clock)."""
+
+    file: str
+    sha256: str
+    bytes: int
+    model: str
+    url: str
+    expires: float
+    ts: float  # when the line was written (host clock)
+
+
+def fold_upload(uploads: dict[tuple[str, str], Upload], line: UploadedLine) -> None:
+    """An ``uploaded`` line: the newest upload of its (sha256, model) replaces any older one."""
+    uploads[(line["sha256"], line["model"])] = Upload(
+        line["file"], line["sha256"], line["bytes"], line["model"], line["url"], line["expires"], line["ts"]
+    )

@@ -24,7 +24,7 @@ def test_parse_rules_and_default_scopes() -> None:
     [
         ("500", "expected KIND[@ROUTE]=RATE"),
         ("boom=0.1", "unknown kind 'boom'"),
-        ("500@upload=0.1", "unknown route 'upload'"),
+        ("500@uploads=0.1", "unknown route 'uploads'"),
         ("500=1.5", "rate must be in [0, 1]"),
         ("fail@query=0.1", "scope it @create"),
         ("truncate@create=0.1", "downloads only"),

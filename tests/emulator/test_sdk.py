@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from http import HTTPStatus
+from pathlib import Path
 
 import av
 import pytest
@@ -18,6 +19,7 @@ from dashscope.aigc.video_synthesis import AioVideoSynthesis  # noqa: E402
 from dashscope.api_entities.aio_session import close_shared_aio_session  # noqa: E402
 
 from runner.emulator import EmulatorConfig, ThreadedEmulator, body_digest, run_in_thread  # noqa: E402
+from tests.audio_files import write_audio  # noqa: E402
 from tests.emulator.conftest import KEY, SEED_PROMPT  # noqa: E402
 
 SEED_PARAMS = {"size": "1280*720", "duration": 15, "shot_type": "multi", "prompt_extend": True, "watermark": True}
@@ -158,3 +160,32 @@ def test_v2_client_jobs(fast: ThreadedEmulator) -> None:
         },
     }
     assert fast.stats()["submissions_by_body"].get(body_digest(sent), 0) >= 1  # 2.x sent the same canonical body
+
+
+def test_call_with_a_local_audio_file_uploads_it_as_the_sdk_does(
+    fast: ThreadedEmulator, sdk_base: None, tmp_path: Path
+) -> None:
+    """Issue 19: ``audio_url="file://…"`` makes the SDK ask for a policy, post the file to its upload host (without
+    the key) and send ``oss://<key>`` with ``X-DashScope-OssResourceResolve: enable``: the emulator takes all three."""
+    dashscope.base_http_api_url = fast.base_url
+    voice = write_audio(tmp_path / "voice.mp3", 4.0, "mp3")
+    before = fast.stats()
+    rsp = VideoSynthesis.call(
+        api_key=KEY, model="wan2.6-t2v", prompt="A narrated harbour at dawn", audio_url=voice.as_uri(),
+        size="1280*720", duration=5,
+    )  # fmt: skip
+    assert rsp.status_code == HTTPStatus.OK, (rsp.code, rsp.message)
+    assert rsp.output.task_status == "SUCCEEDED"
+    after = fast.stats()
+    assert after["uploads"] == before["uploads"] + 1 and after["upload_policies"] == before["upload_policies"] + 1
+    assert (
+        after["uploads_with_authorization"] == 0
+        and after["upload_bytes"] - before["upload_bytes"] == voice.stat().st_size
+    )
+    task = next(t for t in fast.state.store.order if t.task_id == rsp.output.task_id)
+    assert task.req.digest in after["submissions_by_body"]
+    # a local file the service would not take: the SDK uploads it, the create is refused naming the oss:// URL
+    short = write_audio(tmp_path / "short.wav", 1.0)
+    bad = VideoSynthesis.async_call(api_key=KEY, model="wan2.6-t2v", prompt="x", audio_url=short.as_uri())
+    assert (bad.status_code, bad.code) == (400, "InvalidParameter")
+    assert bad.message.startswith("The audio oss://dashscope-instant/") and "lasts 1.0 s" in bad.message

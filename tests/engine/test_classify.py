@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.engine.classify import RETRYABLE_TASK_CODES, Action, Backoff, Verdict, classify, classify_task_failure
-from runner.engine.wire import format_list_time, parse_retry_after, parse_task_time
+from runner.engine.wire import format_list_time, parse_retry_after
 from runner.errors import (
     ApiError,
     ConnectionLost,
@@ -20,6 +20,7 @@ from runner.errors import (
     refusal_scope,
     what_to_check,
 )
+from runner.times import parse_task_time
 
 OPS = ("create", "get", "list", "cancel")
 HALF = lambda: 0.5  # noqa: E731 - a fixed "random" source

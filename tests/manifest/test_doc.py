@@ -20,7 +20,18 @@ import pytest
 
 from runner.cli import main
 from runner.manifest import MAX_JOBS, MAX_NAME_CHARS, MAX_REPEAT
-from runner.models import MODELS, NEGATIVE_PROMPT_MAX_CHARS, REGIONS, SEED_MAX, SEED_MIN, TIER_SIZES
+from runner.models import (
+    AUDIO_FORMATS,
+    AUDIO_MAX_BYTES,
+    AUDIO_MAX_SECONDS,
+    AUDIO_MIN_SECONDS,
+    MODELS,
+    NEGATIVE_PROMPT_MAX_CHARS,
+    REGIONS,
+    SEED_MAX,
+    SEED_MIN,
+    TIER_SIZES,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "MANIFEST.md"
@@ -72,7 +83,9 @@ def model_tables() -> str:
         "",
         "**Limits for every model:** "
         f"`seed` {SEED_MIN} to {SEED_MAX:,}; `negative_prompt` over {NEGATIVE_PROMPT_MAX_CHARS} characters is a "
-        "warning (the API drops the rest); `audio_url` must start with `http://`, `https://` or `oss://`; "
+        "warning (the API drops the rest); `audio_url` is an `http://`, `https://` or `oss://` URL, or a local "
+        f"{' or '.join(AUDIO_FORMATS)} file of {AUDIO_MIN_SECONDS:g} to {AUDIO_MAX_SECONDS:g} s and at most "
+        f"{AUDIO_MAX_BYTES // (1024 * 1024)} MB; "
         f"names at most {MAX_NAME_CHARS} characters; `repeat` 1 to {MAX_REPEAT:,}; a manifest expands to at most "
         f"{MAX_JOBS:,} jobs.",
         "",

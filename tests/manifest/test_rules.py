@@ -208,8 +208,14 @@ def test_audio_only_on_25_and_26(issues: Issues) -> None:
 
 
 def test_audio_url_scheme(issues: Issues) -> None:
-    text = "version: 1\ndefaults: {model: wan2.6-t2v, audio_url: /tmp/a.mp3}\n" + GOOD_JOB
-    assert one(issues, text) == "2:42 defaults.audio_url: audio_url must be an http://, https:// or oss:// URL"
+    text = "version: 1\ndefaults: {model: wan2.6-t2v, audio_url: ftp://x/a.mp3}\n" + GOOD_JOB
+    assert one(issues, text) == (
+        "2:42 defaults.audio_url: audio_url must be an http://, https:// or oss:// URL, or a local wav or mp3 file "
+        "(a path relative to the manifest, or a file:// URL)"
+    )
+    # a path is a local file (issue 19): checked as one
+    text = "version: 1\ndefaults: {model: wan2.6-t2v, audio_url: /nonexistent/a.mp3}\n" + GOOD_JOB
+    assert one(issues, text) == "2:42 defaults.audio_url: the audio file /nonexistent/a.mp3 does not exist"
 
 
 def test_seed_range(issues: Issues) -> None:

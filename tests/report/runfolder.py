@@ -240,7 +240,7 @@ def _events(job: Job, t0: float, videos: Path) -> Iterator[tuple[str, dict[str, 
     if job.shot_type:
         params["shot_type"] = job.shot_type
         params["prompt_extend"] = True
-    request = {"model": job.model, "input": {"prompt": job.prompt}, "parameters": params}
+    request = {"model": job.model, "input": {"prompt": job.prompt, **job.extra.get("input", {})}, "parameters": params}
     yield (
         "planned",
         {

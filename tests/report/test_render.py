@@ -16,17 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.cli import main as cli_main
+from runner.commands.folder import report_command
 from runner.errors import LedgerError
+from runner.report.formats import fmt_bytes, fmt_duration
 from runner.report.gallery import (
     Card,
     Gallery,
     RunInfo,
     Totals,
     build_gallery,
-    fmt_bytes,
-    fmt_duration,
     render,
-    report_command,
     write_report,
 )
 from runner.store.events import STATES
