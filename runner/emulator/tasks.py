@@ -84,11 +84,11 @@ class Task:
         """The final status with its ``output.code`` / ``output.message`` when FAILED."""
         if self.stuck:
             return "FAILED", "InternalError.Timeout", TASK_TIMEOUT
+        quote = f" (request made with api key {self.quoted_key})" if self.quoted_key else ""
         if "fail" in self.faults:
-            quote = f" (request made with api key {self.quoted_key})" if self.quoted_key else ""
             return "FAILED", "InternalError", INTERNAL_ERROR + quote
         if "inspection" in self.faults:
-            return "FAILED", "DataInspectionFailed", OUTPUT_INSPECTION
+            return "FAILED", "DataInspectionFailed", OUTPUT_INSPECTION + quote
         return "SUCCEEDED", None, None
 
     def status(self, now: float, retention_s: float) -> Status:

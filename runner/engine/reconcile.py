@@ -74,6 +74,7 @@ class Decision:
     reason: str = ""
     candidates: list[str] = field(default_factory=list)
     wait: float = 0.0
+    settled: bool = False  # undecided for good this run: only this ledger's own creates overlap (nothing to wait for)
 
 
 async def reconcile(ctx: RunContext, job: Job) -> None:
@@ -139,10 +140,10 @@ async def _reconcile(ctx: RunContext, job: Job) -> None:
         undecided += 1
         job.log.warning("reconcile.undecided", reason=decision.reason,
                     candidates=decision.candidates, round=undecided)  # fmt: skip
-        if undecided >= ctx.cfg.undecided_rounds:
+        if decision.settled or undecided >= ctx.cfg.undecided_rounds:
             await _leave_undecided(ctx, job, decision.reason, decision.candidates)
             return
-        delay = min(60.0, ctx.cfg.poll_interval * 2**undecided)  # other runs' claims may settle it meanwhile
+        delay = min(60.0, ctx.cfg.poll_interval * 2 ** (undecided - 1))  # other runs' claims may settle it meanwhile
 
 
 async def _leave_undecided(ctx: RunContext, job: Job, reason: str, candidates: list[str]) -> None:
@@ -208,7 +209,7 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
                             "have dropped its task")  # fmt: skip
         return Decision("resend")
     ids = [i.task_id for i in found]
-    rivals = _rivals(ctx, job, w, register)
+    rivals, foreign = _rivals(ctx, job, w, register)
     if not rivals:
         if len(found) > 1:
             why = f"{len(found)} tasks on the account look like this job's and were made while its create was "
@@ -217,7 +218,8 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
     if all(body == job.body_digest for body in rivals) and len(found) <= len(rivals) + 1:
         return await _claim(ctx, job, found, ids)  # the very same request each time: any of them is its video
     return Decision("undecided", reason=f"{len(rivals)} other unanswered create(s) of look-alike jobs overlap this "
-                    f"one and {len(found)} task(s) match: which is whose cannot be proved", candidates=ids)  # fmt: skip
+                    f"one and {len(found)} task(s) match: which is whose cannot be proved", candidates=ids,
+                    settled=not foreign)  # fmt: skip
 
 
 async def _claim(ctx: RunContext, job: Job, found: list[TaskInfo], ids: list[str]) -> Decision:
@@ -227,8 +229,9 @@ async def _claim(ctx: RunContext, job: Job, found: list[TaskInfo], ids: list[str
     return Decision("adopt", task_id=got)
 
 
-def _rivals(ctx: RunContext, job: Job, w: Window, register: Register) -> list[str]:
-    """Body digests of other unanswered creates of the job's group whose windows overlap its own."""
+def _rivals(ctx: RunContext, job: Job, w: Window, register: Register) -> tuple[list[str], bool]:
+    """Body digests of other unanswered creates of the job's group whose windows overlap its own, and whether
+    any of them is another run's (which may still settle; this ledger's own will not, this run)."""
     out = []
     for other in ctx.jobs.values():
         if other is job or other.group != job.group or other.state.state != "submitting":
@@ -236,10 +239,11 @@ def _rivals(ctx: RunContext, job: Job, w: Window, register: Register) -> list[st
         ow = window(ctx, other)
         if ow.host_start <= w.host_end and w.host_start <= ow.host_end:
             out.append(other.body_digest)
+    own = len(out)
     for intent in register.intents:  # other folders' (their ends are unknown: a create lasts a minute at most)
         if intent.group == job.group and w.host_start - 60.0 <= intent.t0 <= w.host_end:
             out.append(intent.body)
-    return out
+    return out, len(out) > own
 
 
 async def _listed(ctx: RunContext, job: Job, w: Window) -> list[ListedTask]:

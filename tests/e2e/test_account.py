@@ -145,7 +145,8 @@ class _Sink(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_key_quoted_by_the_server_is_found_nowhere(tmp_path: Path, emulator: Any) -> None:
-    emu = emulator(quote_key_in_failures=True, faults=EmulatorConfig.parse_faults(["fail=1"]))
+    # a final failure (not retried, not counted by the breaker) whose message quotes the key
+    emu = emulator(quote_key_in_failures=True, faults=EmulatorConfig.parse_faults(["inspection=1"]))
     manifest = write_manifest(tmp_path / "m.yaml", 2)
     out = tmp_path / "out"
     sink = http.server.HTTPServer(("127.0.0.1", 0), _Sink)
