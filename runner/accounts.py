@@ -78,8 +78,11 @@ def default_account(key: str, region: str, base_url: str | None) -> AccountConfi
     return AccountConfig(DEFAULT_NAME, region, key, base_url)
 
 
-def load_accounts(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> list[AccountConfig]:
-    """The accounts of the file at ``path`` (see the module docstring); ``ConfigError`` naming file and line."""
+def load_accounts(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None, *, keys: bool = True
+) -> list[AccountConfig]:
+    """The accounts of the file at ``path`` (see the module docstring); ``ConfigError`` naming file and line.
+    ``keys=False`` (``plan``, which sends nothing): the keys are neither read nor required (each is empty)."""
     env = os.environ if environ is None else environ
     p = Path(path)
     where = str(p)
@@ -106,14 +109,14 @@ def load_accounts(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         raise ConfigError(f"{where}:{_line(top['accounts'][1])}: 'accounts:' is empty")
     out: list[AccountConfig] = []
     for node in items:
-        account = _account(where, node, env, mode)
+        account = _account(where, node, env, mode, keys)
         if any(a.name == account.name for a in out):
             raise ConfigError(f"{where}:{account.line}: account name {account.name!r} is used twice")
         out.append(account)
     return out
 
 
-def _account(where: str, node: Any, env: Mapping[str, str], mode: int) -> AccountConfig:
+def _account(where: str, node: Any, env: Mapping[str, str], mode: int, keys: bool = True) -> AccountConfig:
     line = _line(node)
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{where}:{line}: an account is a mapping (name, region, key_env or key, …)")
@@ -132,7 +135,7 @@ def _account(where: str, node: Any, env: Mapping[str, str], mode: int) -> Accoun
         raise ConfigError(
             f"{where}:{_at(fields, 'region', line)}: unknown region {region!r}; one of {', '.join(REGIONS)}"
         )
-    key = _key(where, fields, env, mode, line, name)
+    key = _key(where, fields, env, mode, line, name) if keys else ""
     base_url = _scalar(where, fields, "base_url", line)
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}:{_at(fields, 'base_url', line)}: base_url must start with http:// or https://")

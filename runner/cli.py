@@ -24,7 +24,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from runner.manifest import PlanSettings, plan_command
     from runner.schedule.budget import MoneyCaps
 
-    settings = PlanSettings(manifest=args.manifest, region=args.region or DEFAULT_REGION, as_json=args.json)
+    settings = PlanSettings(
+        manifest=args.manifest, region=args.region or DEFAULT_REGION, as_json=args.json, accounts=args.accounts
+    )
     caps = MoneyCaps(args.budget, args.daily_budget, args.state_dir, args.timezone)
     with _gc_paused():
         return plan_command(settings, caps=caps.plan_lines if caps.any() else None)
@@ -93,6 +95,15 @@ def _add_region(p: argparse.ArgumentParser) -> None:
         default=None,
         choices=sorted(REGIONS),
         help=f"region: picks the host, the model spelling and the price column (default {DEFAULT_REGION})",
+    )
+
+
+def _add_accounts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--accounts",
+        default=None,
+        metavar="FILE",
+        help="YAML file of the accounts to drive (else WANBATCH_ACCOUNTS; else the one of DASHSCOPE_API_KEY)",
     )
 
 
@@ -192,6 +203,7 @@ def run_options_parser() -> _RecordingParser:
     p.add_argument("--out", default=None, help="output folder (default runs/<manifest name>)")
     _add_region(p)
     p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
+    _add_accounts(p)
     p.add_argument("--qps", type=float, default=None, help="submissions per second (default: the model's)")
     p.add_argument("--max-in-flight", type=int, default=None, help="tasks in flight (default: the model's)")
     p.add_argument(
@@ -303,6 +315,7 @@ def build_parser(emulator: bool = True) -> argparse.ArgumentParser:
     p.add_argument("manifest", help="the manifest YAML file")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     _add_region(p)
+    _add_accounts(p)
     _add_caps(p)
     p.set_defaults(func=_cmd_plan)
 
@@ -330,6 +343,7 @@ def build_parser(emulator: bool = True) -> argparse.ArgumentParser:
     p.add_argument("dir", help="the run's output folder")
     p.add_argument("--base-url", default=None, help="API base URL with /api/v1 (else DASHSCOPE_HTTP_BASE_URL)")
     _add_region(p)
+    _add_accounts(p)
     p.set_defaults(func=_cmd_cancel)
 
     p = sub.add_parser("doctor", help="check the key, the host, the network, the clock and the folders (no task made)")

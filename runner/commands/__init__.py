@@ -11,11 +11,13 @@ client and the log redactor; nothing here prints, logs or writes it.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
+from runner.accounts import ACCOUNTS_ENV, AccountConfig, default_account, load_accounts
 from runner.errors import ConfigError
-from runner.models import REGIONS
+from runner.models import DEFAULT_REGION, REGIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 KEY_ENV = "DASHSCOPE_API_KEY"
@@ -40,3 +42,20 @@ def base_url(arg: str | None, region: str, recorded: str | None = None) -> str:
     if not url:
         raise ConfigError(f"region {region} has only workspace hosts: give --base-url or {BASE_URL_ENV}")
     return url.rstrip("/")
+
+
+def run_accounts(args: argparse.Namespace) -> tuple[list[AccountConfig], bool]:
+    """The accounts a command drives, and whether they come from an accounts file (issue 18): ``--accounts FILE``
+    or ``WANBATCH_ACCOUNTS``; else the single ``default`` account of ``DASHSCOPE_API_KEY``, ``--region`` and
+    ``--base-url``. The file names each account's region and host, so those flags do not go with it (exit 2)."""
+    path = getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip() or None
+    if path is None:
+        region = getattr(args, "region", None) or DEFAULT_REGION
+        return [default_account(api_key(), region, base_url(getattr(args, "base_url", None), region))], False
+    for flag in ("region", "base_url"):
+        if getattr(args, flag, None):
+            raise ConfigError(
+                f"--{flag.replace('_', '-')} applies to the single account of {KEY_ENV}; with an accounts file "
+                f"({path}) each account names its own region and host"
+            )
+    return load_accounts(path), True

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from runner import log as runlog
+from runner.accounts import ACCOUNTS_ENV
 from runner.commands import (
     EXIT_FAILED,
     EXIT_OK,
@@ -17,6 +19,7 @@ from runner.commands import (
     api_key,
     base_url,
     print_error,
+    run_accounts,
 )
 from runner.engine.api import ApiConfig, DashScopeClient
 from runner.errors import ApiError, ConfigError, InputError, LedgerError, LockHeld
@@ -61,6 +64,10 @@ def status_command(args: argparse.Namespace) -> int:
         print(f"  undecided (may be paid, not yet saved): {u['name']}: {u['reason']}{tasks}")
     if summary["orphans"]:
         print(f"  no longer in the manifest (a paid task is still saved): {', '.join(summary['orphans'][:20])}")
+    accounts = summary["accounts"]
+    if set(accounts) - {"default"}:  # a run with an accounts file (issue 18): the counts per account
+        for name, counts in sorted(accounts.items()):
+            print(f"  account {name}: " + ", ".join(f"{st} {n}" for st, n in counts.items() if n))
     return EXIT_OK
 
 
@@ -74,11 +81,15 @@ def cancel_command(args: argparse.Namespace) -> int:
     started meanwhile: that job is left running), 2 bad input. While a run holds the folder, its PENDING tasks
     are cancelled on the server only; the live run sees them CANCELED and records it (issue 17)."""
     try:
-        key = api_key()
-        runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key])
         state = _load_state(args.dir)
-        region = args.region or state.region or DEFAULT_REGION
-        url = base_url(args.base_url, region, state.base_url)
+        if getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip():
+            configs, _ = run_accounts(args)
+            apis = {c.name: ApiConfig(c.url(), c.key) for c in configs}
+        else:  # the single account: the region and host the run recorded, unless given
+            key = api_key()
+            region = args.region or state.region or DEFAULT_REGION
+            apis = {"default": ApiConfig(base_url(args.base_url, region, state.base_url), key)}
+        runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[a.api_key for a in apis.values()])
     except (InputError, LedgerError) as e:
         print_error(str(e))
         return EXIT_USAGE
@@ -90,7 +101,7 @@ def cancel_command(args: argparse.Namespace) -> int:
         live = True  # the run's own ledger writer owns the file: only the server is asked
     running = sum(1 for j in state.jobs.values() if j.state == "running")
     try:
-        canceled, kept = asyncio.run(_cancel(Path(args.dir), state, ApiConfig(url, key), write=not live))
+        canceled, kept = asyncio.run(_cancel(Path(args.dir), state, apis, write=not live))
     finally:
         if not live:
             lock.release()
@@ -102,15 +113,22 @@ def cancel_command(args: argparse.Namespace) -> int:
     return EXIT_OK if kept == 0 else EXIT_FAILED
 
 
-async def _cancel(out: Path, state: RunState, api: ApiConfig, *, write: bool = True) -> tuple[int, int]:
-    """Cancel the PENDING tasks; ``write``: record what happened (not while a live run owns the ledger)."""
+async def _cancel(out: Path, state: RunState, apis: dict[str, ApiConfig], *, write: bool = True) -> tuple[int, int]:
+    """Cancel the PENDING tasks, each with its own account's key (``apis`` by account name; with one, every task
+    is its); ``write``: record what happened (not while a live run owns the ledger)."""
     canceled = kept = 0
     targets = [j for j in state.jobs.values() if j.state == "pending" and j.task_id]
+    only = next(iter(apis)) if len(apis) == 1 else None
     async with contextlib.AsyncExitStack() as stack:
-        client = await stack.enter_async_context(DashScopeClient(api))
+        clients = {name: await stack.enter_async_context(DashScopeClient(api)) for name, api in apis.items()}
         ledger = await stack.enter_async_context(LedgerWriter(out / LEDGER_NAME)) if write else None
         for job in targets:
             assert job.task_id is not None
+            client = clients.get(only or job.account or "default")
+            if client is None:  # another key would not see the task: asking would only be refused
+                kept += 1
+                print(f"  {job.name}: its task is with account {job.account}, not in the accounts given")
+                continue
             try:
                 await client.cancel(job.task_id)
             except ApiError as e:

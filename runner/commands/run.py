@@ -15,16 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from runner import log as runlog
+from runner.accounts import AccountConfig
 from runner.commands import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_USAGE,
-    api_key,
-    base_url,
     print_error,
+    run_accounts,
 )
+from runner.engine.accounts import Account, AccountPool
 from runner.engine.api import ApiConfig, DashScopeClient
 from runner.engine.clock import RealClock
 from runner.engine.limits import Limits
@@ -34,7 +35,7 @@ from runner.engine.poller import POLL_SHARE, PollSchedule
 from runner.engine.settings import PipelineConfig
 from runner.engine.task_memory import TaskMemory, host_of
 from runner.errors import ConfigError, DiskError, InputError, LedgerError, LockHeld, disk_trouble
-from runner.models import DEFAULT_REGION, REGIONS
+from runner.models import REGIONS
 from runner.report.poster import background_poster
 from runner.schedule.budget import MoneyCaps, MoneyGuard
 from runner.schedule.notify import NotifySettings, notify_after_run
@@ -54,20 +55,28 @@ MANIFEST_SNAPSHOT = "manifest.yaml"
 def run_command(args: argparse.Namespace) -> int:
     """``wanbatch run MANIFEST …``: start or resume the run in the output folder."""
     try:
-        key = api_key()
+        accounts, from_file = run_accounts(args)
         verbosity = getattr(args, "verbose", 0)
         if verbosity == 0 and sys.stderr.isatty():
             verbosity = -1  # the progress view says what the info lines would; warnings still show
-        runlog.configure(verbosity=verbosity, secrets=[key])
+        runlog.configure(verbosity=verbosity, secrets=[a.key for a in accounts])
         from runner.manifest import load_manifest
 
-        region = args.region or DEFAULT_REGION
+        region = accounts[0].region  # the manifest is checked for the first account's region
         manifest = load_manifest(args.manifest, region)
         for issue in manifest.warnings:
             print(str(issue), file=sys.stderr)
-        url = base_url(args.base_url, region)
+        _check_offers(accounts, manifest.jobs, getattr(args, "accounts", None))
+        url = accounts[0].url()
         out = Path(args.out) if args.out else Path("runs") / manifest.name
-        guard = money_caps(args).guard(out, REGIONS[region].currency)
+        caps = money_caps(args)
+        currencies = sorted({REGIONS[a.region].currency for a in accounts})
+        if len(currencies) > 1 and (caps.budget is not None or caps.daily_budget is not None):
+            raise ConfigError(
+                f"the accounts bill in {' and '.join(currencies)}: a --budget or --daily-budget needs accounts "
+                "of regions that bill in one currency"
+            )
+        guard = caps.guard(out, REGIONS[region].currency)
         lock = RunLock(out)
         lock.acquire()
     except LockHeld as e:
@@ -105,11 +114,10 @@ def run_command(args: argparse.Namespace) -> int:
             reconcile_delay=min(1.0, follow),
         )
         poll = PollConfig(expected_task_time=expected, min_interval=min_poll or PollConfig.min_interval)
-        state_dir = getattr(args, "state_dir", None)
-        claims = Claims(Path(state_dir) if state_dir else default_state_dir(), out, url)
-        memory = TaskMemory(Path(state_dir) if state_dir else default_state_dir(), host_of(url))
+        state_dir = Path(getattr(args, "state_dir", None) or default_state_dir())
+        memory = TaskMemory(state_dir, host_of(url))
         started = time.monotonic()
-        outcome = asyncio.run(_run(cfg, manifest, ApiConfig(url, key), poll, guard, claims, memory))
+        outcome = asyncio.run(_run(cfg, manifest, accounts, poll, guard, state_dir, memory, labelled=from_file))
         _write_gallery(out, outcome)
     except (LedgerError, ConfigError) as e:
         print_error(str(e))
@@ -144,14 +152,24 @@ def run_command(args: argparse.Namespace) -> int:
     return code
 
 
+def _check_offers(accounts: list[AccountConfig], jobs: Any, where: str | None) -> None:
+    """Every model of the manifest is offered in some account's region (a model is never sent where it is not)."""
+    for model in sorted({job.model for job in jobs}):
+        if not any(a.offers(model) for a in accounts):
+            regions = ", ".join(sorted({a.region for a in accounts}))
+            raise ConfigError(f"{where or 'the account'}: model {model} is offered in none of the regions {regions}")
+
+
 async def _run(
     cfg: PipelineConfig,
     manifest: Any,
-    api: ApiConfig,
+    configs: list[AccountConfig],
     poll: PollConfig,
     guard: MoneyGuard | None = None,
-    claims: Claims | None = None,
+    state_dir: Path | None = None,
     memory: TaskMemory | None = None,
+    *,
+    labelled: bool = False,
 ) -> Outcome:
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -162,20 +180,35 @@ async def _run(
             "(a manifest keeps its folder while its name stays the same)"
         )
     await asyncio.to_thread(_write_snapshot, out / MANIFEST_SNAPSHOT, manifest.text)
-    limits = Limits(RealClock(), qps=cfg.qps, in_flight=cfg.max_in_flight, query_qps=cfg.query_qps)
-    # Polls get their share of whatever query rate the run has (default or --query-qps), sweeps the same
-    # share of the list API's.
-    poll = dataclasses.replace(
-        poll, budget_qps=POLL_SHARE * limits.query.configured, sweep_qps=POLL_SHARE * limits.listing.configured
-    )
+    clock = RealClock()
     # what earlier runs against this host learned of task times (task_memory); never fatal
     remembered = await asyncio.to_thread(memory.load) if memory is not None else None
-    schedule = PollSchedule(limits.clock, poll, remembered=remembered)
     interactive = sys.stderr.isatty()
-    async with LedgerWriter(out / LEDGER_NAME) as ledger, DashScopeClient(api) as client:
+    async with LedgerWriter(out / LEDGER_NAME) as ledger, contextlib.AsyncExitStack() as stack:
+        accounts: list[Account] = []
+        schedule: PollSchedule | None = None
+        for conf in configs:  # each account its own client (key, host, clocks), limits, claims and poll schedule
+            client = await stack.enter_async_context(DashScopeClient(ApiConfig(conf.url(), conf.key)))
+            per_model = {m: (lim.qps, lim.max_in_flight) for m, lim in conf.limits.items()}
+            limits = Limits(clock, qps=cfg.qps, in_flight=cfg.max_in_flight, query_qps=cfg.query_qps,
+                            per_model=per_model)  # fmt: skip
+            # Polls get their share of whatever query rate the account has (default or --query-qps), sweeps the
+            # same share of the list API's.
+            polls = dataclasses.replace(
+                poll, budget_qps=POLL_SHARE * limits.query.configured, sweep_qps=POLL_SHARE * limits.listing.configured
+            )
+            # one service: the accounts' schedules learn task times together
+            shared = schedule.times if schedule is not None else None  # (a schedule's len is its tasks: not `or`)
+            mine = PollSchedule(clock, polls, remembered=remembered, times=shared)
+            schedule = schedule if schedule is not None else mine
+            claims = Claims(state_dir, out, conf.url(), account=conf.name) if state_dir is not None else None
+            accounts.append(Account(conf.name, conf.region, client, limits, claims, schedule=mine, labelled=labelled))
+        pool = AccountPool(accounts)
+        home = pool.home
+        assert schedule is not None
         pipeline = Pipeline(
-            cfg, manifest.jobs, client=client, ledger=ledger, state=state, limits=limits, schedule=schedule,
-            claims=claims,
+            cfg, manifest.jobs, client=home.client, ledger=ledger, state=state, limits=home.limits, schedule=schedule,
+            claims=home.claims, accounts=pool,
         )  # fmt: skip
         pipeline.ctx.poster = background_poster  # the engine is handed the report's poster maker
         if guard is not None:
@@ -188,7 +221,8 @@ async def _run(
             name=manifest.name,
             manifest=str(manifest.path),
             region=cfg.region,
-            base_url=api.base_url,
+            base_url=home.base_url,
+            accounts=[a.name for a in accounts] if labelled else None,
             pid=os.getpid(),
             version=version(),
         )
@@ -266,6 +300,9 @@ def _print_outcome(outcome: Outcome, out: Path) -> None:
             f"  {len(outcome.orphans)} job(s) in the ledger are no longer in the manifest "
             "(a task they made is still followed and saved)"
         )
+    for name, account in outcome.missing.items():
+        print(f"  left: {name}: its task is with account {account}, which this run does not have (give the accounts "
+              "file that names it; no other key can see the task)")  # fmt: skip
     for refusal in outcome.refusals:
         print(f"wanbatch: {refusal.line()}", file=sys.stderr)
     if outcome.refusals:

@@ -29,17 +29,27 @@ async def submitter(ctx: RunContext, model: str) -> None:
         if ctx.draining.is_set():
             ctx.leave(job, "drain")
             continue
+        if not ctx.accounts.usable(model):  # every account refused the model: the job stays as it is
+            ctx.leave(job, "refused")
+            continue
         if not await ctx.take_slot(job):
             if ctx.draining.is_set() and not ctx.stop.is_set():
                 ctx.leave(job, "drain")
                 continue
+            if not ctx.stopping and not ctx.accounts.usable(model):
+                ctx.leave(job, "refused")
+                continue
             return
+        account = ctx.account_of(job)
         # checked once the slot is held: a refusal or a pause may have come while the job waited for it
-        if ctx.refusals.blocks(job.spec.model):  # the account refused this model: the job stays as it is
+        if account.refusals.blocks(job.spec.model):  # the account refused this model: another may take it
             await ctx.free_slot(job)
-            ctx.leave(job, "refused")
+            if ctx.accounts.usable(model):
+                queue.put_nowait(job)
+            else:
+                ctx.leave(job, "refused")  # the job stays as it is
             continue
-        pause = ctx.breaker.wait(job.spec.model) if ctx.breaker is not None else 0.0
+        pause = account.breaker.wait(job.spec.model) if account.breaker is not None else 0.0
         if pause > 0:  # the breaker is open: the model's tasks keep failing on the server's side
             await ctx.free_slot(job)
             queue.put_nowait(job)  # (back at the end of the line; the pause is the model's, not the job's)
@@ -53,7 +63,8 @@ async def submitter(ctx: RunContext, model: str) -> None:
         if not ctx.open_group(job):  # a look-alike's create is unanswered: wait for its answer, slot-free
             await ctx.free_slot(job)
             continue
-        if ctx.guard is not None and not ctx.guard.reserve(job.id, job.state.cost):
+        price = account.cost(job.spec.model, job.spec.size, job.spec.duration)  # in the account's region
+        if ctx.guard is not None and not ctx.guard.reserve(job.id, price if price is not None else job.state.cost):
             await ctx.free_slot(job)
             ctx.close_group(job)
             ctx.leave(job, "budget")  # a cap is reached: the job waits for a later run
@@ -61,7 +72,7 @@ async def submitter(ctx: RunContext, model: str) -> None:
         # The rate limiter admits jobs here, one by one in manifest order; the rest of the submission runs
         # as its own task, so the fsync'd intents of jobs admitted together share one group commit and their
         # round trips overlap (one at a time, a submission cost two fsyncs and a round trip: ~100/s at most).
-        ok, _ = await ctx.until_stop(ctx.limits.submit(job.spec.model).acquire())
+        ok, _ = await ctx.until_stop(account.limits.submit(job.spec.model).acquire())
         if not ok:
             return
         ctx.spawn(_submit_admitted(ctx, job), name=f"submit-{job.id[:8]}")

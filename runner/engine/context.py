@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 
 import structlog
 
+from runner.engine.accounts import Account, AccountPool
 from runner.engine.api import DashScopeClient
 from runner.engine.classify import Action, classify
 from runner.engine.hooks import Ledger, MoneyGuard, PosterMaker, Uploader
@@ -51,7 +52,7 @@ class RunContext(Shutdown):
     limits: Limits
     jobs: dict[str, Job] = field(default_factory=dict)
     submit_queues: dict[str, asyncio.Queue[Job]] = field(default_factory=dict)  # per canonical model
-    poll_inbox: asyncio.Queue[Job] = field(default_factory=asyncio.Queue)  # tasks to follow
+    inboxes: dict[str, asyncio.Queue[Job]] = field(default_factory=dict)  # per account: tasks for its tracker
     fetch_inbox: asyncio.PriorityQueue[tuple[float, int, str]] = field(default_factory=asyncio.PriorityQueue)
     known_tasks: set[str] = field(default_factory=set)  # every task id some job owns (reconcile skips them)
     open_jobs: set[str] = field(default_factory=set)  # jobs this run still works on
@@ -74,41 +75,92 @@ class RunContext(Shutdown):
     _unanswered: int = 0  # jobs with ``unanswered`` set
     _window_open: Flag = field(default_factory=lambda: opened_flag())  # set while _unanswered < submit_window
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
+    # issue 18: the accounts the run drives; built from client/limits/claims as the one "default" when not given
+    accounts: AccountPool = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.accounts is None and self.client is not None:
+            self.accounts = AccountPool([Account(
+                "default", self.cfg.region, self.client, self.limits, self.claims, self.refusals, self.breaker
+            )])  # fmt: skip
+        if self.accounts is not None:
+            home = self.accounts.home  # the home account's objects stand for the run's (one account: the same)
+            self.client, self.limits, self.claims = home.client, home.limits, home.claims
+            self.refusals, self.server_clock = home.refusals, home.client.server_clock
+            self.breaker = home.breaker
+            for account in self.accounts.all:
+                self.inboxes.setdefault(account.name, asyncio.Queue())
+
+    # -- the job's account (issue 18) ---------------------------------------------------------------------------
+
+    def account_of(self, job: Job | JobState) -> Account:
+        """The account a job's slot, intent and task are with (the home account when it names none)."""
+        name = job.account
+        got = self.accounts.get(name) if name else None
+        return got if got is not None else self.accounts.home
+
+    def follow(self, job: Job) -> None:
+        """Hand ``job``'s task to the tracker of its account."""
+        self.inboxes[self.account_of(job).name].put_nowait(job)
 
     def task_age(self, st: JobState) -> float:
         """Seconds since the job's current task was answered, by the server's clock (the retention's): the host
         time of the answer moved by the offset measured when its intent was written (0 when not known)."""
         answered = st.answered_at if st.answered_at is not None else st.updated
         skew = st.intent_skew if st.intent_skew is not None else 0.0
-        return self.server_clock.now() - (answered + skew)
+        clock = self.account_of(st).server_clock if self.accounts is not None else self.server_clock
+        return clock.now() - (answered + skew)
 
     # -- the account refusing work ---------------------------------------------------------------------------
 
     async def refuse(
         self, code: str, message: str, request_id: str | None = None, *, scope: str = "account",
-        model: str | None = None,
+        model: str | None = None, account: Account | None = None,
     ) -> None:  # fmt: skip
         """The account (``scope`` "account"), one model for it ("model"), or the network ("network") refused
         work: stop submitting there, blame no job; tasks already made are still followed and saved (exit 4).
-        The first refusal of each kind is written to the ledger (``run.refused``) and logged."""
-        refusal = Refusal(code, message, request_id, scope, model, self.client.config.base_url, self.cfg.region,
-                          what_to_check(code))  # fmt: skip
-        if self.refusals.add(refusal):
+        The first refusal of each kind is written to the ledger (``run.refused``) and logged. With several
+        accounts only that one drops out (its unsent jobs go to the others); the run drains once all have."""
+        acct = account if account is not None else self.accounts.home
+        label = acct.name if acct.labelled else None
+        refusal = Refusal(code, message, request_id, scope, model, acct.base_url, acct.region, what_to_check(code),
+                          label)  # fmt: skip
+        if acct.refusals.add(refusal):
             await self.record(None, RUN_REFUSED, code=code, message=message, request_id=request_id, scope=scope,
-                              model=model, host=refusal.host, region=refusal.region, check=refusal.check)  # fmt: skip
-            log.error("run.refused", code=code, message=message, request_id=request_id, scope=scope, model=model)
-        if scope != "model":
+                              model=model, host=refusal.host, region=refusal.region, check=refusal.check,
+                              account=label)  # fmt: skip
+            log.error("run.refused", code=code, message=message, request_id=request_id, scope=scope, model=model,
+                      account=label)  # fmt: skip
+        if scope != "model" and self.accounts.out:
             self.draining.set()
+
+    def refused(self) -> list[Refusal]:
+        """Every account's refusals (the run's exit 4 and its message)."""
+        return [r for a in self.accounts.all for r in a.refusals.all()] if self.accounts is not None else []
+
+    def abandon(self, account: Account, why: str) -> None:
+        """``account`` can no longer be asked about its tasks (its key no longer reads them, its host is down):
+        leave every open job bound to it — as they are, for a later run — and stop the run when no account is
+        left. (One account: the run stops, as it always did.)"""
+        if self.accounts.out:
+            self.stop.set()
+            return
+        for job in list(self.jobs.values()):
+            bound = job.state.state in ("submitting", "pending", "running", "succeeded") or job.slot
+            if job.id in self.open_jobs and bound and self.account_of(job) is account:
+                self.leave(job, why)
 
     async def account_unknown_task(self, job: Job, task_id: str) -> None:
         """A task this run has seen is UNKNOWN to the server under this key, long before its retention ends:
         the key is another account's (a rotation). Not the job's fault, and the task is not expired."""
         st = self.state
+        acct = self.account_of(job)
         made = f" (they were made through {st.base_url}, region {st.region})" if st.base_url else ""
         await self.refuse(
             "UnknownTasks",
             f"the server does not know task {task_id} (job {job.spec.name}) under this API key, though it is "
             f"younger than the 24-h retention: the key belongs to another account than the run's tasks{made}",
+            account=acct,
         )
         self.leave(job, "account")
 
@@ -168,18 +220,23 @@ class RunContext(Shutdown):
 
     async def take_slot(self, job: Job) -> bool:
         """Admit ``job`` to submission: wait for room in the submission window (``cfg.submit_window`` jobs
-        admitted and not answered yet), then for an in-flight slot of its model; False when the run stops or
-        drains first."""
+        admitted and not answered yet), then for an in-flight slot of its model on an account that may take it
+        (the one with the most room: ``AccountPool.slot``); False when the run stops or drains first, or no
+        account may take the model any more."""
         while self._unanswered >= self.cfg.submit_window:
             ok, _ = await self.until_stop(self._window_open.wait(), self.draining)
             if not ok:
                 return False
         if not job.slot:
-            cap = self.limits.in_flight(job.spec.model)
-            ok, _ = await self.until_stop(cap.acquire(), self.draining)
+            # the job holds no slot, so no create of it is open: it may go to any account (issue 18)
+            candidates = self.accounts.usable(job.spec.model)
+            if not candidates:
+                return False
+            ok, acct = await self.until_stop(self.accounts.slot(job.spec.model, candidates), self.draining)
             job.slot = ok
             if not ok:
                 return False
+            job.account = acct.name
         if not job.unanswered:
             job.unanswered = True
             self._unanswered += 1
@@ -198,7 +255,7 @@ class RunContext(Shutdown):
     def adopt_slot(self, job: Job) -> None:
         """Count a task found in flight on resume against its model's cap, even beyond it."""
         if not job.slot:
-            self.limits.in_flight(job.spec.model).adopt()
+            self.account_of(job).limits.in_flight(job.spec.model).adopt()
             job.slot = True
 
     async def free_slot(self, job: Job) -> None:
@@ -206,16 +263,20 @@ class RunContext(Shutdown):
         self._answered(job)
         if job.slot:
             job.slot = False
-            await self.limits.in_flight(job.spec.model).release()
+            await self.account_of(job).limits.in_flight(job.spec.model).release()
 
-    async def call(self, op: Op, fn: Callable[[], Awaitable[T]], *, tries: int = 6) -> T:
-        """A query, list or cancel through its limiter (lists have their own), retried as ``classify`` says.
+    async def call(
+        self, op: Op, fn: Callable[[], Awaitable[T]], *, tries: int = 6, account: Account | None = None
+    ) -> T:
+        """A query, list or cancel through its limiter (lists have their own) — ``account``'s, the home account's
+        by default — retried as ``classify`` says.
 
         Raises the last ``ApiError`` when it is final (NEVER) or ``tries`` ran out; ``Stopped`` when the run
         stops while waiting.
         """
         attempt = 0
-        limiter = self.limits.listing if op == "list" else self.limits.query
+        limits = account.limits if account is not None else self.limits
+        limiter = limits.listing if op == "list" else limits.query
         while True:
             ok, _ = await self.until_stop(limiter.acquire())
             if not ok:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,10 @@ _EXPIRY_MARGIN = 5.0
 _STALE_REFRESHES = 1
 
 
-def _expired(ctx: RunContext, expires: float | None) -> bool:
+def _expired(ctx: RunContext, job: Job) -> bool:
     """The URL's ``Expires`` (the server's clock) has passed, by the server's clock as measured here."""
-    return expires is not None and expires <= ctx.server_clock.now() + _EXPIRY_MARGIN
+    expires = job.state.url_expires
+    return expires is not None and expires <= ctx.account_of(job).server_clock.now() + _EXPIRY_MARGIN
 
 
 def video_path(job: Job) -> Path:
@@ -97,7 +99,7 @@ async def fetch_one(
     stale = 0  # refreshes in a row that answered an already-expired URL
     while True:
         url = job.state.video_url
-        if not url or _expired(ctx, job.state.url_expires):
+        if not url or _expired(ctx, job):
             if stale > _STALE_REFRESHES:
                 expires = job.state.url_expires
                 when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires)) if expires else "?"
@@ -113,7 +115,7 @@ async def fetch_one(
         try:
             fetch = download(
                 session, url, dest, expect=expect, retry=retry, max_bytes=ctx.cfg.max_video_bytes, verifier=verifier,
-                now=ctx.server_clock.now,  # a URL's Expires is the server's time
+                now=ctx.account_of(job).server_clock.now,  # a URL's Expires is the server's time (its account's)
             )  # fmt: skip
             ok, result = await ctx.until_stop(fetch)
         except UrlExpired:
@@ -185,9 +187,10 @@ async def refresh(ctx: RunContext, job: Job) -> bool:
         await fail(ctx, job, "download", "NoTask", "no task id to ask for a video URL", kind=NOT_SAVED)
         return False
     errors = 0
+    account = ctx.account_of(job)  # the task's own account: another's key sees nothing of it (issue 18)
     while True:
         try:
-            info = await ctx.call("get", lambda: ctx.client.get(task_id))
+            info = await ctx.call("get", partial(account.client.get, task_id), account=account)
             break
         except ApiError as exc:
             errors += 1
@@ -231,6 +234,7 @@ def sidecar(job: Job, sha256: str, size: int, audio: dict[str, Any] | None = Non
         "model": job.spec.model,
         "request": job.spec.request,
         "task_id": st.task_id,
+        "account": st.account or "default",  # the account that made the task (a lost ledger's resume asks it)
         "orig_prompt": st.orig_prompt,
         "actual_prompt": st.actual_prompt,
         "usage": st.usage,

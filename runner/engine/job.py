@@ -50,6 +50,7 @@ class Job:
     reconciling: bool = False  # a reconcile of this job is under way (one at a time)
     resends: int = 0  # creates sent again this run after reconcile found none (bounded: cfg.max_resends)
     seen: bool = False  # a query answered about the current task this run (its id is real)
+    account: str | None = None  # the account its slot, intent and task are with (None: the run's home account)
 
     @property
     def id(self) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runner.engine.clock import Clock, RealClock
@@ -206,6 +207,15 @@ class InFlight:
         self._holddown = holddown
         self._last_cut: float | None = None
         self.throttles = 0
+        self._watchers: set[asyncio.Event] = set()  # set on every release (a pool waiting on several caps)
+
+    def watch(self, event: asyncio.Event) -> None:
+        """Set ``event`` whenever a slot is released or waiters are woken (``AccountPool.slot`` waits on several
+        caps at once)."""
+        self._watchers.add(event)
+
+    def unwatch(self, event: asyncio.Event) -> None:
+        self._watchers.discard(event)
 
     @property
     def limit(self) -> int:
@@ -253,6 +263,8 @@ class InFlight:
                 raise RuntimeError("InFlight.release without acquire")
             self._held -= 1
             self._cond.notify_all()
+            for event in self._watchers:
+                event.set()
 
     def on_throttled(self) -> None:
         """429 Throttling.Concurrency while holding a slot for the refused create."""
@@ -272,6 +284,8 @@ class InFlight:
         """Re-check waiters (after time passed and the cap may have recovered)."""
         async with self._cond:
             self._cond.notify_all()
+        for event in self._watchers:
+            event.set()
 
 
 # --------------------------------------------------------------------------------------------------- registry
@@ -283,8 +297,9 @@ class Limits:
     (the list API has its own 20 QPS, API.md §5; polls sweep through it, reconcile pages through it).
 
     Defaults come from ``models.MODELS``; ``qps`` / ``in_flight`` override them for every model (the
-    ``--qps`` / ``--max-in-flight`` flags). The query and list limiters each use ``query_share`` of their
-    API's 20 QPS (or ``query_qps``), leaving room for other tools of the same account.
+    ``--qps`` / ``--max-in-flight`` flags), and ``per_model`` for one model (an accounts file's ``limits``).
+    The query and list limiters each use ``query_share`` of their API's 20 QPS (or ``query_qps``), leaving
+    room for other tools of the same account.
     """
 
     def __init__(
@@ -295,10 +310,12 @@ class Limits:
         in_flight: int | None = None,
         query_share: float = 0.5,
         query_qps: float | None = None,
+        per_model: Mapping[str, tuple[float | None, int | None]] | None = None,
     ) -> None:
         self.clock: Clock = clock or RealClock()
         self._qps = qps
         self._in_flight = in_flight
+        self._per_model = dict(per_model or {})  # canonical model -> (qps, in-flight): an account's own quota
         self._submit: dict[str, WindowLimiter] = {}
         self._caps: dict[str, InFlight] = {}
         rate = query_qps if query_qps is not None else max(1.0, QUERY_QPS * query_share)
@@ -315,13 +332,16 @@ class Limits:
     def submit(self, model: str) -> WindowLimiter:
         name = self._canonical(model)
         if name not in self._submit:
-            rate = self._qps if self._qps is not None else MODELS[name].submit_qps
+            own = self._per_model.get(name, (None, None))[0]
+            rate = own if own is not None else self._qps if self._qps is not None else MODELS[name].submit_qps
             self._submit[name] = WindowLimiter(rate, self.clock)
         return self._submit[name]
 
     def in_flight(self, model: str) -> InFlight:
         name = self._canonical(model)
         if name not in self._caps:
-            cap = self._in_flight if self._in_flight is not None else MODELS[name].concurrency
+            mine = self._per_model.get(name, (None, None))[1]
+            default = self._in_flight if self._in_flight is not None else MODELS[name].concurrency
+            cap = mine if mine is not None else default
             self._caps[name] = InFlight(cap, self.clock)
         return self._caps[name]

@@ -36,10 +36,10 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+from runner.engine.accounts import Account, AccountPool
 from runner.engine.admission import submitter
 from runner.engine.api import DashScopeClient
 from runner.engine.context import RunContext, log
@@ -54,10 +54,8 @@ from runner.engine.refusal import Breaker, Refusal
 from runner.engine.settings import PipelineConfig
 from runner.engine.tracker import tracker
 from runner.engine.uploads import Uploads
-from runner.engine.waiting import Stopped
+from runner.engine.watch import check_accounts, outage_watch
 from runner.engine.wire import valid_task_id
-from runner.errors import ApiError
-from runner.models import RETENTION_SECONDS
 from runner.store.claims import Claims
 from runner.store.events import NOT_SAVED, ORPHANED, PLANNED, RUN_FINISHED, STATES, UNANSWERED
 from runner.store.files import sha256_file
@@ -83,6 +81,7 @@ class Outcome:
     undecided: list[dict[str, Any]] = field(default_factory=list)  # creates that may have made a task
     refusals: list[Refusal] = field(default_factory=list)  # the account refused work (exit 4)
     recovered: int = 0  # jobs a lost ledger was rebuilt with (sidecars, the register)
+    missing: dict[str, str] = field(default_factory=dict)  # job name -> the account it is with, not in this run
 
 
 class Pipeline:
@@ -100,10 +99,20 @@ class Pipeline:
         schedule: PollSchedule,
         on_change: Callable[[], None] | None = None,
         claims: Claims | None = None,
+        accounts: AccountPool | None = None,
     ) -> None:
+        """``accounts``: the run's accounts (issue 18), each with its client, limits, claims and poll schedule;
+        without it, ``client``/``limits``/``claims``/``schedule`` are the one account named "default"."""
+        if accounts is None:
+            accounts = AccountPool([Account("default", cfg.region, client, limits, claims, schedule=schedule)])
+        for account in accounts.all:
+            if account.breaker is None:
+                account.breaker = Breaker(limits.clock)
+            if account.schedule is None:
+                account.schedule = schedule
         self.ctx = RunContext(
             cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims,
-            breaker=Breaker(limits.clock), server_clock=client.server_clock,
+            server_clock=client.server_clock, accounts=accounts,
         )  # fmt: skip
         self.ctx.uploads = Uploads(self.ctx)  # issue 19: local files the creates carry
         self.specs = list(specs)
@@ -126,7 +135,7 @@ class Pipeline:
         """Resume or start the run, work until every job is settled or the run is interrupted."""
         ctx = self.ctx
         await self._place_jobs()
-        await self._check_account()
+        await check_accounts(self.ctx)
         if not ctx.open_jobs:
             ctx.done.set()
         models = sorted({j.spec.model for j in ctx.jobs.values()})
@@ -139,10 +148,12 @@ class Pipeline:
                     tg.create_task(reconcile(ctx, job), name=f"reconcile-{job.id[:8]}")
                 for model in models:
                     tg.create_task(submitter(ctx, model), name=f"submit-{model}")
-                tg.create_task(tracker(ctx, self.schedule), name="tracker")
+                for account in ctx.accounts.all:  # one tracker and one outage watch per account (issue 18)
+                    schedule = account.schedule if account.schedule is not None else self.schedule
+                    tg.create_task(tracker(ctx, schedule, account), name=f"tracker-{account.name}")
+                    tg.create_task(outage_watch(ctx, account), name=f"outage-watch-{account.name}")
                 tg.create_task(fetcher(ctx), name="fetcher")
                 tg.create_task(self._drain_watch(), name="drain-watch")
-                tg.create_task(self._outage_watch(), name="outage-watch")
         finally:
             ctx.group = None
         return await self._finish()
@@ -166,7 +177,7 @@ class Pipeline:
             await ctx.record_many(PLANNED, [(s.job_id, planned_fields(s, cfg.region)) for s in chunk])
         for spec in self.specs:
             st = ctx.state.jobs[spec.job_id]
-            job = Job(spec, st)
+            job = Job(spec, st, account=st.account)
             ctx.jobs[spec.job_id] = job
             ctx.submit_queues.setdefault(spec.model, asyncio.Queue())
         manifest_ids = {s.job_id for s in self.specs}
@@ -178,15 +189,18 @@ class Pipeline:
             await ctx.record_many(ORPHANED, newly)  # status and the gallery say so
         for st in orphans:  # a task they may have paid for is still decided, followed and saved
             if st.state in _PAID_OR_MAYBE and st.request:
-                ctx.jobs[st.job_id] = Job(OrphanSpec.of(st), st)
+                ctx.jobs[st.job_id] = Job(OrphanSpec.of(st), st, account=st.account)
                 ctx.submit_queues.setdefault(st.model, asyncio.Queue())
         for job in ctx.jobs.values():
             if job.state.state in ("pending", "running", "succeeded") and not valid_task_id(job.state.task_id):
                 # an older version recorded an id a proxy made up (empty, say): that answer proved nothing
                 await ctx.record(job, UNANSWERED, reason="the ledger holds an invalid task id",
                                  task_id=job.state.task_id, until=job.state.answered_at)  # fmt: skip
+        self.missing = _missing_accounts(ctx)
         for job in ctx.jobs.values():
             state = job.state.state
+            if job.id in self.missing:
+                continue  # its task is with an account this run does not have: asked about by none (left)
             if state == "failed" and _video_exists(job.state) and (cfg.retry_failed or _worth_fetching(job.state)):
                 ctx.open_jobs.add(job.id)  # the task succeeded and billed: fetch its video again, never regenerate
                 ctx.queue_download(job)
@@ -212,7 +226,7 @@ class Pipeline:
                 ctx.open_jobs.add(job.id)
                 ctx.adopt_slot(job)
                 job.submitted_at = _submitted_clock(ctx, job.state)
-                ctx.poll_inbox.put_nowait(job)
+                ctx.follow(job)
             elif state == "succeeded":
                 ctx.open_jobs.add(job.id)
                 ctx.queue_download(job)
@@ -222,34 +236,6 @@ class Pipeline:
                 ctx.queue_download(job)
         log.info("run.resumed" if resumed else "run.placed",
                  jobs=len(ctx.jobs), open=len(ctx.open_jobs), reconcile=len(self._to_reconcile))  # fmt: skip
-
-    async def _check_account(self) -> None:
-        """Ask about the youngest tasks this ledger holds (up to 3): when the server knows none of them under
-        this key, the key is another account's — stop before anything is expired or sent again."""
-        ctx = self.ctx
-        try:  # one cheap answer first: its Date tells the server's clock (intents record it; ages are read by it)
-            await ctx.call("list", partial(ctx.client.list_tasks, page_size=1), tries=1)
-        except (ApiError, Stopped) as exc:
-            log.warning("run.clock_unknown", error=str(exc))
-        young = sorted(
-            (j for j in ctx.jobs.values() if j.state.task_id and j.id in ctx.open_jobs and j.state.answered_at
-             and ctx.task_age(j.state) < RETENTION_SECONDS - 600),
-            key=lambda j: -(j.state.answered_at or 0.0),
-        )[:3]  # fmt: skip
-        if not young:
-            return
-        try:
-            for job in young:
-                info = await ctx.call("get", partial(ctx.client.get, job.state.task_id or ""))
-                if info.status != "UNKNOWN":
-                    return
-        except (ApiError, Stopped) as exc:
-            log.warning("run.account_check_skipped", error=str(exc))
-            return
-        job = young[0]
-        await ctx.account_unknown_task(job, job.state.task_id or "")
-        for other in young[1:]:
-            ctx.leave(other, "account")
 
     async def _drain_watch(self) -> None:
         """With ``drain``: once submitting stopped, queued jobs are left and the rest finish."""
@@ -263,39 +249,21 @@ class Pipeline:
         for job in ctx.parked_jobs():
             ctx.leave(job, "drain")
 
-    async def _outage_watch(self, every: float = 1.0, say: float = 30.0) -> None:
-        """The API answering nothing usable (unreachable, DNS, TLS, 5xx, a proxy's pages) is not any job's
-        failure: the run waits, saying so every ``say`` seconds, and after ``--max-outage`` stops with exit 4
-        (jobs unsent stay as they were; the same command resumes)."""
-        ctx = self.ctx
-        reach = ctx.client.reach
-        said = 0.0
-        while await ctx.sleep(every):
-            down = reach.seconds()
-            if down <= 0:
-                said = 0.0
-                continue
-            if down >= said + say:
-                said = down
-                log.warning("run.waiting", host=ctx.client.config.base_url, seconds=round(down),
-                            gives_up_in=round(max(0.0, ctx.cfg.max_outage - down)), error=reach.last)  # fmt: skip
-            if down > ctx.cfg.max_outage:
-                message = f"{ctx.client.config.base_url} answered nothing usable for {down:.0f} s: {reach.last}"
-                await ctx.refuse("Unreachable", message, scope="network")
-                ctx.stop.set()
-                return
-
     # ------------------------------------------------------------------------------------------ end
 
     async def _finish(self) -> Outcome:
         ctx = self.ctx
-        refused = bool(ctx.refusals)
-        interrupted = not refused and (ctx.stop.is_set() or ctx.draining.is_set())
+        refusals = ctx.refused()
+        refused = bool(refusals)
+        several = len(ctx.accounts) > 1
+        # with several accounts, a refusal another account made up for interrupts nothing (it is still said)
+        stopped = ctx.stop.is_set() or (ctx.draining.is_set() and not (several and not ctx.accounts.out))
+        interrupted = not refused and stopped
         counts = dict.fromkeys(STATES, 0)
         for job in ctx.jobs.values():
             counts[job.state.state] = counts.get(job.state.state, 0) + 1
         all_done = counts["downloaded"] == len(ctx.jobs)
-        code = 130 if interrupted else 4 if refused else (0 if all_done else 1)
+        code = 130 if interrupted else 4 if refused and not (several and all_done) else (0 if all_done else 1)
         left = sorted(j.spec.name for j in ctx.jobs.values() if j.state.state != "downloaded")
         failures: list[dict[str, object]] = [
             {"name": j.spec.name, "code": j.state.failure.code, "message": j.state.failure.message}
@@ -309,8 +277,37 @@ class Pipeline:
         ]
         await ctx.record(None, RUN_FINISHED, exit_code=code, counts=counts)
         return Outcome(
-            code, interrupted, counts, left, self.orphans, failures, undecided, ctx.refusals.all(), self.recovered
+            code,
+            interrupted,
+            counts,
+            left,
+            self.orphans,
+            failures,
+            undecided,
+            refusals,
+            self.recovered,
+            {ctx.jobs[j].spec.name: name for j, name in self.missing.items()},
         )
+
+
+def _missing_accounts(ctx: RunContext) -> dict[str, str]:
+    """Jobs whose intent or task is with an account this run does not have (job id -> the account's name): no
+    other key can see their task, so they are left as they are until a run with that account (issue 18). A job
+    of an older ledger names no account: it is the home account's. Other jobs are free to go to any account."""
+    out: dict[str, str] = {}
+    for job in ctx.jobs.values():
+        st = job.state
+        if st.account is None or ctx.accounts.get(st.account) is not None:
+            continue
+        if (st.state in _PAID_OR_MAYBE and st.state != "downloaded") or (st.state == "failed" and _video_exists(st)):
+            out[job.id] = st.account
+        else:
+            job.account = None  # nothing of it is with that account: the job may go to any
+    for job_id, name in out.items():
+        job = ctx.jobs[job_id]
+        ctx.left.add(job_id)
+        log.error("run.account_missing", job_id=job_id, name=job.spec.name, account=name)
+    return out
 
 
 def _submitted_clock(ctx: RunContext, st: JobState) -> float:

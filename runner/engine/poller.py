@@ -71,10 +71,11 @@ class PollSchedule:
         config: PollConfig | None = None,
         *,
         remembered: Mapping[Kind, Sequence[Weighted]] | None = None,
+        times: TaskTimes | None = None,  # shared with the other accounts' schedules (issue 18)
     ) -> None:
         self._clock = clock
         self._cfg = cfg = config or PollConfig()
-        self._times = TaskTimes(
+        self._times = times or TaskTimes(
             remembered, expected=cfg.expected_task_time, min_samples=cfg.min_samples, sample_size=cfg.sample_size
         )
         self._tasks: dict[str, _Task] = {}
@@ -91,8 +92,6 @@ class PollSchedule:
         self._false_ends = 0  # tasks a sweep said had ended that their query found still running, in a row
         self._sweep_tokens = 1.0
         self._sweep_tokens_at = clock.now()
-
-    # ------------------------------------------------------------------------------------------ learning
 
     @property
     def config(self) -> PollConfig:

@@ -156,7 +156,7 @@ async def _leave_undecided(ctx: RunContext, job: Job, reason: str, candidates: l
 
 def window(ctx: RunContext, job: Job) -> Window:
     """Where the job's task lies on the server's clock (the module docstring, step 1)."""
-    st, clock, cfg = job.state, ctx.server_clock, ctx.cfg
+    st, clock, cfg = job.state, ctx.account_of(job).server_clock, ctx.cfg
     intent = st.intent_ts if st.intent_ts is not None else st.updated
     skew = st.intent_skew if st.intent_skew is not None else clock.offset
     err = st.intent_skew_err if st.intent_skew_err is not None else clock.error
@@ -170,9 +170,10 @@ def window(ctx: RunContext, job: Job) -> Window:
 
 async def decide(ctx: RunContext, job: Job) -> Decision:
     """One look at the task list for the job's unanswered create (the module docstring, steps 1-4)."""
-    clock = ctx.server_clock
+    account = ctx.account_of(job)  # the account its create went to: only its list can show the task (issue 18)
+    clock, claims = account.server_clock, account.claims
     if not clock.known:  # one cheap answer tells the server's clock
-        await ctx.call("list", partial(ctx.client.list_tasks, page_size=1))
+        await ctx.call("list", partial(account.client.list_tasks, page_size=1), account=account)
     w = window(ctx, job)
     now = clock.now()
     age = now - w.intent
@@ -181,8 +182,8 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
                         "retention: the list can no longer show whether it made a task")  # fmt: skip
     if now < w.end + _LIST_LAG:
         return Decision("wait", wait=w.end + _LIST_LAG - now)
-    register = ctx.claims.read() if ctx.claims is not None else Register()
-    mine = (ctx.claims.mine(register, job.id) if ctx.claims is not None else set()) - ctx.known_tasks
+    register = claims.read() if claims is not None else Register()
+    mine = (claims.mine(register, job.id) if claims is not None else set()) - ctx.known_tasks
     if mine:  # this folder claimed a task for this job, then died before its ledger line: proven its own
         return Decision("adopt", task_id=min(mine))
     listed = await _listed(ctx, job, w)
@@ -192,7 +193,7 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
     found: list[TaskInfo] = []
     while following:
         for task_id in list(following):
-            info = await ctx.call("get", partial(ctx.client.get, task_id))
+            info = await ctx.call("get", partial(account.client.get, task_id), account=account)
             if not info.terminal:
                 continue
             following.remove(task_id)
@@ -201,7 +202,7 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
         if following and not await ctx.sleep(ctx.cfg.poll_interval):
             raise Stopped
     if found:  # runs may have claimed some while they were followed
-        register = ctx.claims.read() if ctx.claims is not None else Register()
+        register = claims.read() if claims is not None else Register()
         found = [i for i in found if i.task_id not in ctx.known_tasks and i.task_id not in register.claimed]
     if not found:
         if age > _TOO_OLD:
@@ -223,7 +224,8 @@ async def decide(ctx: RunContext, job: Job) -> Decision:
 
 
 async def _claim(ctx: RunContext, job: Job, found: list[TaskInfo], ids: list[str]) -> Decision:
-    got = ctx.claims.claim_first(job.id, ids) if ctx.claims is not None else ids[0]
+    claims = ctx.account_of(job).claims
+    got = claims.claim_first(job.id, ids) if claims is not None else ids[0]
     if got is None:  # another run claimed them first: look again
         return Decision("wait", wait=ctx.cfg.reconcile_delay)
     return Decision("adopt", task_id=got)
@@ -233,8 +235,11 @@ def _rivals(ctx: RunContext, job: Job, w: Window, register: Register) -> tuple[l
     """Body digests of other unanswered creates of the job's group whose windows overlap its own, and whether
     any of them is another run's (which may still settle; this ledger's own will not, this run)."""
     out = []
+    account = ctx.account_of(job)
     for other in ctx.jobs.values():
         if other is job or other.group != job.group or other.state.state != "submitting":
+            continue
+        if ctx.account_of(other) is not account:  # another account's task never shows in this one's list
             continue
         ow = window(ctx, other)
         if ow.host_start <= w.host_end and w.host_start <= ow.host_end:
@@ -251,11 +256,13 @@ async def _listed(ctx: RunContext, job: Job, w: Window) -> list[ListedTask]:
     start = datetime.fromtimestamp(w.start - 1, UTC)
     end = datetime.fromtimestamp(w.end + 1, UTC)
     seen: dict[str, ListedTask] = {}
+    account = ctx.account_of(job)
+    model = account.spelling(job.spec.model)  # as its create named it
     for shift in (timedelta(0), _OTHER_READING):
         for page_no in range(1, _MAX_PAGES + 1):
-            lister = partial(ctx.client.list_tasks, start=start - shift, end=end - shift, model=job.model,
+            lister = partial(account.client.list_tasks, start=start - shift, end=end - shift, model=model,
                              page_no=page_no, page_size=100)  # fmt: skip
-            page = await ctx.call("list", lister)
+            page = await ctx.call("list", lister, account=account)
             for t in page.items:
                 if t.status in _NOT_ADOPTABLE:
                     continue

@@ -51,23 +51,29 @@ async def recover(ctx: RunContext, specs: Sequence[Spec]) -> int:
     """Write back the lines of the jobs the sidecars and the register say this folder paid for; how many."""
     by_id = {s.job_id: s for s in specs}
     found = await asyncio.to_thread(_sidecars, ctx.cfg.out_dir, by_id)
-    unanswered: dict[str, float] = {}
-    if ctx.claims is not None:
-        register = ctx.claims.read()
+    unanswered: dict[str, tuple[float, str]] = {}
+    registers = {a.claims.url: a.claims for a in ctx.accounts.all if a.claims is not None}  # one per API host
+    for claims in registers.values():
+        register = claims.read()
         for task_id, (folder, job_id) in register.claimed.items():  # the latest claim of a job wins
-            if folder == ctx.claims.folder and job_id in by_id and not found.get(job_id, {}).get("path"):
-                found[job_id] = {"task_id": task_id}
-        unanswered = {j: t0 for j, t0 in register.own_intents.items() if j in by_id and j not in found}
-    for job_id, t0 in unanswered.items():  # a create that was in flight: reconciled, never sent blindly
+            if folder == claims.folder and job_id in by_id and not found.get(job_id, {}).get("path"):
+                found[job_id] = {"task_id": task_id, "account": register.account_of.get(task_id)}
+        for j, t0 in register.own_intents.items():
+            if j in by_id and j not in found:
+                unanswered[j] = (t0, claims.account)
+    for job_id, (t0, acct) in unanswered.items():  # a create that was in flight: reconciled, never sent blindly
         spec = by_id[job_id]
         await ctx.record(job_id, PLANNED, **planned_fields(spec, ctx.cfg.region))
-        await ctx.record(job_id, SUBMITTING, ts=t0, attempt=1, model=spec.request.get("model", spec.model))
+        await ctx.record(job_id, SUBMITTING, ts=t0, attempt=1, model=spec.request.get("model", spec.model),
+                         account=acct)  # fmt: skip
     for job_id, side in found.items():
         spec = by_id[job_id]
         task_id = str(side["task_id"])
+        named = side.get("account")
+        name = named if isinstance(named, str) else ctx.accounts.home.name
         await ctx.record(job_id, PLANNED, **planned_fields(spec, ctx.cfg.region))
-        await ctx.record(job_id, SUBMITTING, attempt=1, model=spec.request.get("model", spec.model))
-        await ctx.record(job_id, SUBMITTED, task_id=task_id, request_id=None, adopted=True)
+        await ctx.record(job_id, SUBMITTING, attempt=1, model=spec.request.get("model", spec.model), account=name)
+        await ctx.record(job_id, SUBMITTED, task_id=task_id, request_id=None, adopted=True, account=name)
         if side.get("path"):
             times = side.get("timings") or {}
             await ctx.record(job_id, SUCCEEDED, task_id=task_id, usage=side.get("usage"),

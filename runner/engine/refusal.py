@@ -32,13 +32,16 @@ class Refusal:
     host: str | None = None
     region: str | None = None
     check: str = ""
+    account: str | None = None  # the account's name in a run with several (None: the only one)
 
     def line(self) -> str:
         """The message the user reads (one line)."""
         rid = f" (request_id {self.request_id})" if self.request_id else ""
-        what = f"model {self.model}" if self.scope == "model" and self.model else "the account"
+        who = f"account {self.account}" if self.account else "the account"
+        for_who = f" for account {self.account}" if self.account else ""
+        what = f"model {self.model}{for_who}" if self.scope == "model" and self.model else who
         if self.scope == "network":
-            what = "the API"
+            what = f"the API{for_who}"
         where = f"; region {self.region}, host {self.host}" if self.host else ""
         return f"{what} refused work: {self.code}: {self.message}{rid}{where}. Check {self.check}"
 

@@ -30,14 +30,16 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
     """Send the job's create request (its slot and group are held) until it is answered, refused or ambiguous.
     ``admitted``: the first attempt already holds its token of the submit limiter. False when the answer was
     ambiguous (the caller reconciles); True otherwise (answered, refused, or left by a drain)."""
-    limiter = ctx.limits.submit(job.spec.model)
-    cap = ctx.limits.in_flight(job.spec.model)
     attempt = 0
     while True:
-        # the slot was given back after a Throttling.Concurrency refusal: wait for room under the new cap
+        # the slot was given back after a Throttling.Concurrency refusal: wait for room under the new cap (on
+        # whichever account has it: the refused create made nothing)
         if not job.slot and not await ctx.take_slot(job):
             await _left_by_drain(ctx, job)
             return True
+        account = ctx.account_of(job)  # (fixed while the job holds its slot)
+        limiter = account.limits.submit(job.spec.model)
+        cap = account.limits.in_flight(job.spec.model)
         if not admitted:
             # issue 19: the local file is uploaded (or its upload reused) before the token; False: failed or left
             if ctx.uploads is not None and not await ctx.uploads.ready(job):
@@ -47,18 +49,22 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
                 await _left_by_drain(ctx, job)
                 return True
         admitted = False
-        clock = ctx.server_clock
+        clock = account.server_clock
         known = clock.known
+        model = account.spelling(job.spec.model)  # the model as the account's region spells it
         await ctx.record(
-            job, SUBMITTING, attempt=job.state.attempts + 1, model=job.model,
+            job, SUBMITTING, attempt=job.state.attempts + 1, model=model,
             skew=round(clock.offset, 3) if known else None, skew_err=round(clock.error, 3) if known else None,
+            account=account.name, cost=account.cost(job.spec.model, job.spec.size, job.spec.duration),
         )  # fmt: skip
-        if ctx.claims is not None:  # other runs on this host see the intent before the request leaves
-            ctx.claims.intent(job.id, job.group, job.body_digest)
+        if account.claims is not None:  # other runs on this host see the intent before the request leaves
+            account.claims.intent(job.id, job.group, job.body_digest)
         # issue 19: the body names an uploaded local file by its oss:// URL, with the header that resolves it
         body, headers = ctx.uploads.create_args(job) if ctx.uploads is not None else (job.spec.request, None)
+        if body.get("model") != model:
+            body = {**body, "model": model}
         try:
-            ok, created = await ctx.until_stop(ctx.client.create(body, headers))
+            ok, created = await ctx.until_stop(account.client.create(body, headers))
         except ApiError as exc:
             if ctx.uploads is not None and ctx.uploads.lost(job, exc):  # issue 19: the file is gone: upload again
                 attempt += 1
@@ -76,18 +82,22 @@ async def submit(ctx: RunContext, job: Job, *, admitted: bool = False) -> bool:
                     limiter.on_throttled(exc.retry_after)
             attempt += 1
             if verdict.action is Action.REFUSED:  # the account (or this model for it), not the job: exit 4
-                if ctx.claims is not None:
-                    ctx.claims.done(job.id)
+                if account.claims is not None:
+                    account.claims.done(job.id)
                 code = exc.code or f"HTTP{exc.status}"
-                await ctx.refuse(code, exc.message, exc.request_id, scope=verdict.scope, model=job.spec.model)
+                await ctx.refuse(code, exc.message, exc.request_id, scope=verdict.scope, model=job.spec.model,
+                                 account=account)  # fmt: skip
                 await ctx.record(job, UNSENT, reason=f"{code}: {exc.message}")  # as it was: planned
                 await ctx.free_slot(job)
                 ctx.close_group(job)
-                ctx.leave(job, "refused")
+                if ctx.accounts.usable(job.spec.model) and not ctx.draining.is_set():
+                    ctx.submit_queues[job.spec.model].put_nowait(job)  # issue 18: another account takes it
+                else:
+                    ctx.leave(job, "refused")
                 return True
             if verdict.action is Action.NEVER and isinstance(exc, PermanentError):
-                if ctx.claims is not None:
-                    ctx.claims.done(job.id)
+                if account.claims is not None:
+                    account.claims.done(job.id)
                 code = exc.code or f"HTTP{exc.status or ''}"
                 await fail(ctx, job, "submit", code, exc.message, exc.request_id, kind=REFUSED)
                 return True
@@ -125,15 +135,16 @@ async def _left_by_drain(ctx: RunContext, job: Job) -> None:
 async def on_submitted(ctx: RunContext, job: Job, task_id: str, request_id: str | None, *, adopted: bool) -> None:
     """Record the job's task, open its group for the next look-alike, and hand it to the tracker."""
     ctx.known_tasks.add(task_id)  # before any await: a concurrent reconcile must not adopt it
-    if ctx.claims is not None and not adopted:  # (reconcile claims what it adopts itself, atomically)
-        ctx.claims.claim(job.id, [task_id])
+    account = ctx.account_of(job)
+    if account.claims is not None and not adopted:  # (reconcile claims what it adopts itself, atomically)
+        account.claims.claim(job.id, [task_id])
     job.submitted_at = ctx.limits.clock.now()  # the poll schedule's clock (injectable)
     job.stalled = False
     job.seen = False
-    await ctx.record(job, SUBMITTED, task_id=task_id, request_id=request_id, adopted=adopted)
+    await ctx.record(job, SUBMITTED, task_id=task_id, request_id=request_id, adopted=adopted, account=account.name)
     ctx.close_group(job)
-    job.log.info("job.submitted", task_id=task_id, adopted=adopted)
-    ctx.poll_inbox.put_nowait(job)
+    job.log.info("job.submitted", task_id=task_id, adopted=adopted, account=account.name)
+    ctx.follow(job)
 
 
 async def fail(

@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from runner.engine.accounts import Account
 from runner.engine.classify import Action, classify, classify_task_failure
 from runner.engine.context import RunContext, log
 from runner.engine.job import Job
@@ -42,8 +43,11 @@ SWEEP_PAGE_SIZE = 100
 SWEEP_PAGES = 10
 
 
-async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
-    """Poll due tasks until the run stops or every job is settled."""
+async def tracker(ctx: RunContext, schedule: PollSchedule, account: Account | None = None) -> None:
+    """Poll due tasks of ``account`` (the home account by default) until the run stops or every job is settled:
+    each account's tasks are asked about with its key, through its limiters, on its own schedule (issue 18)."""
+    account = account if account is not None else ctx.accounts.home
+    client, inbox = account.client, ctx.inboxes[account.name]
     clock = ctx.limits.clock
     tasks: dict[str, Job] = {}
     errors: dict[str, int] = {}
@@ -52,15 +56,15 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
     async def poll(task_id: str) -> None:
         job = tasks[task_id]
         try:
-            info = await ctx.call("get", partial(ctx.client.get, task_id), tries=1)
+            info = await ctx.call("get", partial(client.get, task_id), tries=1, account=account)
         except Stopped:
             return
         except ApiError as exc:  # never the job's failure: ask again later (the module docstring)
             n = errors.get(task_id, 0)
             verdict = classify(exc, op="get", attempt=n)
             if verdict.action is Action.REFUSED:  # the key no longer reads the account's tasks: stop (exit 4)
-                await ctx.refuse(exc.code or f"HTTP{exc.status}", exc.message, exc.request_id)
-                ctx.stop.set()
+                await ctx.refuse(exc.code or f"HTTP{exc.status}", exc.message, exc.request_id, account=account)
+                ctx.abandon(account, "account")
                 return
             errors[task_id] = n + 1
             delay = verdict.delay if verdict.action is Action.RETRY else min(_MAX_ERROR_DELAY, 2.0 ** min(n, 6))
@@ -74,7 +78,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
         errors.pop(task_id, None)
         if info.status != "UNKNOWN":
             job.seen = True
-        if job.state.task_id != task_id or ctx.is_final(job):  # the job moved on (a retry, a cancel)
+        # the job moved on (a retry, a cancel), or the run left it (its account's key no longer sees its tasks)
+        if job.state.task_id != task_id or ctx.is_final(job) or job.id not in ctx.open_jobs:
             schedule.remove(task_id)
             tasks.pop(task_id, None)
             return
@@ -95,8 +100,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
         """One list request (a page per 100 RUNNING tasks) for every task known RUNNING (``PollSchedule.sweep``)."""
 
         def fetch(page_no: int) -> Awaitable[TaskPage]:
-            lister = partial(ctx.client.list_tasks, status="RUNNING", page_no=page_no, page_size=SWEEP_PAGE_SIZE)
-            return ctx.call("list", lister, tries=1)
+            lister = partial(client.list_tasks, status="RUNNING", page_no=page_no, page_size=SWEEP_PAGE_SIZE)
+            return ctx.call("list", lister, tries=1, account=account)
 
         try:
             running, complete = await running_tasks(fetch)
@@ -122,8 +127,8 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
 
     async with asyncio.TaskGroup() as polls:
         while not ctx.stopping:
-            while not ctx.poll_inbox.empty():
-                job = ctx.poll_inbox.get_nowait()
+            while not inbox.empty():
+                job = inbox.get_nowait()
                 task_id = job.state.task_id
                 if task_id is None:
                     continue
@@ -139,14 +144,14 @@ async def tracker(ctx: RunContext, schedule: PollSchedule) -> None:
             wakeup = schedule.next_wakeup()
             timeout = None if wakeup is None else max(0.0, wakeup - clock.now())
             wake.clear()
-            getter = asyncio.ensure_future(ctx.poll_inbox.get())
+            getter = asyncio.ensure_future(inbox.get())
             waiter = asyncio.ensure_future(wake.wait())
             ok, _ = await ctx.until_stop(
                 asyncio.wait({getter, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             )
             waiter.cancel()
             if getter.done() and not getter.cancelled():
-                ctx.poll_inbox.put_nowait(getter.result())
+                inbox.put_nowait(getter.result())
             else:
                 getter.cancel()
             if not ok:
@@ -204,8 +209,9 @@ async def on_final(ctx: RunContext, job: Job, info: TaskInfo) -> None:
             end_time=info.end_time,
         )
         job.log.info("task.succeeded", task_id=task_id)
-        if ctx.breaker is not None:
-            ctx.breaker.succeeded(job.spec.model)
+        breaker = ctx.account_of(job).breaker
+        if breaker is not None:
+            breaker.succeeded(job.spec.model)
         ctx.queue_download(job)
     elif info.status == "FAILED":
         await _failed(ctx, job, task_id, info.code, info.message, info.request_id)
@@ -226,6 +232,9 @@ async def on_unknown(ctx: RunContext, job: Job, task_id: str) -> None:
         job.log.warning("task.unknown", task_id=task_id)
         ctx.settle(job)
         return
+    if ctx.account_of(job).out:  # the account refused work (a key of another account): nothing here is proof
+        ctx.leave(job, "account")
+        return
     if not (st.confirmed or job.seen):  # the answer named a task that does not exist: it proved nothing
         job.log.warning("task.never_existed", task_id=task_id)
         ctx.adopt_slot(job)  # the real task, if the create made one, is in flight on the server
@@ -245,11 +254,13 @@ async def _failed(
     )
     verdict = classify_task_failure(code, attempt=job.task_failures)
     retry = verdict.action is Action.RETRY and job.task_failures < ctx.cfg.task_retries
-    if verdict.action is Action.RETRY and ctx.breaker is not None:  # a server-side code: count it per model
-        pause = ctx.breaker.failed(job.spec.model, code)
+    account = ctx.account_of(job)
+    breaker = account.breaker
+    if verdict.action is Action.RETRY and breaker is not None:  # a server-side code: count it per model
+        pause = breaker.failed(job.spec.model, code)
         if pause is not None:
-            log.warning("model.paused", model=job.spec.model, code=code, seconds=round(pause, 1),
-                        reason=f"{ctx.breaker.threshold} tasks failed in a row with {code}")  # fmt: skip
+            log.warning("model.paused", model=job.spec.model, code=code, seconds=round(pause, 1), account=account.name,
+                        reason=f"{breaker.threshold} tasks failed in a row with {code}")  # fmt: skip
     job.log.warning("task.failed", task_id=task_id, code=code, retry=retry)
     if not retry or ctx.draining.is_set():
         ctx.settle(job)

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from runner.engine.accounts import Account
 from runner.engine.classify import Action, classify, upload_lost
 from runner.engine.context import RunContext, log
 from runner.engine.job import Job
@@ -48,7 +49,7 @@ REUSE_MARGIN = 3600.0
 #: The header a create naming an ``oss://`` file carries (API.md §1.2).
 RESOLVE = {"X-DashScope-OssResourceResolve": "enable"}
 
-_Key = tuple[str, str]  # (sha256, canonical model)
+_Key = tuple[str, str, str]  # (sha256, canonical model, account): a file is read only by its account's creates
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Uploads:
             file = self._files[path] = await asyncio.to_thread(_hash_file, path)
         if isinstance(file, str):
             return await self._end(job, _Outcome(False, "AudioUnreadable", file, fail=True))
-        key = (file.sha256, job.spec.model)
+        key = (file.sha256, job.spec.model, self.ctx.account_of(job).name)
         if key in self._ended:
             return await self._end(job, self._ended[key])
         ctx = self.ctx
@@ -159,7 +160,8 @@ class Uploads:
             url = audio_url(request)
             return request, (RESOLVE if url is not None and url.startswith("oss://") else None)
         file = self._files.get(path)
-        upload = self.ctx.state.uploads.get((file.sha256, job.spec.model)) if isinstance(file, LocalFile) else None
+        key = (file.sha256, job.spec.model, self.ctx.account_of(job).name) if isinstance(file, LocalFile) else None
+        upload = self.ctx.state.uploads.get(key) if key is not None else None
         if upload is None:  # not ready(): sent as it is, the service refuses a file:// URL (nothing is made)
             job.log.error("upload.missing", file=str(path))
             return request, None
@@ -203,23 +205,30 @@ class Uploads:
         return (
             upload is not None
             and upload.url not in self._dropped
-            and upload.expires - self.ctx.server_clock.now() > REUSE_MARGIN
+            and upload.expires - self._account(key).server_clock.now() > REUSE_MARGIN
         )
+
+    def _account(self, key: _Key) -> Account:
+        return self.ctx.accounts.get(key[2]) or self.ctx.accounts.home
 
     async def _upload(self, job: Job, file: LocalFile, key: _Key) -> _Outcome:
         """Ask for a policy and post the file (retried as ``classify`` says); the ``uploaded`` line on success."""
         ctx = self.ctx
+        account = self._account(key)
+        client = account.client
         job.log.info("upload.start", file=file.path.name, bytes=file.bytes, model=job.model)
         began = time.monotonic()
         attempt = 0
         while True:
             try:
-                policy = await ctx.call("policy", partial(ctx.client.upload_policy, job.model))
+                policy = await ctx.call(
+                    "policy", partial(client.upload_policy, account.spelling(job.spec.model)), account=account
+                )
             except Stopped:
                 return _Outcome(False, None, "the run stopped during the upload")
             except ApiError as exc:
                 return await self._refused(job, exc, classify(exc, op="policy", attempt=attempt))
-            started = ctx.server_clock.now()  # the object's 48 h run from here at the latest (the server's clock)
+            started = account.server_clock.now()  # the object's 48 h run from here at the latest (the server's clock)
             data = await asyncio.to_thread(_read_checked, file)
             if isinstance(data, str):
                 return _Outcome(False, "AudioChanged", data, fail=True)
@@ -228,8 +237,8 @@ class Uploads:
             sending = post_object(
                 policy,
                 UploadFile(name, data, content_type),
-                seconds=ctx.client.config.timeouts.upload,
-                user_agent=ctx.client.config.user_agent,
+                seconds=client.config.timeouts.upload,
+                user_agent=client.config.user_agent,
             )
             try:
                 ok, url = await ctx.until_stop(sending, ctx.draining)
@@ -247,7 +256,7 @@ class Uploads:
                 return _Outcome(False, None, "the run stopped during the upload")
             expires = started + UPLOAD_TTL_SECONDS
             await ctx.record(None, UPLOADED, file=str(file.path), sha256=file.sha256, bytes=file.bytes,
-                             model=key[1], url=url, expires=round(expires, 3))  # fmt: skip
+                             model=key[1], url=url, expires=round(expires, 3), account=account.name)  # fmt: skip
             job.log.info("upload.done", file=name, url=url, seconds=round(time.monotonic() - began, 3))
             return _Outcome(True)
 
@@ -255,7 +264,8 @@ class Uploads:
         """A failed policy or post that is not retried (any more): what it means for the job."""
         code = exc.code or (f"HTTP{exc.status}" if exc.status else type(exc).__name__)
         if verdict.action is Action.REFUSED:  # the account (or the model for it): stop there, blame no job
-            await self.ctx.refuse(code, exc.message, exc.request_id, scope=verdict.scope, model=job.spec.model)
+            await self.ctx.refuse(code, exc.message, exc.request_id, scope=verdict.scope, model=job.spec.model,
+                                  account=self.ctx.account_of(job))  # fmt: skip
             return _Outcome(False, code, f"{code}: {exc.message}")
         if isinstance(exc, PermanentError):  # the service refused this upload: the same file is refused again
             return _Outcome(False, code, exc.message, fail=True)

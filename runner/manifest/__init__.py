@@ -5,7 +5,8 @@ manifests use, else ``located``, the libyaml loader that keeps line and column),
 ``format_rules`` and ``rules`` (the manifest format's rules; the API's, once per distinct combination),
 ``expand`` (every job's fields, prompt from ``templates``, body, id and name), ``load`` (the steps in order),
 ``plan`` (prices, time, the ``plan`` command's table and JSON). ``issues`` places every message at its
-file:line:col. The package imports nothing from the run engine: only ``runner.models`` and ``runner.errors``.
+file:line:col. The package imports nothing from the run engine: only ``runner.models``, ``runner.errors`` and
+``runner.accounts`` (``plan --accounts``).
 """
 
 from runner.errors import Issue, ManifestError

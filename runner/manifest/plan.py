@@ -17,8 +17,10 @@ from functools import reduce
 from operator import add, attrgetter, mul
 from typing import Any, TextIO
 
+from runner.accounts import load_accounts
 from runner.errors import ConfigError, ManifestError
 from runner.manifest.load import load_manifest
+from runner.manifest.plan_accounts import plan_accounts
 from runner.manifest.spec import JobSpec, Manifest
 from runner.models import DEFAULT_REGION, MODELS, REGIONS, TYPICAL_TASK_SECONDS
 
@@ -214,7 +216,7 @@ def render_json(plan: Plan) -> str:
     return "".join(iter_json(plan))
 
 
-def iter_json(plan: Plan, chunk: int = 2000) -> Iterator[str]:
+def iter_json(plan: Plan, chunk: int = 2000, *, accounts: dict[str, Any] | None = None) -> Iterator[str]:
     """``json.dumps(plan.to_json()) + "\n"`` in pieces of ``chunk`` jobs, so 100,000 jobs never exist as one
     list of dicts and one 30 MB string (and its encoded bytes) at once; the text is the same. Each piece is
     one encoder call over its jobs' objects, written without the list's brackets."""
@@ -222,7 +224,8 @@ def iter_json(plan: Plan, chunk: int = 2000) -> Iterator[str]:
     for start in range(0, len(plan.jobs), chunk):
         objects = [_job_json(p) for p in plan.jobs[start : start + chunk]]
         yield (", " if start else "") + _JSON.encode(objects)[1:-1]
-    yield '], "totals": ' + _JSON.encode(plan.totals_json()) + "}\n"
+    more = ', "accounts": ' + _JSON.encode(accounts) if accounts is not None else ""
+    yield '], "totals": ' + _JSON.encode(plan.totals_json()) + more + "}\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,7 @@ class PlanSettings:
     manifest: str  # the manifest file
     region: str = DEFAULT_REGION
     as_json: bool = False
+    accounts: str | None = None  # an accounts file (issue 18): the split over them, their time and price range
 
 
 #: Lines to append to the plan's table, from its cost and currency (the CLI's ``--budget`` / ``--daily-budget``
@@ -250,7 +254,9 @@ def plan_command(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        manifest = load_manifest(settings.manifest, settings.region)
+        accounts = load_accounts(settings.accounts, keys=False) if settings.accounts else None
+        # the run checks the manifest for the first account's region: so does its plan
+        manifest = load_manifest(settings.manifest, accounts[0].region if accounts else settings.region)
     except ManifestError as e:
         for issue in e.issues:
             print(issue, file=err)
@@ -263,15 +269,18 @@ def plan_command(
     for warning in manifest.warnings:
         print(warning, file=err)
     plan = build_plan(manifest)
-    tail = ""
+    over = plan_accounts(manifest.jobs, accounts) if accounts else None
+    tail = "\n".join(over.lines(format_duration)) + "\n" if over is not None and not settings.as_json else ""
     if caps is not None and not settings.as_json:
         try:
-            tail = caps(plan.cost, plan.currency)
+            tail += caps(plan.cost, plan.currency)
         except ConfigError as e:
             print(f"error: {e}", file=err)
             return EXIT_USAGE
     try:
-        for piece in iter_json(plan) if settings.as_json else iter_table(plan):  # in pieces, never one big string
+        more = over.to_json() if over is not None else None
+        pieces = iter_json(plan, accounts=more) if settings.as_json else iter_table(plan)
+        for piece in pieces:  # in pieces, never one big string
             out.write(piece)
         out.write(tail)
         out.flush()

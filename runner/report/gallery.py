@@ -77,6 +77,7 @@ class Card:
     bytes: int | None
     failure: Failure | None
     audio: str | None = None  # the soundtrack the video was made with: a local file's name, or the URL (issue 19)
+    account: str | None = None  # the account that made its task, in a run with an accounts file (issue 18)
 
     @property
     def code(self) -> str:
@@ -186,6 +187,7 @@ def _card(job: JobState, order: int, out_dir: Path, *, posters: bool) -> Card:
         cost=cost,
         cost_note=note,
         task_id=job.task_id,
+        account=job.account if job.account not in (None, "default") else None,
         generation_s=span(submit, when(job.times.get("end_time"))),
         queue_s=span(submit, when(job.times.get("scheduled_time"))),
         download_s=_download_seconds(_sidecar(out_dir, video)),

@@ -58,6 +58,7 @@ class Register:
     """What the file says for one API host: every claimed task, and the open intents of other folders."""
 
     claimed: dict[str, tuple[str, str]] = field(default_factory=dict)  # task id -> (folder, job id)
+    account_of: dict[str, str] = field(default_factory=dict)  # task id -> the account that claimed it (issue 18)
     intents: list[Intent] = field(default_factory=list)
     own_intents: dict[str, float] = field(default_factory=dict)  # this folder's unsettled intents: job id -> t0
 
@@ -67,11 +68,12 @@ class Claims:
 
     def __init__(
         self, state_dir: str | os.PathLike[str] | None, folder: str | os.PathLike[str], base_url: str,
-        *, now: Callable[[], float] = time.time,
+        *, now: Callable[[], float] = time.time, account: str = "default",
     ) -> None:  # fmt: skip
         self.path = Path(state_dir) / FILE_NAME if state_dir is not None else None
         self.folder = str(Path(folder).resolve())
         self.url = base_url.rstrip("/")
+        self.account = account  # the run's name for the account (a lost ledger's tasks go back to it)
         self._now = now
         self._warned = False
 
@@ -125,7 +127,8 @@ class Claims:
     # ------------------------------------------------------------------------------------------ the file
 
     def _line(self, fields: dict[str, Any]) -> str:
-        return json.dumps({"t": round(self._now(), 3), "url": self.url, "folder": self.folder, **fields}) + "\n"
+        line = {"t": round(self._now(), 3), "url": self.url, "folder": self.folder, "acct": self.account, **fields}
+        return json.dumps(line) + "\n"
 
     def _append(self, lines: list[dict[str, Any]]) -> None:
         if self.path is None or not lines:
@@ -176,6 +179,7 @@ class Claims:
                     own.pop(job, None)
                 if kind == "claim" and isinstance(obj.get("task"), str):
                     reg.claimed.setdefault(obj["task"], (folder, job))
+                    reg.account_of.setdefault(obj["task"], str(obj.get("acct") or "default"))
             elif kind == "intent" and folder != self.folder:
                 open_intents[(folder, job)] = Intent(
                     folder, job, str(obj.get("group")), str(obj.get("body")), float(obj.get("t") or 0.0)

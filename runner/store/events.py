@@ -108,6 +108,8 @@ class SubmittingLine(TypedDict):
     model: Annotated[str | None, Field(default=None)]
     skew: Annotated[float | None, Field(default=None)]  # server clock − host clock (s) when the intent was written
     skew_err: Annotated[float | None, Field(default=None)]  # how far ``skew`` may be off (s)
+    account: Annotated[str | None, Field(default=None)]  # the account the create goes to (None: an older ledger)
+    cost: Annotated[float | None, Field(default=None)]  # the video's price in that account's region
 
 
 @with_config(_LINE_CONFIG)
@@ -118,6 +120,7 @@ class SubmittedLine(TypedDict):
     task_id: str
     request_id: Annotated[str | None, Field(default=None)]
     adopted: Annotated[bool, Field(default=False)]
+    account: Annotated[str | None, Field(default=None)]  # the account that made the task (None: an older ledger)
 
 
 @with_config(_LINE_CONFIG)
@@ -245,8 +248,9 @@ class RunFinishedLine(TypedDict):
 
 @with_config(_LINE_CONFIG)
 class UploadedLine(TypedDict):
-    """A run event (``job_id`` null): a file's bytes (``sha256``) uploaded for ``model``, usable as ``url`` until
-    ``expires`` on the server's clock. The newest line of a (sha256, model) is the upload the next create uses."""
+    """A run event (``job_id`` null): a file's bytes (``sha256``) uploaded for ``model``, usable as ``url``
+    until ``expires`` on the server's clock. The newest line of a (sha256, model, account) is the upload the
+    next create uses."""
 
     ts: float
     event: Literal["uploaded"]
@@ -257,6 +261,7 @@ class UploadedLine(TypedDict):
     model: str  # canonical model name: the service binds a temporary file to the model it was uploaded for
     url: str  # oss://<key>
     expires: float  # epoch seconds, the server's clock
+    account: Annotated[str, Field(default="default")]  # whose storage holds it (only that account's creates read it)
 
 
 Line = Annotated[

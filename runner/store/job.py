@@ -44,6 +44,7 @@ class JobState:
     task_id: str | None = None  # the current task
     task_ids: list[str] = field(default_factory=list)  # every task id ever recorded, oldest first
     adopted: bool = False  # the current task was found by reconcile
+    account: str | None = None  # the account of the latest intent and its task (None: an older ledger: "default")
     submitting_since: float | None = None  # ts of the latest intent not yet answered by `submitted`
     intent_ts: float | None = None  # ts of the latest intent (kept after its answer)
     intent_skew: float | None = None  # server − host clock when it was written (None: not known then)

@@ -26,7 +26,7 @@ class RunState:
     finished: float | None = None  # ts of the last run.finished
     exit_code: int | None = None
     refusals: list[dict[str, Any]] = field(default_factory=list)  # run.refused lines of the latest run
-    uploads: dict[tuple[str, str], Upload] = field(default_factory=dict)  # (sha256, model) -> newest upload
+    uploads: dict[tuple[str, str, str], Upload] = field(default_factory=dict)  # (sha256, model, account) -> newest
     lines: int = 0  # lines applied (known events)
     skipped: int = 0  # lines of unknown events
     torn_tail: bool = False  # the file ended in a torn line, ignored
@@ -138,7 +138,18 @@ class RunState:
             "undecided": undecided,
             "orphans": sorted(j.name or j.job_id for j in self.jobs.values() if j.orphan),
             "refusals": list(self.refusals),
+            "accounts": self.by_account(),
         }
+
+    def by_account(self) -> dict[str, dict[str, int]]:
+        """Jobs by the account of their latest intent and task (issue 18), each a count per state; jobs never
+        sent are under none."""
+        out: dict[str, dict[str, int]] = {}
+        for j in self.jobs.values():
+            if j.account is not None:
+                counts = out.setdefault(j.account, {})
+                counts[j.state] = counts.get(j.state, 0) + 1
+        return out
 
 
 def _num(x: float) -> int | float:

@@ -57,6 +57,9 @@ def _submitting(job: JobState, line: SubmittingLine) -> None:
     job.attempts += 1
     job.submitting_since = job.intent_ts = line["ts"]
     job.intent_skew, job.intent_skew_err = line["skew"], line["skew_err"]
+    job.account = line["account"]
+    if line["cost"] is not None:  # the price in the account's region (issue 18: regions' prices differ)
+        job.cost = line["cost"]
     job.window_end = None
     job.undecided = None
     job.candidates = []
@@ -68,6 +71,8 @@ def _submitted(job: JobState, line: SubmittedLine) -> None:
     job.state = "pending"
     job.task_id = task_id = line["task_id"]
     job.adopted = line["adopted"]
+    if line["account"] is not None:
+        job.account = line["account"]
     job.confirmed = False  # until a query or the list shows it (an answer's id may be nobody's)
     job.task_status = "PENDING"
     job.submitting_since = None
@@ -242,8 +247,8 @@ class Upload:
     ts: float  # when the line was written (host clock)
 
 
-def fold_upload(uploads: dict[tuple[str, str], Upload], line: UploadedLine) -> None:
-    """An ``uploaded`` line: the newest upload of its (sha256, model) replaces any older one."""
-    uploads[(line["sha256"], line["model"])] = Upload(
+def fold_upload(uploads: dict[tuple[str, str, str], Upload], line: UploadedLine) -> None:
+    """An ``uploaded`` line: the newest upload of its (sha256, model, account) replaces any older one."""
+    uploads[(line["sha256"], line["model"], line["account"])] = Upload(
         line["file"], line["sha256"], line["bytes"], line["model"], line["url"], line["expires"], line["ts"]
     )

@@ -228,3 +228,33 @@ def test_manifests_with_non_ascii_names_never_share_a_folder(tmp_path: Path, emu
 def _lines(out: Path) -> list[dict[str, Any]]:
     path = out / "ledger.jsonl"
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x] if path.exists() else []
+
+
+def test_a_resume_with_another_accounts_key_expires_nothing_and_the_right_key_saves_all(
+    tmp_path: Path, emulator: Any
+) -> None:
+    from runner.emulator.accounts import AccountSpec
+
+    other = "sk-otherACCOUNTkey000042"
+    emu = emulator(accounts=(AccountSpec("ours", KEY), AccountSpec("theirs", other)), speed=300.0)
+    manifest = write_manifest(tmp_path / "m.yaml", 8)
+    out = tmp_path / "out"
+    proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sum(x["event"] == "submitted" for x in _lines(out)) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = states(out)
+    assert before.get("pending", 0) + before.get("running", 0) >= 5, before
+    r = run(emu.base_url, manifest, out, key=other)  # the key was rotated to another account's
+    assert r.returncode == 4, r.stderr[-3000:]
+    assert "UnknownTasks" in r.stderr and other not in r.stdout + r.stderr
+    after = states(out)
+    assert after == before and "expired" not in after  # nothing expired, nothing failed, nothing sent
+    assert emu.stats()["accounts"]["theirs"]["submitted"] == 0
+    again = run(emu.base_url, manifest, out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_complete(out, 8)
+    assert emu.stats()["accounts"]["ours"]["submitted"] == 8 and emu.stats()["duplicate_submissions"] == 0
+    assert_witness(emu, out)

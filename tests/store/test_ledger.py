@@ -114,7 +114,19 @@ async def test_summary_has_the_status_json_shape(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
     await write_story(path)
     summary = replay(path).summary()
-    keys = ["name", "jobs", "states", "seconds", "cost", "currency", "failures", "undecided", "orphans", "refusals"]
+    keys = [
+        "name",
+        "jobs",
+        "states",
+        "seconds",
+        "cost",
+        "currency",
+        "failures",
+        "undecided",
+        "orphans",
+        "refusals",
+        "accounts",
+    ]
     assert list(summary) == keys
     assert list(summary["states"]) == list(STATES)
     assert summary["states"]["downloaded"] == 1 and summary["states"]["expired"] == 0

@@ -12,9 +12,11 @@ from typing import Any
 import aiohttp
 import structlog
 
+from runner.engine.api import ApiConfig, DashScopeClient
 from runner.engine.context import RunContext
 from runner.engine.fetcher import fetch_one, poster_then_trim, video_path
 from runner.engine.job import Job
+from runner.engine.limits import Limits
 from runner.engine.settings import PipelineConfig
 from runner.report.poster import ensure_poster, poster_path
 from runner.store.events import DOWNLOADED, PLANNED, SUBMITTED, SUBMITTING, SUCCEEDED
@@ -37,10 +39,10 @@ async def _fetch(tmp_path: Path, ledger: LedgerWriter, url: str, **kw: Any) -> t
     """One succeeded job fetched through ``fetch_one`` with a verify thread like the run's."""
     ctx = RunContext(
         cfg=PipelineConfig(out_dir=tmp_path, region="cn-beijing"),
-        client=None,  # type: ignore[arg-type]
+        client=DashScopeClient(ApiConfig("http://127.0.0.1:9/api/v1", "sk-test")),  # never asked: the URL is fresh
         ledger=ledger,
         state=RunState(),
-        limits=None,  # type: ignore[arg-type]
+        limits=Limits(),
     )
     spec = Spec()
     await ctx.record(spec.job_id, PLANNED, name=spec.name, model=spec.model)

@@ -29,8 +29,8 @@ async def test_uploads_replay_newest_first_per_file_and_model(tmp_path: Path) ->
     state = replay(path)
     assert state.jobs["j1"].state == "planned"  # a run event: no job moves
     assert {k: (u.url, u.expires) for k, u in state.uploads.items()} == {
-        (SHA, "wan2.6-t2v"): ("oss://d/2/voice.wav", 200.0),
-        (SHA, "wan2.5-t2v-preview"): ("oss://d/3/voice.wav", 150.0),
+        (SHA, "wan2.6-t2v", "default"): ("oss://d/2/voice.wav", 200.0),  # lines without an account: "default"
+        (SHA, "wan2.5-t2v-preview", "default"): ("oss://d/3/voice.wav", 150.0),
     }
     line = json.loads(path.read_text().splitlines()[1])
     assert line["event"] == "uploaded" and line["job_id"] is None and line["file"] == "/data/voice.wav"
