@@ -218,6 +218,7 @@ class RunRefusedLine(TypedDict):
     host: Annotated[str | None, Field(default=None)]
     region: Annotated[str | None, Field(default=None)]
     check: Annotated[str, Field(default="")]  # what the user should check
+    account: Annotated[str | None, Field(default=None)]  # the account, in a run with an accounts file (issue 18)
 
 
 @with_config(_LINE_CONFIG)
