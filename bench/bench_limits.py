@@ -44,6 +44,7 @@ from runner.engine.clock import RealClock  # noqa: E402
 from runner.engine.limits import WindowLimiter  # noqa: E402
 from runner.engine.poll_rule import PollConfig  # noqa: E402
 from runner.engine.poller import PollSchedule  # noqa: E402
+from runner.engine.task_times import Kind  # noqa: E402
 from tests.engine.clock import FakeClock  # noqa: E402
 
 SERVER = """
@@ -273,6 +274,103 @@ def sim_sweep() -> None:
     )
 
 
+def sim_frontier(n: int = 1000) -> None:
+    """The engine's own schedule on the long row's mix of kinds (bench_run: 720P 2 s, 1080P 5 s, 720P 5 s,
+    1080P 2 s; the emulator's draw), 5 in flight, swept as ``wanbatch run`` does, for several detection targets
+    (``PollConfig.fraction``): what requests per task each p95 costs (issue 16's ≤ 2 % with ≤ 10 requests)."""
+    for fraction in (0.02, 0.025, 0.03, 0.04):
+        p95, queries, sweeps = _frontier_point(fraction, n)
+        print(
+            f"frontier {n} tasks of the long row's mix, 5 in flight, fraction {fraction:.1%}: delay/T p95 {p95:.2%}; "
+            f"requests/task {queries + sweeps:.1f} ({queries:.1f} queries + {sweeps:.1f} sweeps)"
+        )
+
+
+def sim_floor(n: int = 2000) -> None:
+    """An idealized sweeper on the same mix, for comparison with ``sim_frontier``: it knows each kind's 5 %
+    quantile exactly (no learning), answers take no time, and it sends a sweep exactly when the most urgent task
+    in flight is due (from its kind's early quantile on, every ``fraction`` of its age; each sweep looks at all 5
+    tasks), plus the one query per task that fetches its outcome: an optimistic reference (the engine pays for learning,
+    latency and a first poll of each PENDING task)."""
+    from bench.bench_run import MIX, MODEL
+    from runner.emulator.tasks import pace
+
+    def draw(kind: tuple[str, int], rng: random.Random) -> float:
+        return rng.uniform(2.0, 10.0) + rng.triangular(50.0, 290.0, 95.0) * pace(MODEL, *kind)
+
+    early = {}
+    for kind in MIX:
+        sample = sorted(draw(kind, rng) for rng in [random.Random(str(kind))] for _ in range(20000))
+        early[kind] = sample[len(sample) // 20]
+    for fraction in (0.02, 0.025, 0.03, 0.04):
+        rng = random.Random(1)
+        tasks = [(MIX[i % 4], draw(MIX[i % 4], rng)) for i in range(n)]
+        sweeps, shares = 0, []
+        # (start, time, kind, last look) of the tasks in flight
+        running: list[tuple[float, float, tuple[str, int], float]] = [(0.0, t, k, 0.0) for k, t in tasks[:5]]
+        todo = tasks[5:][::-1]
+        while running:
+            now = min(max(s + early[k], last + fraction * max(last - s, early[k])) for s, _, k, last in running)
+            sweeps += 1
+            shares += [(now - s - t) / t for s, t, _, _ in running if s + t <= now]
+            running = [(s, t, k, now) for s, t, k, _ in running if s + t > now]
+            while todo and len(running) < 5:
+                kind, seconds = todo.pop()
+                running.append((now, seconds, kind, now))
+        p95 = statistics.quantiles(shares, n=100)[94]
+        print(
+            f"floor    {n} tasks of the long row's mix, ideal sweeper, fraction {fraction:.1%}: delay/T p95 "
+            f"{p95:.2%}; requests/task {sweeps / n + 1:.1f}"
+        )
+
+
+def _frontier_point(fraction: float, n: int) -> tuple[float, float, float]:
+    """(delay/T p95, queries per task, sweeps per task) of one ``sim_frontier`` setting."""
+    from bench.bench_run import MIX, MODEL  # the long row's kinds
+    from runner.emulator.tasks import pace  # the emulator's draw, as bench_run repeats it
+
+    rng = random.Random(1)
+    clock = _Clock()
+    schedule = PollSchedule(clock, PollConfig(budget_qps=8.0, sweep_qps=8.0, fraction=fraction))
+    todo = []
+    for i in range(n):
+        size, duration = MIX[i % len(MIX)]
+        seconds = rng.uniform(2.0, 10.0) + rng.triangular(50.0, 290.0, 95.0) * pace(MODEL, size, duration)
+        todo.append((Kind.of(MODEL, size, duration), seconds))
+    todo.reverse()
+    ends: dict[str, tuple[float, float]] = {}
+    ratios: list[float] = []
+    queries = sweeps = 0
+
+    def fill() -> None:
+        while todo and len(schedule) < 5:
+            task_id = f"t{len(todo)}"
+            kind, seconds = todo.pop()
+            ends[task_id] = (clock.t + seconds, seconds)
+            schedule.add(task_id, kind, clock.t)
+
+    fill()
+    while len(schedule):
+        covered = schedule.sweep()
+        if covered is not None:
+            sweeps += 1
+            schedule.sweep_done(covered, {t for t in covered if clock.t < ends[t][0]}, complete=True)
+        for tid in schedule.due():
+            queries += 1
+            end, seconds = ends[tid]
+            if clock.t >= end:
+                ratios.append((clock.t - end) / seconds)
+                schedule.observe(tid, "SUCCEEDED", clock.t, seconds=seconds)
+            else:
+                schedule.observe(tid, "RUNNING", clock.t)
+        fill()
+        wake = schedule.next_wakeup()
+        if wake is None:
+            break
+        clock.t = max(wake, clock.t)
+    return statistics.quantiles(ratios, n=100)[94], queries / n, sweeps / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -285,6 +383,8 @@ def main() -> None:
     if args.only in (None, "poll"):
         sim_poll()
         sim_sweep()
+        sim_frontier()
+        sim_floor()
     if args.only in (None, "limiter"):
         bench_limiter(args.runs)
     if args.only in (None, "client"):

@@ -10,8 +10,8 @@ real CLI against the emulator on 127.0.0.1, in two settings:
 
 * **quota**: the account's real quota for wan2.6 (5 submissions/s, 5 in flight), tasks of a fixed time: the
   makespan, the figure a user pays in;
-* **open**: quotas off (``--qps`` and ``--max-in-flight`` high, emulator quotas off): creates per second from the
-  first to the last the emulator accepted — the gate's own cost, one round trip per create.
+* **open**: quotas off (``--qps``, ``--max-in-flight`` and ``--query-qps`` high, emulator quotas off): creates
+  per second from the first to the last the emulator accepted — the gate's own cost, one round trip per create.
 
 wanbatch is given only what a user would know (the quota); nothing about the emulator's task times.
 """
@@ -58,7 +58,7 @@ def one(root: Path, work: Path, n: int, sweep: bool, open_quota: bool) -> dict[s
     try:
         m = manifest(work / f"m{int(sweep)}.yaml", n, sweep)
         out = work / f"out-{time.monotonic_ns()}"
-        extra = ["--qps", "100000", "--max-in-flight", "100000"] if open_quota else []
+        extra = ["--qps", "100000", "--max-in-flight", "100000", "--query-qps", "1000"] if open_quota else []
         env = child_env(PYTHONPATH=str(root), XDG_STATE_HOME=str(work / "state"))
         t0 = time.monotonic()
         rc = subprocess.call([sys.executable, "-m", "runner", "run", str(m), "--out", str(out), "--base-url",
