@@ -16,7 +16,7 @@ ones: a manifest mixing 720P and 1080P, 2 s and 5 s, whose times differ by kind)
 * ``wrong``: ``wanbatch --qps 20 --max-in-flight 20`` against the 5/5 quotas, in both modes;
 * issue 16 (after the repetitions, one pair at a time): 60 jobs of a fixed 1-s task with a fresh state
   folder, then again with the state folder that run left (the next night), against the same emulator;
-* ``long``: 25 mixed jobs of 9–160-s tasks in the background of the repetitions: wanbatch with a fresh state
+* ``long``: 25 mixed jobs of 8–133-s tasks in the background of the repetitions: wanbatch with a fresh state
   folder then the one it left, and the peer.
 
 wanbatch gets no hint of the task times (no ``--expected-task-time``, no ``--min-poll-interval``): only what a
@@ -140,6 +140,17 @@ def write_manifest(path: Path, n: int) -> None:
     path.write_text(
         f'version: 1\nname: bench{n}\ndefaults:\n  model: {MODEL}\n  size: "{SIZE}"\n  duration: {DURATION}\n'
         f"  prompt_extend: false\nmatrix:\n  seed: [{seeds}]\njobs:\n  - name: clip\n    prompt: {PROMPT}\n",
+        encoding="utf-8",
+    )
+
+
+def write_distinct_manifest(path: Path, n: int) -> None:
+    """N jobs of distinct prompts: no two look alike to the server, so no create waits for another's answer (a
+    seed sweep sends one create per round trip: issue 13's gate, measured in docs/benchmarks/siblings.md)."""
+    jobs = "".join(f"  - name: clip{i}\n    prompt: Shot {i}. {PROMPT}\n" for i in range(n))
+    path.write_text(
+        f'version: 1\nname: distinct{n}\ndefaults:\n  model: {MODEL}\n  size: "{SIZE}"\n  duration: {DURATION}\n'
+        f"  prompt_extend: false\njobs:\n{jobs}",
         encoding="utf-8",
     )
 
@@ -399,7 +410,7 @@ def fresh_scenarios() -> list[Scenario]:
 
 
 def long_scenarios(baseline: str | None = None) -> list[Scenario]:
-    """Drawn task times at a small compression (speed ≈ 3: tasks of 9–160 s, mean ≈ 48 s), few jobs: where the
+    """Drawn task times at a small compression (speed ≈ 3.7: tasks of 8–133 s, mean ≈ 40 s), few jobs: where the
     real-time constants (poll budget, SDK sleeps, quota windows) weigh about as much as in real life. wanbatch
     runs with a fresh state folder, then again (the next night: new draws) with the one it left."""
     out = [
@@ -569,7 +580,7 @@ def run_scale(n: int, limit_s: float, work: Path, rep: int) -> dict[str, float]:
     after ``limit_s``. Submissions/s over the submission phase, CPU per submitted job, peak RSS."""
     d = work / f"scale{rep}"
     d.mkdir(parents=True)
-    write_manifest(d / "manifest.yaml", n)
+    write_distinct_manifest(d / "manifest.yaml", n)
     emu = Emulator(["--no-quotas", "--speed", "1000", "--task-time", "1"])
     try:
         ledger = d / "out" / "ledger.jsonl"
@@ -1158,7 +1169,7 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         f"Target wanbatch ≤ 0.95 × peer with fewer queries per task, in every row: {verdict(ok_all)}. The fixed "
         "row depends on where T falls in the SDK's real-second poll grid (0, 1, 2, 4, 6, 8, 12, 16, 20, 25, 30, … s "
         f"after the create): a {t:g}-s task is seen at the {sdk_seen(t):g}-s poll. The drawn rows average "
-        "over that; the long row (tasks of 9–160 s) is the closest to a real night."
+        "over that; the long row (tasks of 8–133 s) is the closest to a real night."
     )
     lw, lp = by(reps, "long wanbatch"), by(reps, "long peer")
     if lw and lp:
@@ -1241,7 +1252,9 @@ def write_page(args: argparse.Namespace, reps: list[list[Run]], scale: list[dict
         add(
             "`wanbatch run` with `--qps 100000 --max-in-flight 100000` against `--no-quotas --speed 1000 "
             "--task-time 1`; stopped with SIGINT once every job was submitted or after "
-            f"{args.scale_seconds:.0f} s. Submissions/s: `submitted` lines over the submission phase."
+            f"{args.scale_seconds:.0f} s. Submissions/s: `submitted` lines over the submission phase. The jobs have "
+            "distinct prompts (since 2026-12-04; before, a seed sweep of one prompt): look-alikes send one create per "
+            "round trip, by design (issue 13's gate; ≈ 770 creates/s on loopback, docs/benchmarks/siblings.md)."
         )
         add("")
         add("| figure | value | target |")
@@ -1323,7 +1336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=200)
     ap.add_argument("--task-time", type=float, default=1.5, help="real seconds of a fixed task (default 1.5)")
     ap.add_argument("--long-jobs", type=int, default=25, help="jobs of the long scenarios")
-    ap.add_argument("--long-task-time", type=float, default=48.0, help="mean real seconds of a long task")
+    ap.add_argument("--long-task-time", type=float, default=40.0, help="mean real seconds of a long task")
     ap.add_argument("--scale-jobs", type=int, default=10_000)
     ap.add_argument("--scale-seconds", type=float, default=22.0)
     ap.add_argument(

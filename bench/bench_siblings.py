@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
     roots = {"this": ROOT} | ({"baseline": Path(args.baseline).resolve()} if args.baseline else {})
-    n_quota, n_open = (20, 100) if args.quick else (60, 300)
+    n_quota, n_open = (20, 100) if args.quick else (40, 300)
     runs = 1 if args.quick else args.runs
     results: dict[tuple[str, str, bool], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-siblings-") as tmp:
