@@ -234,9 +234,20 @@ def sim_poll() -> None:
 def sim_sweep() -> None:
     """The same draw, 5 tasks in flight, RUNNING tasks swept by list requests (as ``wanbatch run`` does)."""
     rng = random.Random(1)
+    todo: list[tuple[Kind | str, float]] = [("wan2.6-t2v", rng.uniform(60.0, 300.0)) for _ in range(1000)]
+    ratios, queries, sweeps = _swept(PollConfig(budget_qps=8.0, sweep_qps=8.0), todo)
+    q = statistics.quantiles(ratios, n=100)
+    print(
+        f"sweep   1000 tasks, 60–300 s, 5 in flight: delay/T p50 {q[49]:.2%}, p95 {q[94]:.2%}, max {max(ratios):.2%}; "
+        f"requests/task {(queries + sweeps) / 1000:.1f} ({queries / 1000:.1f} queries + {sweeps / 1000:.1f} sweeps)"
+    )
+
+
+def _swept(config: PollConfig, todo: list[tuple[Kind | str, float]]) -> tuple[list[float], int, int]:
+    """Tasks (kind, seconds) taken from the end of ``todo``, 5 in flight, followed by one ``PollSchedule`` on a
+    virtual clock, sweeps answered at once: (delay / task time of each, task queries, sweeps)."""
     clock = _Clock()
-    schedule = PollSchedule(clock, PollConfig(budget_qps=8.0, sweep_qps=8.0))
-    todo = [rng.uniform(60.0, 300.0) for _ in range(1000)]
+    schedule = PollSchedule(clock, config)
     ends: dict[str, tuple[float, float]] = {}
     ratios: list[float] = []
     queries = sweeps = 0
@@ -244,9 +255,9 @@ def sim_sweep() -> None:
     def fill() -> None:
         while todo and len(schedule) < 5:
             task_id = f"t{len(todo)}"
-            duration = todo.pop()
-            ends[task_id] = (clock.t + duration, duration)
-            schedule.add(task_id, "wan2.6-t2v", clock.t)
+            kind, seconds = todo.pop()
+            ends[task_id] = (clock.t + seconds, seconds)
+            schedule.add(task_id, kind, clock.t)
 
     fill()
     while len(schedule):
@@ -256,10 +267,10 @@ def sim_sweep() -> None:
             schedule.sweep_done(covered, {t for t in covered if clock.t < ends[t][0]}, complete=True)
         for tid in schedule.due():
             queries += 1
-            end, duration = ends[tid]
+            end, seconds = ends[tid]
             if clock.t >= end:
-                ratios.append((clock.t - end) / duration)
-                schedule.observe(tid, "SUCCEEDED", clock.t, seconds=duration)
+                ratios.append((clock.t - end) / seconds)
+                schedule.observe(tid, "SUCCEEDED", clock.t, seconds=seconds)
             else:
                 schedule.observe(tid, "RUNNING", clock.t)
         fill()
@@ -267,11 +278,7 @@ def sim_sweep() -> None:
         if wake is None:
             break
         clock.t = max(wake, clock.t)
-    q = statistics.quantiles(ratios, n=100)
-    print(
-        f"sweep   1000 tasks, 60–300 s, 5 in flight: delay/T p50 {q[49]:.2%}, p95 {q[94]:.2%}, max {max(ratios):.2%}; "
-        f"requests/task {(queries + sweeps) / 1000:.1f} ({queries / 1000:.1f} queries + {sweeps / 1000:.1f} sweeps)"
-    )
+    return ratios, queries, sweeps
 
 
 def sim_frontier(n: int = 1000) -> None:
@@ -330,44 +337,13 @@ def _frontier_point(fraction: float, n: int) -> tuple[float, float, float]:
     from runner.emulator.tasks import pace  # the emulator's draw, as bench_run repeats it
 
     rng = random.Random(1)
-    clock = _Clock()
-    schedule = PollSchedule(clock, PollConfig(budget_qps=8.0, sweep_qps=8.0, fraction=fraction))
-    todo = []
+    todo: list[tuple[Kind | str, float]] = []
     for i in range(n):
         size, duration = MIX[i % len(MIX)]
         seconds = rng.uniform(2.0, 10.0) + rng.triangular(50.0, 290.0, 95.0) * pace(MODEL, size, duration)
         todo.append((Kind.of(MODEL, size, duration), seconds))
     todo.reverse()
-    ends: dict[str, tuple[float, float]] = {}
-    ratios: list[float] = []
-    queries = sweeps = 0
-
-    def fill() -> None:
-        while todo and len(schedule) < 5:
-            task_id = f"t{len(todo)}"
-            kind, seconds = todo.pop()
-            ends[task_id] = (clock.t + seconds, seconds)
-            schedule.add(task_id, kind, clock.t)
-
-    fill()
-    while len(schedule):
-        covered = schedule.sweep()
-        if covered is not None:
-            sweeps += 1
-            schedule.sweep_done(covered, {t for t in covered if clock.t < ends[t][0]}, complete=True)
-        for tid in schedule.due():
-            queries += 1
-            end, seconds = ends[tid]
-            if clock.t >= end:
-                ratios.append((clock.t - end) / seconds)
-                schedule.observe(tid, "SUCCEEDED", clock.t, seconds=seconds)
-            else:
-                schedule.observe(tid, "RUNNING", clock.t)
-        fill()
-        wake = schedule.next_wakeup()
-        if wake is None:
-            break
-        clock.t = max(wake, clock.t)
+    ratios, queries, sweeps = _swept(PollConfig(budget_qps=8.0, sweep_qps=8.0, fraction=fraction), todo)
     return statistics.quantiles(ratios, n=100)[94], queries / n, sweeps / n
 
 

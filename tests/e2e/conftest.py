@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,16 @@ def emulator() -> Iterator[Any]:
 
 def ledger_lines(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "ledger.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+def wait_submitted(out: Path, n: int, within: float = 30.0) -> None:
+    """Wait until the run writing ``out`` has recorded ``n`` submitted tasks (at most ``within`` seconds): the
+    moment the crash tests kill it, with paid tasks in flight."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if (out / "ledger.jsonl").exists() and sum(x["event"] == "submitted" for x in ledger_lines(out)) >= n:
+            return
+        time.sleep(0.02)
 
 
 def assert_complete(out: Path, n: int) -> None:

@@ -15,7 +15,18 @@ from typing import Any, ClassVar
 from runner.emulator.config import EmulatorConfig
 from runner.store.replay import replay
 
-from .conftest import KEY, assert_complete, assert_no_key, assert_witness, cli, env, output, spawn, write_manifest
+from .conftest import (
+    KEY,
+    assert_complete,
+    assert_no_key,
+    assert_witness,
+    cli,
+    env,
+    output,
+    spawn,
+    wait_submitted,
+    write_manifest,
+)
 
 
 def run(emu_url: str, manifest: Path, out: Path, *extra: str, key: str = KEY, timeout: float = 120) -> Any:
@@ -240,9 +251,7 @@ def test_a_resume_with_another_accounts_key_expires_nothing_and_the_right_key_sa
     manifest = write_manifest(tmp_path / "m.yaml", 8)
     out = tmp_path / "out"
     proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and sum(x["event"] == "submitted" for x in _lines(out)) < 5:
-        time.sleep(0.05)
+    wait_submitted(out, 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     before = states(out)

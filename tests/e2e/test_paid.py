@@ -16,7 +16,7 @@ from runner.emulator.config import EmulatorConfig
 from runner.emulator.faults import parse_fault
 from runner.store.replay import replay
 
-from .conftest import assert_witness, cli, ledger_lines, output, spawn, write_manifest
+from .conftest import assert_witness, cli, output, spawn, wait_submitted, write_manifest
 
 
 def run(emu: Any, manifest: Path, out: Path, *extra: str, timeout: float = 120) -> Any:
@@ -111,9 +111,7 @@ def test_an_edited_manifest_still_saves_the_old_jobs_paid_task(tmp_path: Path, e
     manifest = write_manifest(tmp_path / "m.yaml", 2)
     out = tmp_path / "out"
     proc = spawn("run", str(manifest), "--out", str(out), "--base-url", emu.base_url, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and sum(x["event"] == "submitted" for x in _lines(out)) < 2:
-        time.sleep(0.02)
+    wait_submitted(out, 2)
     proc.send_signal(signal.SIGINT)  # both tasks pending
     assert proc.wait(timeout=30) == 130
     old_names = {j.name for j in replay(out / "ledger.jsonl").jobs.values()}
@@ -130,10 +128,6 @@ def test_an_edited_manifest_still_saves_the_old_jobs_paid_task(tmp_path: Path, e
     assert "no longer in the manifest" in r.stdout
     status = cli("status", str(out), cwd=tmp_path)
     assert "no longer in the manifest" in status.stdout and orphans[0].name in status.stdout
-
-
-def _lines(out: Path) -> list[dict[str, Any]]:
-    return ledger_lines(out) if (out / "ledger.jsonl").exists() else []
 
 
 def test_status_bills_expired_tasks_as_the_server_did(tmp_path: Path, emulator: Any) -> None:
@@ -174,9 +168,7 @@ def test_a_lost_ledger_is_rebuilt_from_sidecars_and_the_register(tmp_path: Path,
     slow = emulator(seed=9, task_time=3 * 3600.0)
     out2 = tmp_path / "out2"
     proc = spawn("run", str(manifest), "--out", str(out2), "--base-url", slow.base_url, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and sum(x["event"] == "submitted" for x in _lines(out2)) < 5:
-        time.sleep(0.02)
+    wait_submitted(out2, 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     paid = slow.stats()["submitted"]
