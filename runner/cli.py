@@ -352,6 +352,7 @@ def build_parser(emulator: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="the output folder to check (default runs)")
     p.add_argument("--state-dir", default=None, help="the state folder to check (default as for run)")
     p.add_argument("--json", action="store_true", help="print the checks as one JSON object")
+    _add_accounts(p)
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("report", help="(re)build DIR/index.html, the gallery of a run")

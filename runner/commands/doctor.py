@@ -4,6 +4,9 @@ The key is set (never printed: its last four characters at most); the host belon
 resolves and answers (DNS, TLS, connection); the key is accepted (one list request, which creates nothing);
 the host's clock against the server's ``Date``; the output and state folders are writable; free disk space.
 Exit 0 when every check passes, 4 when the account (or the network) refuses work, 2 for a problem here.
+
+With an accounts file (``--accounts FILE`` or ``WANBATCH_ACCOUNTS``, issue 18) the key, host, network and clock
+checks run for every account, each line naming its account; the folders are checked once.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import os
 import shutil
 import socket
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from runner import log as runlog
-from runner.commands import EXIT_USAGE, KEY_ENV, base_url, print_error
+from runner.accounts import ACCOUNTS_ENV
+from runner.commands import EXIT_USAGE, KEY_ENV, base_url, print_error, run_accounts
 from runner.engine.api import ApiConfig, DashScopeClient, Timeouts
 from runner.engine.classify import classify
 from runner.errors import ApiError, ConfigError, refusal_scope, what_to_check
@@ -42,10 +46,12 @@ class Check:
     status: str
     detail: str
     fix: str = ""
+    account: str | None = None  # the account checked (an accounts file); None: the one of DASHSCOPE_API_KEY
 
     def line(self) -> str:
         mark = "ok  " if self.status == OK else "FAIL"
-        return f"{mark} {self.name:<10} {self.detail}" + (f" — {self.fix}" if self.fix else "")
+        whose = f"{self.account}: " if self.account else ""
+        return f"{mark} {self.name:<10} {whose}{self.detail}" + (f" — {self.fix}" if self.fix else "")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class DoctorSettings:
     out_dir: Path
     state_dir: Path
     timeout: float = 15.0
+    key_name: str = KEY_ENV  # where the key comes from, for the message when it is missing
 
 
 def exit_code(checks: list[Check]) -> int:
@@ -66,16 +73,27 @@ def exit_code(checks: list[Check]) -> int:
     return 2 if any(c.status == LOCAL for c in checks) else 0
 
 
-def run_checks(s: DoctorSettings) -> list[Check]:
+def run_checks(s: DoctorSettings, accounts: dict[str, DoctorSettings] | None = None) -> list[Check]:
+    """Every check of ``s``, or with ``accounts`` (name -> its settings) those of each account, then the folders."""
+    checks = (
+        _account_checks(s)
+        if accounts is None
+        else [replace(c, account=name) for name, each in accounts.items() for c in _account_checks(each)]
+    )
+    checks.append(_writable("output", s.out_dir))
+    checks.append(_writable("state", s.state_dir))
+    checks.append(_disk(s.out_dir))
+    return checks
+
+
+def _account_checks(s: DoctorSettings) -> list[Check]:
+    """The key, the host of the region, DNS, and one list request (connection, the key accepted, the clock)."""
     checks = [_key(s), _host(s)]
     host = urlsplit(s.base_url).hostname or ""
     resolved = _dns(host)
     checks.append(resolved)
     if resolved.status == OK and s.key:
         checks.extend(asyncio.run(_service(s)))
-    checks.append(_writable("output", s.out_dir))
-    checks.append(_writable("state", s.state_dir))
-    checks.append(_disk(s.out_dir))
     return checks
 
 
@@ -87,9 +105,7 @@ def render(checks: list[Check], as_json: bool) -> str:
 
 def _key(s: DoctorSettings) -> Check:
     if not s.key:
-        return Check(
-            "key", LOCAL, "DASHSCOPE_API_KEY is not set", "set it in the environment (never on the command line)"
-        )
+        return Check("key", LOCAL, f"{s.key_name} is not set", "set it in the environment (never on the command line)")
     tail = s.key[-4:] if len(s.key) >= 12 else ""
     return Check("key", OK, f"set ({len(s.key)} characters" + (f", ends …{tail})" if tail else ")"))
 
@@ -184,12 +200,22 @@ def doctor_command(args: argparse.Namespace) -> int:
     key = os.environ.get(KEY_ENV, "").strip() or None
     runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key] if key else [])
     region = args.region or DEFAULT_REGION
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
+    out = Path(args.out)
+    accounts: dict[str, DoctorSettings] | None = None
     try:
         url = base_url(args.base_url, region)
+        if getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip():
+            configs, _ = run_accounts(args)  # file:line for every mistake, a missing key variable too (exit 2)
+            secrets = [k for k in (key, *(a.key for a in configs)) if k]
+            runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=secrets)
+            accounts = {
+                a.name: DoctorSettings(a.region, a.url(), a.key or None, out, state_dir, key_name=f"{a.name}'s key")
+                for a in configs
+            }
     except ConfigError as e:
         print_error(str(e))
         return EXIT_USAGE
-    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    checks = run_checks(DoctorSettings(region, url, key, Path(args.out), state_dir))
+    checks = run_checks(DoctorSettings(region, url, key, out, state_dir), accounts)
     print(render(checks, args.json))
     return exit_code(checks)

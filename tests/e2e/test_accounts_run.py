@@ -207,3 +207,23 @@ def test_a_resume_without_a_jobs_account_leaves_its_tasks_for_a_run_that_has_it(
     assert_complete(out, 9)
     assert emu.stats()["duplicate_submissions"] == 0 and emu.stats()["foreign"] == 0
     assert_no_key(out, r.stdout, r.stderr)
+
+
+def test_doctor_checks_every_account_of_the_file(tmp_path: Path, emulator: Any) -> None:
+    emu = three(emulator, specs=(AccountSpec("a", KEYS["a"]), AccountSpec("b", KEYS["b"])))  # c's key: unknown
+    accounts = accounts_file(tmp_path / "accounts.yaml", emu.base_url)
+    argv = ("doctor", "--accounts", str(accounts), "--out", str(tmp_path / "runs"))
+    r = cli(*argv, "--json", cwd=tmp_path, environ=run_env())
+    assert r.returncode == 4, r.stdout + r.stderr
+    checks = json.loads(r.stdout)["checks"]
+    verdicts = {c["account"]: c["status"] for c in checks if c["name"] == "account"}
+    assert verdicts == {"a": "ok", "b": "ok", "c": "refused"}
+    assert {c["name"] for c in checks if c["account"] is None} == {"output", "state", "disk"}  # checked once
+    assert emu.stats()["submitted"] == 0
+    plain = cli(*argv, cwd=tmp_path, environ=run_env())
+    assert "FAIL account    c: InvalidApiKey" in plain.stdout, plain.stdout
+    said = r.stdout + r.stderr + plain.stdout + plain.stderr
+    assert not [k for k in KEYS.values() if k in said]
+    # a key variable that is not set: the file's line says which account (exit 2), before anything is sent
+    unset = cli(*argv, cwd=tmp_path, environ={k: v for k, v in run_env().items() if k != ENV_OF["b"]})
+    assert unset.returncode == 2 and "accounts.yaml:" in unset.stderr and ENV_OF["b"] in unset.stderr
