@@ -62,8 +62,8 @@ def run_command(args: argparse.Namespace) -> int:
         runlog.configure(verbosity=verbosity, secrets=[a.key for a in accounts])
         from runner.manifest import load_manifest
 
-        region = accounts[0].region  # the manifest is checked for the first account's region
-        manifest = load_manifest(args.manifest, region)
+        region = accounts[0].region  # the manifest is checked for its accounts' regions, the first's spelling
+        manifest = load_manifest(args.manifest, region, tuple(a.region for a in accounts[1:]))
         for issue in manifest.warnings:
             print(str(issue), file=sys.stderr)
         _check_offers(accounts, manifest.jobs, getattr(args, "accounts", None))

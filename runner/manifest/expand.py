@@ -75,19 +75,23 @@ def expand(
     region: str,
     default_name: str,
     base_dir: FsPath | None = None,
+    also: tuple[str, ...] = (),
 ) -> tuple[str, list[JobSpec]]:
     """The manifest's name and its jobs; every problem goes to ``sink`` (``ManifestError`` at once only when the
     manifest would expand to more than ``MAX_JOBS``). ``job_lines[i]`` is the line of job ``i``; relative local
-    audio files are read from ``base_dir`` (default: the current folder)."""
-    return _Expansion(parts, sink, job_lines, region, base_dir or FsPath.cwd()).run(default_name)
+    audio files are read from ``base_dir`` (default: the current folder); ``also``: the regions of the run's other
+    accounts (a model offered in one of them is valid)."""
+    return _Expansion(parts, sink, job_lines, region, base_dir or FsPath.cwd(), also).run(default_name)
 
 
 class _Expansion:
     """One manifest's expansion: the names and ids taken so far, and the rules' memory of combinations."""
 
-    def __init__(self, parts: Parts, sink: IssueSink, job_lines: list[int], region: str, base_dir: FsPath) -> None:
+    def __init__(
+        self, parts: Parts, sink: IssueSink, job_lines: list[int], region: str, base_dir: FsPath, also: tuple[str, ...]
+    ) -> None:
         self.parts, self.sink, self.job_lines, self.region = parts, sink, job_lines, region
-        self.requests = RequestRules(sink, region)
+        self.requests = RequestRules(sink, region, also)
         self.audio = AudioFiles(base_dir)
         self.names: dict[str, int] = {}  # name -> line of the job that has it
         self.ids: dict[str, tuple[int, str]] = {}  # id -> line and name of the job that has it

@@ -21,15 +21,16 @@ from runner.manifest.spec import Manifest
 from runner.models import DEFAULT_REGION, REGIONS
 
 
-def load_manifest(path: str | os.PathLike[str], region: str | None = None) -> Manifest:
-    """Read, validate and expand the manifest at ``path`` for ``region`` (default cn-beijing).
+def load_manifest(path: str | os.PathLike[str], region: str | None = None, also: tuple[str, ...] = ()) -> Manifest:
+    """Read, validate and expand the manifest at ``path`` for ``region`` (default cn-beijing) — and ``also``, the
+    regions of a run's other accounts: a model offered in any of them is valid (issue 18).
 
     Raises ``ManifestError`` listing every problem found, or ``ConfigError`` for an unknown region.
     """
     text = read_text(path)
     file = str(path)
     return parse_manifest(
-        text, file=file, region=region, default_name=Path(file).stem, base_dir=Path(file).resolve().parent
+        text, file=file, region=region, default_name=Path(file).stem, base_dir=Path(file).resolve().parent, also=also
     )
 
 
@@ -40,19 +41,22 @@ def parse_manifest(
     region: str | None = None,
     default_name: str = "manifest",
     base_dir: Path | None = None,
+    also: tuple[str, ...] = (),
 ) -> Manifest:
     """Validate and expand manifest ``text`` (``file`` only names it in messages; local audio files are read
     relative to ``base_dir``, default the current folder)."""
     region = region or DEFAULT_REGION
-    if region not in REGIONS:
-        raise ConfigError(f"unknown region {region!r}; known: {', '.join(sorted(REGIONS))}")
+    also = tuple(r for r in dict.fromkeys(also) if r != region)
+    for r in (region, *also):
+        if r not in REGIONS:
+            raise ConfigError(f"unknown region {r!r}; known: {', '.join(sorted(REGIONS))}")
     data = parse_yaml(text, file)
     sink = IssueSink(file, text)
     parts = validate(data, sink)
     raw_jobs = data.get("jobs")
     job_lines = [getattr(raw, "pos", (0, 0))[0] for raw in raw_jobs] if isinstance(raw_jobs, list) else []
     del data, raw_jobs  # the jobs' values live on in ``parts``; positions for messages come from a second parse
-    name, jobs = expand(parts, sink, job_lines, region, default_name, base_dir)
+    name, jobs = expand(parts, sink, job_lines, region, default_name, base_dir, also)
     if sink.has_errors():
         raise ManifestError(sink.errors())
-    return Manifest(name, file, region, jobs, sink.warnings(), text)
+    return Manifest(name, file, region, jobs, sink.warnings(), text, also)

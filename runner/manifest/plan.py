@@ -97,8 +97,12 @@ def build_plan(manifest: Manifest) -> Plan:
     """Price every job of ``manifest`` in its region and estimate the run's wall time per model."""
     region = manifest.region
     jobs = manifest.jobs
-    # CNY per second by (model, tier) in this region: one look-up per job instead of three
-    unit = {(m, t): p for m, spec in MODELS.items() for t, p in spec.prices.get(region, {}).items()}
+    # CNY per second by (model, tier) in this region (a model only the other accounts' regions offer: the first of
+    # them that does; ``plan --accounts`` shows the range): one look-up per job instead of three
+    unit = {
+        (m, t): p for r in reversed((region, *manifest.also)) for m, spec in MODELS.items()
+        for t, p in spec.prices.get(r, {}).items()
+    }  # fmt: skip
     # The passes over the jobs run in C (map, attrgetter, Counter); the sums add in job order, as a loop would.
     durations = list(map(attrgetter("duration"), jobs))
     costs = list(map(mul, map(unit.__getitem__, map(attrgetter("model", "tier"), jobs)), durations))
@@ -255,8 +259,9 @@ def plan_command(
     err = stderr or sys.stderr
     try:
         accounts = load_accounts(settings.accounts, keys=False) if settings.accounts else None
-        # the run checks the manifest for the first account's region: so does its plan
-        manifest = load_manifest(settings.manifest, accounts[0].region if accounts else settings.region)
+        # the run checks the manifest for its accounts' regions: so does its plan
+        regions = [a.region for a in accounts] if accounts else [settings.region]
+        manifest = load_manifest(settings.manifest, regions[0], tuple(regions[1:]))
     except ManifestError as e:
         for issue in e.issues:
             print(issue, file=err)

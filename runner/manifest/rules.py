@@ -108,10 +108,16 @@ def prompt_warning(sink: IssueSink, spec: ModelSpec, prompt: str, prompt_path: P
 
 
 def check_fields(
-    sink: IssueSink, region: str, fields: Fields, jpath: Path, shots: list[ShotModel] | None
+    sink: IssueSink,
+    region: str,
+    fields: Fields,
+    jpath: Path,
+    shots: list[ShotModel] | None,
+    also: tuple[str, ...] = (),
 ) -> tuple[ModelSpec, bool] | None:
     """The rules of API.md §1.3 for one job, but the prompt length: the model and whether every other rule held,
-    or None when there is no usable model."""
+    or None when there is no usable model. ``also``: the regions of a run's other accounts (issue 18), where a
+    model not offered in ``region`` may be sent instead."""
     if "model" not in fields:
         allowed = ", ".join(MODELS)
         sink.error(jpath, path_str((*jpath, "model")), f"no model: set model in defaults or in the job ({allowed})")
@@ -126,13 +132,12 @@ def check_fields(
         )
         return None
     ok = True
-    if region not in spec.prices:
+    if region not in spec.prices and not any(r in spec.prices for r in also):
         offered = [m.name_in(region) for m in MODELS.values() if region in m.prices]
-        sink.error(
-            model_path,
-            path_str(model_path),
-            f"{spec.name} is not offered in {region} ({REGIONS[region].title}); offered there: {', '.join(offered)}",
-        )
+        where = f"{region} ({REGIONS[region].title})" + "".join(f" or {r}" for r in also)
+        there = f"in {region}" if also else "there"
+        sink.error(model_path, path_str(model_path), f"{spec.name} is not offered in {where}; offered {there}: "
+                   f"{', '.join(offered)}")  # fmt: skip
         ok = False
     if "size" in fields:
         size, path = fields["size"]
@@ -199,8 +204,8 @@ _NOT_SET: tuple[None, None] = (None, None)
 class RequestRules:
     """``check_fields`` once per distinct combination, for one load: see the module docstring."""
 
-    def __init__(self, sink: IssueSink, region: str) -> None:
-        self.sink, self.region = sink, region
+    def __init__(self, sink: IssueSink, region: str, also: tuple[str, ...] = ()) -> None:
+        self.sink, self.region, self.also = sink, region, also
         self._clean: dict[tuple[Any, ...], Combination] = {}
         self._remembered: set[int] = set()  # ids of the combinations in _clean (kept alive there)
 
@@ -232,7 +237,7 @@ class RequestRules:
                 prompt_warning(self.sink, combination.spec, prompt, prompt_path)
             return combination
         reported = self.sink.reported
-        checked = check_fields(self.sink, self.region, fields, jpath, shots)
+        checked = check_fields(self.sink, self.region, fields, jpath, shots, self.also)
         clean = self.sink.reported == reported
         if checked is not None:
             prompt_warning(self.sink, checked[0], prompt, prompt_path)

@@ -38,3 +38,4 @@ class Manifest:
     jobs: list[JobSpec]
     warnings: list[Issue] = field(default_factory=list)
     text: str = ""  # the manifest as read, for the run's snapshot
+    also: tuple[str, ...] = ()  # the regions of the run's other accounts, also checked (issue 18)

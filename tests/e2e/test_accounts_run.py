@@ -141,15 +141,19 @@ def test_a_model_is_never_sent_to_an_account_whose_region_lacks_it(tmp_path: Pat
         encoding="utf-8",
     )
     out = tmp_path / "out"
-    accounts = accounts_file(tmp_path / "accounts.yaml", emu.base_url, model="wan2.6-t2v-us", a="us-east-1",
-                             b="cn-beijing", c="us-east-1")  # fmt: skip
+    # the first account's region (Beijing) lacks the model: the manifest is checked against every account's region
+    accounts = accounts_file(tmp_path / "accounts.yaml", emu.base_url, ("b", "a", "c"), model="wan2.6-t2v-us",
+                             a="us-east-1", b="cn-beijing", c="us-east-1")  # fmt: skip
+    plan = cli("plan", str(manifest), "--accounts", str(accounts), cwd=tmp_path, environ=run_env())
+    assert plan.returncode == 0 and "b (cn-beijing)" in plan.stdout, plan.stdout + plan.stderr
     r = run(manifest, out, accounts)
     assert r.returncode == 0, r.stderr[-3000:]
     assert emu.stats()["accounts"]["b"]["submitted"] == 0
     assert set(by_account(out).values()) <= {"a", "c"}
     none = accounts_file(tmp_path / "cn.yaml", emu.base_url, ("a", "b"), a="cn-beijing", b="ap-southeast-1")
     bad = run(manifest, tmp_path / "out2", none)
-    assert bad.returncode == 2 and "m.yaml:4:10" in bad.stderr and "not offered in cn-beijing" in bad.stderr
+    assert bad.returncode == 2 and "m.yaml:4:10" in bad.stderr, bad.stderr
+    assert "not offered in cn-beijing (China (Beijing)) or ap-southeast-1" in bad.stderr
 
 
 def test_sigkill_at_random_points_keeps_every_job_with_its_account(tmp_path: Path, emulator: Any) -> None:

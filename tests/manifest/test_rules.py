@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import Issue, ManifestError
-from runner.manifest import load_manifest
+from runner.manifest import build_plan, load_manifest, parse_manifest
 
 from .conftest import run_plan
 
@@ -151,6 +151,15 @@ def test_model_not_offered_in_region(issues: Issues) -> None:
         "2:19 defaults.model: wan2.2-t2v-plus is not offered in us-east-1 (US (Virginia)); "
         "offered there: wan2.6-t2v, wan2.6-t2v-us"
     )
+
+
+def test_a_model_another_accounts_region_offers_is_valid() -> None:
+    text = "version: 1\ndefaults: {model: wan2.6-t2v-us}\n" + GOOD_JOB
+    manifest = parse_manifest(text, region="cn-beijing", also=("us-east-1",))
+    assert [j.model for j in manifest.jobs] == ["wan2.6-t2v-us"] and manifest.also == ("us-east-1",)
+    assert build_plan(manifest).cost > 0  # priced in the region that offers it
+    with pytest.raises(ManifestError, match=r"not offered in cn-beijing \(China \(Beijing\)\) or ap-southeast-1"):
+        parse_manifest(text, region="cn-beijing", also=("ap-southeast-1",))
 
 
 def test_size_per_model(issues: Issues) -> None:
