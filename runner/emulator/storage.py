@@ -28,6 +28,26 @@ def oss_error(status: int, code: str, message: str, extra: str = "") -> web.Resp
     return web.Response(status=status, text=xml, content_type="application/xml", headers={"x-oss-request-id": rid})
 
 
+async def storage_fault(
+    request: web.Request, fault: str | None, missing: tuple[str, str]
+) -> tuple[int, str, str] | None:
+    """``fault`` (drawn for an object-storage request) as OSS shows it: a slow answer waits, a reset aborts; else
+    the (status, code, message) of the error to answer, ``missing`` the code and message of a 404. None: no error
+    (or a fault the caller acts on itself, such as ``truncate``)."""
+    state = request.app[STATE]
+    if fault == "slow":
+        await asyncio.sleep(state.slow_seconds)
+    elif fault == "reset":
+        abort(request)
+    elif fault == "429":
+        return 503, "SlowDown", "Please reduce your request rate."
+    elif fault == "404":
+        return 404, *missing
+    elif fault in ("500", "502", "503"):
+        return int(fault), "InternalError", "Please contact the server administrator."
+    return None
+
+
 def _parse_range(header: str, total: int) -> tuple[int, int] | None:
     """``bytes=N-`` or ``bytes=N-M`` → inclusive (first, last); None when unsatisfiable or malformed."""
     unit, _, spec = header.partition("=")
@@ -53,16 +73,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     state.requests["file"] += 1
     fault = state.faults.request_fault("file")
-    if fault == "slow":
-        await asyncio.sleep(state.slow_seconds)
-    elif fault == "reset":
-        abort(request)
-    elif fault == "429":
-        return oss_error(503, "SlowDown", "Please reduce your request rate.")
-    elif fault == "404":
-        return oss_error(404, "NoSuchKey", "The specified key does not exist.")
-    elif fault in ("500", "502", "503"):
-        return oss_error(int(fault), "InternalError", "Please contact the server administrator.")
+    error = await storage_fault(request, fault, ("NoSuchKey", "The specified key does not exist."))
+    if error is not None:
+        return oss_error(*error)
     if "Authorization" in request.headers:
         state.downloads_with_authorization += 1
     name = request.match_info["name"]

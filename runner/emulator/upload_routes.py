@@ -5,16 +5,15 @@ its size limit and ``x-oss-forbid-overwrite``, XML errors, the faults of a flaky
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 
 from aiohttp import BodyPartReader, web
 
-from runner.emulator.answers import STATE, abort, json_answer
+from runner.emulator.answers import STATE, json_answer
 from runner.emulator.protocol import MODEL_NOT_EXIST, ApiFailure
 from runner.emulator.state import EmulatorState
-from runner.emulator.storage import oss_error
+from runner.emulator.storage import oss_error, storage_fault
 from runner.emulator.uploads import ACCESS_KEY_ID
 from runner.models import resolve_model
 
@@ -40,16 +39,9 @@ async def post_object(request: web.Request) -> web.StreamResponse:
     state.requests["upload"] += 1
     store = state.objects
     fault = state.faults.request_fault("upload")
-    if fault == "slow":
-        await asyncio.sleep(state.slow_seconds)
-    elif fault == "reset":
-        abort(request)
-    elif fault == "429":
-        return _refuse(state, 503, "SlowDown", "Please reduce your request rate.")
-    elif fault in ("500", "502", "503"):
-        return _refuse(state, int(fault), "InternalError", "Please contact the server administrator.")
-    elif fault == "404":
-        return _refuse(state, 404, "NoSuchBucket", "The specified bucket does not exist.")
+    error = await storage_fault(request, fault, ("NoSuchBucket", "The specified bucket does not exist."))
+    if error is not None:
+        return _refuse(state, *error)
     if "Authorization" in request.headers:
         store.with_authorization += 1
     if not request.content_type.startswith("multipart/form-data"):
