@@ -44,11 +44,16 @@ def base_url(arg: str | None, region: str, recorded: str | None = None) -> str:
     return url.rstrip("/")
 
 
+def accounts_path(args: argparse.Namespace) -> str | None:
+    """The accounts file a command is given: ``--accounts FILE``, else ``WANBATCH_ACCOUNTS``; None: neither."""
+    return getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip() or None
+
+
 def run_accounts(args: argparse.Namespace) -> tuple[list[AccountConfig], bool]:
     """The accounts a command drives, and whether they come from an accounts file (issue 18): ``--accounts FILE``
     or ``WANBATCH_ACCOUNTS``; else the single ``default`` account of ``DASHSCOPE_API_KEY``, ``--region`` and
     ``--base-url``. The file names each account's region and host, so those flags do not go with it (exit 2)."""
-    path = getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip() or None
+    path = accounts_path(args)
     if path is None:
         region = getattr(args, "region", None) or DEFAULT_REGION
         return [default_account(api_key(), region, base_url(getattr(args, "base_url", None), region))], False

@@ -23,8 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from runner import log as runlog
-from runner.accounts import ACCOUNTS_ENV
-from runner.commands import EXIT_USAGE, KEY_ENV, base_url, print_error, run_accounts
+from runner.commands import EXIT_USAGE, KEY_ENV, accounts_path, base_url, print_error, run_accounts
 from runner.engine.api import ApiConfig, DashScopeClient, Timeouts
 from runner.engine.classify import classify
 from runner.errors import ApiError, ConfigError, refusal_scope, what_to_check
@@ -198,24 +197,24 @@ def _disk(folder: Path) -> Check:
 def doctor_command(args: argparse.Namespace) -> int:
     """``wanbatch doctor``: exit 0 when every check passes, 4 when the account or network refuses, 2 otherwise."""
     key = os.environ.get(KEY_ENV, "").strip() or None
-    runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=[key] if key else [])
     region = args.region or DEFAULT_REGION
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     out = Path(args.out)
     accounts: dict[str, DoctorSettings] | None = None
+    secrets = [key] if key else []
     try:
         url = base_url(args.base_url, region)
-        if getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip():
+        if accounts_path(args) is not None:
             configs, _ = run_accounts(args)  # file:line for every mistake, a missing key variable too (exit 2)
-            secrets = [k for k in (key, *(a.key for a in configs)) if k]
-            runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=secrets)
+            secrets += [a.key for a in configs if a.key]
             accounts = {
                 a.name: DoctorSettings(a.region, a.url(), a.key or None, out, state_dir, key_name=f"{a.name}'s key")
                 for a in configs
             }
     except ConfigError as e:
-        print_error(str(e))
+        print_error(str(e))  # (a message names the variable or the file, never a key)
         return EXIT_USAGE
+    runlog.configure(verbosity=getattr(args, "verbose", 0), secrets=secrets)
     checks = run_checks(DoctorSettings(region, url, key, out, state_dir), accounts)
     print(render(checks, args.json))
     return exit_code(checks)

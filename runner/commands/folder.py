@@ -6,16 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
 from runner import log as runlog
-from runner.accounts import ACCOUNTS_ENV
 from runner.commands import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    accounts_path,
     api_key,
     base_url,
     print_error,
@@ -82,7 +81,7 @@ def cancel_command(args: argparse.Namespace) -> int:
     are cancelled on the server only; the live run sees them CANCELED and records it (issue 17)."""
     try:
         state = _load_state(args.dir)
-        if getattr(args, "accounts", None) or os.environ.get(ACCOUNTS_ENV, "").strip():
+        if accounts_path(args) is not None:
             configs, _ = run_accounts(args)
             apis = {c.name: ApiConfig(c.url(), c.key) for c in configs}
         else:  # the single account: the region and host the run recorded, unless given
