@@ -25,13 +25,11 @@ from runner.engine.classify import Action, classify
 from runner.engine.hooks import Ledger, MoneyGuard, PosterMaker, Uploader
 from runner.engine.job import Job
 from runner.engine.limits import Limits
-from runner.engine.refusal import Breaker, Refusal, Refusals
-from runner.engine.server_clock import ServerClock
+from runner.engine.refusal import Refusal
 from runner.engine.settings import PipelineConfig
 from runner.engine.waiting import Flag, Shutdown, Stopped, opened_flag
 from runner.engine.wire import Op
 from runner.errors import ApiError, RateLimited, what_to_check
-from runner.store.claims import Claims
 from runner.store.events import FINAL_STATES, RUN_REFUSED, Line
 from runner.store.job import JobState
 from runner.store.state import RunState
@@ -62,11 +60,7 @@ class RunContext(Shutdown):
     on_change: Callable[[], None] | None = None  # the progress display's hook
     guard: MoneyGuard | None = None  # --budget / --daily-budget (runner/schedule/budget.py): settles from the events
     poster: PosterMaker | None = None  # makes each video's gallery poster as it lands (None: no posters)
-    claims: Claims | None = None  # the host's register of intents and claimed tasks (runner/claims.py)
     uploads: Uploader | None = None  # local files the creates carry (issue 19: runner/engine/uploads.py)
-    refusals: Refusals = field(default_factory=Refusals)  # what the account refused (runner/refusal.py)
-    breaker: Breaker | None = None  # repeated server trouble pauses a model (runner/refusal.py)
-    server_clock: ServerClock = field(default_factory=ServerClock)  # the client's: learned from every answer
     last_seen: float | None = None  # ts of the ledger's last job line before this run (when a dead run last wrote)
     open_groups: dict[str, str] = field(default_factory=dict)  # look-alike group -> the job whose create is open
     _parked: dict[str, deque[Job]] = field(default_factory=dict)  # jobs waiting for their group, to submit
@@ -75,19 +69,16 @@ class RunContext(Shutdown):
     _unanswered: int = 0  # jobs with ``unanswered`` set
     _window_open: Flag = field(default_factory=lambda: opened_flag())  # set while _unanswered < submit_window
     group: asyncio.TaskGroup | None = None  # the run's TaskGroup, for per-job tasks (reconcile, retries)
-    # issue 18: the accounts the run drives; built from client/limits/claims as the one "default" when not given
+    # issue 18: the accounts the run drives, each with its client, limits, claims, refusals, breaker and server
+    # clock; built from client and limits as the one "default" account when not given
     accounts: AccountPool = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.accounts is None and self.client is not None:
-            self.accounts = AccountPool([Account(
-                "default", self.cfg.region, self.client, self.limits, self.claims, self.refusals, self.breaker
-            )])  # fmt: skip
+            self.accounts = AccountPool([Account("default", self.cfg.region, self.client, self.limits)])
         if self.accounts is not None:
-            home = self.accounts.home  # the home account's objects stand for the run's (one account: the same)
-            self.client, self.limits, self.claims = home.client, home.limits, home.claims
-            self.refusals, self.server_clock = home.refusals, home.client.server_clock
-            self.breaker = home.breaker
+            home = self.accounts.home  # the home account's client and limits stand for the run's
+            self.client, self.limits = home.client, home.limits
             for account in self.accounts.all:
                 self.inboxes.setdefault(account.name, asyncio.Queue())
 
@@ -108,7 +99,7 @@ class RunContext(Shutdown):
         time of the answer moved by the offset measured when its intent was written (0 when not known)."""
         answered = st.answered_at if st.answered_at is not None else st.updated
         skew = st.intent_skew if st.intent_skew is not None else 0.0
-        clock = self.account_of(st).server_clock if self.accounts is not None else self.server_clock
+        clock = self.account_of(st).server_clock
         return clock.now() - (answered + skew)
 
     # -- the account refusing work ---------------------------------------------------------------------------

@@ -111,8 +111,7 @@ class Pipeline:
             if account.schedule is None:
                 account.schedule = schedule
         self.ctx = RunContext(
-            cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, claims=claims,
-            server_clock=client.server_clock, accounts=accounts,
+            cfg=cfg, client=client, ledger=ledger, state=state, limits=limits, on_change=on_change, accounts=accounts,
         )  # fmt: skip
         self.ctx.uploads = Uploads(self.ctx)  # issue 19: local files the creates carry
         self.specs = list(specs)
